@@ -1,0 +1,1 @@
+"""Bangdai's gateway, channels, app wiring and CLI."""

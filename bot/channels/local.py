@@ -1,0 +1,126 @@
+"""The local channel: a real channel over plain HTTP, for trying Bangdai without any platform.
+
+``POST /api/local/messages`` takes ``{"user", "text", "conversation"?, "group"?, "msg_id"?}`` and
+answers ``{"replies": [...]}``; ``GET /api/local/inbox/{user}`` lists what the outbox delivered to that
+user, oldest first. A ``[local] token`` makes both require ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from storage.db import Database
+from storage.models import LocalDelivery
+
+from ..clock import Clock
+from ..inbound import Address, InboundMessage, Reply
+from .base import Channel, PermanentError
+
+MAX_BODY = 64 * 1024
+Handle = Callable[[InboundMessage], Awaitable[list[Reply]]]
+
+
+def _bad(reason: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def parse_local_message(body: Any, now: dt.datetime) -> InboundMessage:
+    """The inbound message a local POST describes; ValueError with the reason when it doesn't."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    user, text = body.get("user"), body.get("text")
+    if not isinstance(user, str) or not user.strip():
+        raise ValueError("field 'user' is required and must be a non-empty string")
+    if len(user) > 128:
+        raise ValueError("field 'user' is longer than 128 characters")
+    if not isinstance(text, str):
+        raise ValueError("field 'text' is required and must be a string")
+    conversation = body.get("conversation", user)
+    if not isinstance(conversation, str) or not conversation:
+        raise ValueError("field 'conversation' must be a non-empty string")
+    group = body.get("group", False)
+    if not isinstance(group, bool):
+        raise ValueError("field 'group' must be true or false")
+    msg_id = body.get("msg_id")
+    if msg_id is not None and (not isinstance(msg_id, str) or not msg_id or len(msg_id) > 128):
+        raise ValueError("field 'msg_id' must be a non-empty string of at most 128 characters")
+    unknown = set(body) - {"user", "text", "conversation", "group", "msg_id"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    return InboundMessage(
+        channel="local", sender_id=user.strip(), conversation_id=conversation, text=text, msg_id=msg_id,
+        is_group=group, received_at=now,
+    )
+
+
+class LocalChannel(Channel):
+    name = "local"
+
+    def __init__(self, db: Database, clock: Clock, handle: Handle, token: str = "") -> None:
+        self.db, self.clock, self.handle, self.token = db, clock, handle, token
+        self.received = 0
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/local/messages", self.post_message)
+        app.router.add_get("/api/local/inbox/{user}", self.get_inbox)
+
+    def _authorized(self, request: web.Request) -> bool:
+        if not self.token:
+            return True
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode())
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _bad("missing or wrong bearer token", 401)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _bad(f"body larger than {MAX_BODY} bytes", 413)
+        raw = await request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            return _bad(f"body larger than {MAX_BODY} bytes", 413)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _bad(f"body is not valid UTF-8 JSON: {exc}")
+        try:
+            msg = parse_local_message(body, self.clock.now())
+        except ValueError as exc:
+            return _bad(str(exc))
+        self.received += 1
+        replies = await self.handle(msg)
+        return web.json_response({"replies": [r.as_dict() for r in replies]}, dumps=_dumps)
+
+    async def get_inbox(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _bad("missing or wrong bearer token", 401)
+        user = request.match_info["user"]
+        async with self.db.transaction() as session:
+            rows = (await session.exec(select(LocalDelivery).where(LocalDelivery.user == user).order_by(LocalDelivery.id))).all()
+        messages = [
+            {"text": r.text, "format": r.format, "key": r.key, "sent_at": r.sent_at.astimezone(self.clock.tz).isoformat()}
+            for r in rows
+        ]
+        return web.json_response({"messages": messages}, dumps=_dumps)
+
+    def health(self) -> dict[str, Any]:
+        return {"state": "ok", "received": self.received}
+
+    async def deliver(self, address: Address, text: str, fmt: str, key: str) -> None:
+        if not address.user_id:
+            raise PermanentError("local channel has no groups")
+        try:
+            async with self.db.transaction() as session:
+                session.add(LocalDelivery(user=address.user_id, text=text, format=fmt, key=key, sent_at=self.clock.now()))
+        except IntegrityError:
+            return  # already delivered under this key: the platform de-duplicates like a real one would
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,217 @@
+"""``bangdai``: serve, chat, db, import, export — and, as later issues add them, jobs, outbox, broadcast.
+
+Every subcommand takes ``--config FILE`` after its name; ``BANGDAI_CONFIG`` names the file too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from storage.db import Database, is_sqlite
+from storage.migrate import upgrade
+
+from .clock import Clock
+from .config import REPO_ROOT, Config, ConfigError, load_config
+
+log = logging.getLogger("bangdai")
+DEMO_DIR = REPO_ROOT / "data" / "demo"
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {}
+
+
+def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--config", metavar="FILE", help="配置文件（也可用环境变量 BANGDAI_CONFIG）")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bangdai", description="帮带助手 Bangdai")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = _common(sub.add_parser("serve", help="启动服务（HTTP、各渠道、定时任务、发件箱）"))
+    serve.add_argument("--demo", action="store_true", help="载入虚构的演示花名册")
+
+    chat = _common(sub.add_parser("chat", help="在终端里以本地用户身份聊天"))
+    chat.add_argument("--as", dest="user", required=True, metavar="USER", help="本地用户 ID，如 u1")
+    chat.add_argument("--url", help="服务地址，默认取配置中的 [server]")
+
+    db = _common(sub.add_parser("db", help="数据库迁移"))
+    db.add_argument("action", choices=["upgrade", "current"])
+
+    imp = _common(sub.add_parser("import", help="导入花名册或结对表（.xlsx/.csv）"))
+    imp.add_argument("kind", choices=["roster", "pairs"])
+    imp.add_argument("file")
+    imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
+
+    exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
+    exp.add_argument("file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"配置错误：{exc}", file=sys.stderr)
+        return 2
+    handler = COMMANDS.get(args.command) or globals()[f"cmd_{args.command}"]
+    try:
+        return handler(args, config)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _prepare_database(config: Config) -> None:
+    if is_sqlite(config.database.url):
+        upgrade(config.database.url)
+
+
+def cmd_db(args: argparse.Namespace, config: Config) -> int:
+    from storage.migrate import current
+
+    if args.action == "upgrade":
+        upgrade(config.database.url)
+        print("数据库已升级到最新版本")
+    else:
+        current(config.database.url)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from handlers.imports import import_pairs, import_roster
+
+    _prepare_database(config)
+    fn = import_roster if args.kind == "roster" else import_pairs
+
+    async def run() -> Any:
+        db = Database(config.database.url)
+        try:
+            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run)
+        finally:
+            await db.close()
+
+    report = asyncio.run(run())
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from handlers.export import export_workbook
+
+    if not args.file.lower().endswith(".xlsx"):
+        print("导出文件名需以 .xlsx 结尾，例如：bangdai export 帮带台账.xlsx", file=sys.stderr)
+        return 2
+    _prepare_database(config)
+
+    async def run() -> dict[str, int]:
+        db = Database(config.database.url)
+        try:
+            return await export_workbook(db, Path(args.file), Clock())
+        finally:
+            await db.close()
+
+    counts = asyncio.run(run())
+    print(f"已导出 {args.file}：" + "，".join(f"{k} {v} 行" for k, v in counts.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    _prepare_database(config)
+    asyncio.run(_serve(config, demo=args.demo))
+    return 0
+
+
+async def load_demo(services: Any) -> None:
+    from handlers.imports import import_pairs, import_roster
+
+    now = services.clock.now()
+    for fn, name in ((import_roster, "roster.csv"), (import_pairs, "pairs.csv")):
+        report = await fn(services.db, DEMO_DIR / name, now=now, actor="demo")
+        log.info("demo %s: %s", name, report.lines()[0])
+
+
+async def _serve(config: Config, demo: bool = False) -> None:
+    from aiohttp import web
+
+    from .app import Bangdai, build_services
+
+    services = build_services(config)
+    if demo:
+        await load_demo(services)
+    bangdai = Bangdai(services)
+    runner = web.AppRunner(bangdai.web_app(), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    await site.start()
+    log.info("bangdai serving on http://%s:%s (channels: %s)", config.server.host, config.server.port,
+             ", ".join(bangdai.channels) or "none")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    await services.db.close()
+
+
+def cmd_chat(args: argparse.Namespace, config: Config) -> int:
+    url = (args.url or f"http://{config.server.host}:{config.server.port}").rstrip("/")
+    return asyncio.run(_chat(url, args.user, config.local.token.reveal()))
+
+
+async def _chat(url: str, user: str, token: str) -> int:
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    print(f"以本地用户 {user} 身份连接 {url}。输入消息后回车，输入 /quit 退出。")
+    seen_keys: set[str] = set()
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as http:
+        try:
+            async with http.get(f"{url}/api/local/inbox/{user}") as resp:
+                seen_keys = {m["key"] for m in (await resp.json())["messages"]}
+        except aiohttp.ClientError as exc:
+            print(f"连不上服务 {url}：{exc}。请先运行 bangdai serve。", file=sys.stderr)
+            return 1
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, _read_line)
+            if line is None or line.strip() in {"/quit", "/exit"}:
+                return 0
+            if not line.strip():
+                continue
+            try:
+                async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
+                    body = await resp.json()
+                    if resp.status != 200:
+                        print(f"[错误 {resp.status}] {body.get('error')}")
+                        continue
+                for reply in body["replies"]:
+                    print(f"\n{reply['text']}\n")
+                async with http.get(f"{url}/api/local/inbox/{user}") as resp:
+                    for m in (await resp.json())["messages"]:
+                        if m["key"] not in seen_keys:
+                            seen_keys.add(m["key"])
+                            print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n")
+            except aiohttp.ClientError as exc:
+                print(f"[连接出错] {exc}")
+
+
+def _read_line() -> str | None:
+    try:
+        return input("> ")
+    except EOFError:
+        return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Configuration: embedded defaults, an optional TOML file, then ``BANGDAI_SECTION__KEY`` variables.
+
+Every key lives in one dataclass below; ``config.example.toml`` documents the same keys and a test
+keeps the two in step. Secrets are kept in :class:`Secret` so that printing a config never shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "BANGDAI_"
+
+
+class ConfigError(ValueError):
+    """A config file or variable that cannot be used; the message names the key."""
+
+
+class Secret(str):
+    """A string that never shows itself in ``repr``, logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __str__(self) -> str:  # f-strings and logging go through __str__/__format__
+        return "***" if self else ""
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+@dataclass
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///bangdai.db"
+    echo: bool = False
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass
+class LocalConfig:
+    enabled: bool = True
+    token: Secret = Secret("")  # when set, the local API requires "Authorization: Bearer <token>"
+    rate_per_minute: int = 600
+
+
+@dataclass
+class DingTalkConfig:
+    enabled: bool = False
+    client_id: str = ""
+    client_secret: Secret = Secret("")
+    robot_code: str = ""
+    api_base: str = "https://api.dingtalk.com"
+    rate_per_second: float = 15.0
+    monthly_api_quota: int = 10000
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WeComConfig:
+    enabled: bool = False
+    corp_id: str = ""
+    agent_id: str = ""
+    secret: Secret = Secret("")
+    token: Secret = Secret("")
+    encoding_aes_key: Secret = Secret("")
+    api_base: str = "https://qyapi.weixin.qq.com"
+    callback_path: str = "/wecom/callback"
+    per_member_per_minute: int = 25
+    rate_per_second: float = 10.0
+    webhooks: dict[str, Secret] = field(default_factory=dict, metadata={"secret_values": True})
+
+
+@dataclass
+class ScheduleConfig:
+    """Cron expressions (minute hour day month day_of_week), time zone Asia/Shanghai."""
+
+    enabled: bool = True
+    timezone: str = "Asia/Shanghai"
+    weekly_reminder: str = "0 16 * * thu"
+    weekly_digest: str = "0 9 * * mon"
+    monthly_visit_prompt: str = "first-working-day 09:00"
+    mailbox_overdue: str = "0 9 * * *"
+    quarterly_summary: str = "first-working-day-of-quarter 09:00"
+    monthly_ranking: str = "last-working-day 17:00"
+
+
+@dataclass
+class OutboxConfig:
+    channel_order: list[str] = field(default_factory=lambda: ["dingtalk", "wecom", "local"])
+    max_attempts: int = 8
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 600.0
+    poll_seconds: float = 1.0
+
+
+@dataclass
+class ProgrammeConfig:
+    principles_file: str = str(REPO_ROOT / "data" / "principles.example.toml")
+    guides_dir: str = str(REPO_ROOT / "data" / "guides")
+    templates_dir: str = str(REPO_ROOT / "templates")
+    max_text_chars: int = 2000
+    bind_max_failures: int = 5
+    bind_lock_minutes: int = 60
+    log_max_days_back: int = 30
+
+
+@dataclass
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    dingtalk: DingTalkConfig = field(default_factory=DingTalkConfig)
+    wecom: WeComConfig = field(default_factory=WeComConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, Secret):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} 应为字符串")
+        return Secret(value)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(f"{where} 应为 true/false，而不是 {value!r}")
+    if isinstance(default, (int, float)):
+        try:
+            return type(default)(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} 应为数字，而不是 {value!r}") from None
+    if isinstance(default, (list, dict)):
+        if isinstance(value, str):  # from the environment: JSON or a comma list
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                if isinstance(default, dict):
+                    raise ConfigError(f"{where} 应为 JSON 对象") from None
+                value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, type(default)):
+            raise ConfigError(f"{where} 类型不对")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} 应为字符串")
+    return value
+
+
+def _apply(section_obj: Any, values: Mapping[str, Any], section: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section_obj)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"未知配置项 [{section}] {key}")
+        value = _coerce(value, getattr(section_obj, key), f"[{section}] {key}")
+        if fields[key].metadata.get("secret_values"):
+            value = {k: Secret(str(v)) for k, v in value.items()}
+        setattr(section_obj, key, value)
+
+
+def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the config: defaults, then the file (``path`` or ``$BANGDAI_CONFIG``), then the environment."""
+    environ = os.environ if environ is None else environ
+    config = Config()
+    path = path or environ.get("BANGDAI_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"找不到配置文件 {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"配置文件 {path} 格式错误：{exc}") from None
+        for section, values in data.items():
+            if not hasattr(config, section) or not isinstance(values, dict):
+                raise ConfigError(f"未知配置节 [{section}]")
+            _apply(getattr(config, section), values, section)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if not hasattr(config, section):
+            raise ConfigError(f"环境变量 {name}：未知配置节 [{section}]")
+        _apply(getattr(config, section), {key: value}, section)
+    return config

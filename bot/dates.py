@@ -1,0 +1,68 @@
+"""The dates people type: 今天/昨天/前天, 2026-11-19, 11-19, 11月19日 (and a few obvious variants)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from .text import fold
+
+_RELATIVE = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2, "明天": -1, "后天": -2}
+_FULL = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+_SHORT = re.compile(r"^(\d{1,2})[-/.月](\d{1,2})日?$")
+
+
+class DateError(ValueError):
+    """A date that was recognised but cannot be used; the message says why, in Chinese."""
+
+
+def parse_day(token: str, today: dt.date) -> dt.date | None:
+    """The date a token names, or None when the token is not a date at all.
+
+    A token shaped like a date but impossible (2026-02-30) raises DateError. A month-day with no year
+    is taken in the current year, or last year when that would be in the future (typed in early January).
+    """
+    token = fold(token).strip()
+    if token in _RELATIVE:
+        return today - dt.timedelta(days=_RELATIVE[token])
+    if m := _FULL.match(token):
+        year, month, day = map(int, m.groups())
+    elif m := _SHORT.match(token):
+        month, day = map(int, m.groups())
+        year = today.year
+        try:
+            if dt.date(year, month, day) > today:
+                year -= 1
+        except ValueError:
+            pass
+    else:
+        return None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise DateError(f"日期 {token} 不存在") from None
+
+
+def check_recent(day: dt.date, today: dt.date, max_days_back: int) -> None:
+    """Contacts are logged for today or the recent past: refuse the future and the distant past."""
+    if day > today:
+        raise DateError(f"{day:%Y-%m-%d} 是将来的日期，不能提前记录")
+    if (today - day).days > max_days_back:
+        raise DateError(f"{day:%Y-%m-%d} 已超过 {max_days_back} 天，不能补记；如确需补记请联系组织部")
+
+
+def parse_sheet_date(value: object) -> dt.date | None:
+    """A date cell from a roster sheet: a real date, or text like 2026-03-01 / 2026/3/1 / 2026年3月1日."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = fold(str(value)).strip()
+    if m := _FULL.match(text):
+        try:
+            return dt.date(*map(int, m.groups()))
+        except ValueError:
+            raise DateError(f"日期 {text} 不存在") from None
+    raise DateError(f"日期 {text} 看不懂，请写成 2026-03-01")

@@ -1,0 +1,162 @@
+"""One way through the house: de-duplicate, resolve the sender, route, call, render, remember.
+
+A message is handled in one transaction together with the record that it was handled, so a
+redelivered message answers the same replies and writes nothing, and a failure leaves nothing half
+written. Handlers never see which platform a message came from.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import ProcessedMessage
+
+from .identity import Sender, resolve_sender
+from .inbound import InboundMessage, Reply
+from .router import Answer, Command, Refusal, UsageError
+from .services import Services
+from .text import Args, clean
+
+log = logging.getLogger(__name__)
+
+MESSAGES = Counter("bangdai_messages_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
+
+
+class _Refused(Exception):
+    def __init__(self, replies: list[Reply]) -> None:
+        super().__init__("refused")
+        self.replies = replies
+
+
+class Gateway:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def handle(self, msg: InboundMessage) -> list[Reply]:
+        for attempt in (1, 2):
+            try:
+                return await self._handle_once(msg)
+            except IntegrityError:
+                # A concurrent copy of this message won the race: answer what it answered.
+                stored = await self._stored_replies(msg)
+                if stored is not None:
+                    MESSAGES.labels(msg.channel, "duplicate").inc()
+                    return stored
+                if attempt == 2:
+                    log.exception("message %s/%s failed twice on a constraint", msg.channel, msg.msg_id)
+            except Exception:
+                log.exception("message %s/%s failed", msg.channel, msg.msg_id)
+                break
+        MESSAGES.labels(msg.channel, "error").inc()
+        return [self.services.renderer.reply(Answer.of("errors/internal"))]
+
+    async def _stored_replies(self, msg: InboundMessage) -> list[Reply] | None:
+        if not msg.msg_id:
+            return None
+        async with self.services.db.transaction() as session:
+            prior = await session.get(ProcessedMessage, (msg.channel, msg.msg_id))
+            return [Reply(**r) for r in prior.replies] if prior else None
+
+    async def _handle_once(self, msg: InboundMessage) -> list[Reply]:
+        renderer = self.services.renderer
+        try:
+            async with self.services.db.transaction() as session:
+                if msg.msg_id:
+                    prior = await session.get(ProcessedMessage, (msg.channel, msg.msg_id))
+                    if prior is not None:
+                        MESSAGES.labels(msg.channel, "duplicate").inc()
+                        return [Reply(**r) for r in prior.replies]
+                    record = ProcessedMessage(
+                        channel=msg.channel, msg_id=msg.msg_id, received_at=self.services.clock.now(), replies=[]
+                    )
+                    session.add(record)
+                    await session.flush()  # claim the id now: a concurrent copy waits or fails here
+                try:
+                    answers = await self._dispatch(session, msg)
+                except (Refusal, UsageError) as exc:
+                    # Render while the loaded rows are still live, then roll back whatever was written.
+                    raise _Refused([renderer.reply(self._refusal_answer(exc))]) from exc
+                replies = [renderer.reply(a) for a in answers]
+                if msg.msg_id:
+                    record.replies = [r.as_dict() for r in replies]
+                    session.add(record)
+            MESSAGES.labels(msg.channel, "ok").inc()
+            return replies
+        except _Refused as refused:
+            if msg.msg_id:  # the refusal is remembered like any answer
+                async with self.services.db.transaction() as session:
+                    session.add(
+                        ProcessedMessage(
+                            channel=msg.channel,
+                            msg_id=msg.msg_id,
+                            received_at=self.services.clock.now(),
+                            replies=[r.as_dict() for r in refused.replies],
+                        )
+                    )
+            MESSAGES.labels(msg.channel, "refused").inc()
+            return refused.replies
+
+    def _refusal_answer(self, exc: Refusal | UsageError) -> Answer:
+        if isinstance(exc, Refusal):
+            return exc.answer
+        command = getattr(exc, "command", None)
+        return Answer.of(
+            "errors/usage",
+            reason=exc.reason,
+            usage=command.usage if command else "",
+            example=exc.example or (command.examples[0] if command else ""),
+        )
+
+    async def _dispatch(self, session: AsyncSession, msg: InboundMessage) -> list[Answer]:
+        config = self.services.config.programme
+        text = clean(msg.text)
+        if len(text) > config.max_text_chars:
+            raise Refusal("errors/too_long", limit=config.max_text_chars, length=len(text))
+        sender = await resolve_sender(session, msg.channel, msg.sender_id)
+        router = self.services.router
+        matched = router.match(text) if text else None
+        if matched is None:
+            if sender is None:
+                raise Refusal("errors/need_bind")
+            raise Refusal("errors/unknown", text=text[:20], commands=router.visible_to(sender.roles)[:6])
+        command, rest = matched
+        if command.private_only and msg.is_group:
+            raise Refusal("errors/private_only", command=command)
+        if not command.allowed(sender.roles if sender else None):
+            if sender is None:
+                raise Refusal("errors/need_bind")
+            raise Refusal("errors/not_allowed", command=command, roles=sorted(command.roles or ()))
+        try:
+            result = await self._call(command, session, msg, sender, Args(rest))
+        except UsageError as exc:
+            exc.command = command  # type: ignore[attr-defined]
+            raise
+        return result if isinstance(result, list) else [result]
+
+    async def _call(
+        self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args
+    ) -> Any:
+        s = self.services
+        available = {
+            "msg": msg,
+            "sender": sender,
+            "args": args,
+            "session": session,
+            "clock": s.clock,
+            "config": s.config,
+            "services": s,
+            "router": s.router,
+            "command": command,
+            "outbox": s.outbox,
+        }
+        missing = [p for p in command.params if p not in available]
+        if missing:
+            raise TypeError(f"handler {command.handler.__name__} asks for unknown {missing}")
+        result = command.handler(**{p: available[p] for p in command.params})
+        return await result if inspect.isawaitable(result) else result

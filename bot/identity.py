@@ -1,0 +1,59 @@
+"""Who is writing: the chat identity resolved to a roster person and their roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import ChatIdentity, Person, PersonRole, Role, Unit
+
+STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Sender:
+    person: Person
+    roles: frozenset[str]
+    unit_name: str
+    channel: str
+    platform_user_id: str
+
+    @property
+    def id(self) -> int:
+        assert self.person.id is not None
+        return self.person.id
+
+    @property
+    def name(self) -> str:
+        return self.person.name
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+
+async def roles_of(session: AsyncSession, person_id: int) -> frozenset[str]:
+    rows = await session.exec(select(PersonRole.role).where(PersonRole.person_id == person_id))
+    return frozenset(rows.all())
+
+
+async def resolve_sender(session: AsyncSession, channel: str, platform_user_id: str) -> Sender | None:
+    row = (
+        await session.exec(
+            select(Person, Unit.name)
+            .join(ChatIdentity, ChatIdentity.person_id == Person.id)
+            .join(Unit, Unit.id == Person.unit_id, isouter=True)
+            .where(ChatIdentity.channel == channel, ChatIdentity.platform_user_id == platform_user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    person, unit_name = row
+    if not person.active:
+        return None
+    return Sender(person, await roles_of(session, person.id), unit_name or "", channel, platform_user_id)

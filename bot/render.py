@@ -1,0 +1,49 @@
+"""Every user-visible sentence lives in templates/ so the department can reword it without Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .inbound import Reply
+from .router import Answer
+from .text import mask_phone, md_escape
+
+WEEKDAYS = "一二三四五六日"
+
+
+def _cn_date(value: dt.date | dt.datetime) -> str:
+    return f"{value.month}月{value.day}日"
+
+
+def _weekday(value: dt.date) -> str:
+    return "周" + WEEKDAYS[value.weekday()]
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{(100 * part / whole):.0f}%" if whole else "—"
+
+
+class Renderer:
+    """Jinja2 over templates/: StrictUndefined so a typo fails a test, ``md`` to escape user text."""
+
+    def __init__(self, templates_dir: str | Path) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, weekday=_weekday)
+        self.env.globals.update(percent=_percent)
+
+    def text(self, template: str, **values: Any) -> str:
+        return self.env.get_template(f"{template}.md").render(**values).strip()
+
+    def reply(self, answer: Answer) -> Reply:
+        return Reply(self.text(answer.template, **answer.values))

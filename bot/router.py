@@ -1,0 +1,163 @@
+"""Commands declare themselves; help, permission checks and wrong-form answers come from the declaration.
+
+Each ``handlers/`` module makes a :class:`Router` and decorates its handlers::
+
+    router = Router()
+
+    @router.command("记录", "log", roles={Role.MENTOR, Role.MENTEE},
+                    summary="记录一次师徒联系", usage="记录 [对方姓名] [日期] 方式 内容",
+                    examples=("记录 面谈 讨论招商项目推进方法",))
+    async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer: ...
+
+A handler names what it needs; the gateway passes exactly those (see ``bot.gateway.Context``).
+It returns an :class:`Answer` (a template and its values), or raises :class:`UsageError` (wrong form:
+the answer repeats the command's usage and example) or :class:`Refusal` (a reasoned "no").
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable
+
+from .text import fold
+
+Handler = Callable[..., Awaitable["Answer | list[Answer]"]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply to be rendered: ``template`` under templates/ (without ``.md``) and its values."""
+
+    template: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, template: str, **values: Any) -> "Answer":
+        return cls(template, values)
+
+
+class Refusal(Exception):
+    """A reasoned "no" (not your pair, not allowed, nothing to do): rendered from a template, nothing written."""
+
+    def __init__(self, template: str, **values: Any) -> None:
+        super().__init__(template)
+        self.answer = Answer(template, values)
+
+
+class UsageError(Exception):
+    """The command was recognised but its words were not: the reply gives the reason, usage and example."""
+
+    def __init__(self, reason: str, example: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.example = example
+
+
+@dataclass(frozen=True)
+class Command:
+    keyword: str  # canonical Chinese keyword
+    alias: str  # English alias
+    handler: Handler
+    summary: str
+    usage: str
+    examples: tuple[str, ...]
+    roles: frozenset[str] | None  # None: every bound person
+    unbound: bool  # usable before 绑定
+    listed_when_bound: bool  # 绑定 still answers a bound person, but their 帮助 need not list it
+    private_only: bool
+    order: int
+    params: tuple[str, ...]
+
+    def allowed(self, roles: Iterable[str] | None) -> bool:
+        """``roles`` None means the sender is not bound."""
+        if roles is None:
+            return self.unbound
+        return self.roles is None or bool(self.roles & set(roles))
+
+
+class Router:
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def command(
+        self,
+        keyword: str,
+        alias: str,
+        *,
+        summary: str,
+        usage: str,
+        examples: Iterable[str] = (),
+        roles: Iterable[str] | None = None,
+        unbound: bool = False,
+        listed_when_bound: bool = True,
+        private_only: bool = False,
+        order: int = 100,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            params = tuple(inspect.signature(handler).parameters)
+            self.commands.append(
+                Command(
+                    keyword=keyword,
+                    alias=alias.lower(),
+                    handler=handler,
+                    summary=summary,
+                    usage=usage,
+                    examples=tuple(examples) or (usage,),
+                    roles=frozenset(str(r) for r in roles) if roles is not None else None,
+                    unbound=unbound,
+                    listed_when_bound=listed_when_bound,
+                    private_only=private_only,
+                    order=order,
+                    params=params,
+                )
+            )
+            return handler
+
+        return register
+
+    def include(self, *others: "Router") -> None:
+        for other in others:
+            self.commands.extend(other.commands)
+        self._check_unique()
+
+    def _check_unique(self) -> None:
+        seen: dict[str, str] = {}
+        for cmd in self.commands:
+            for word in (cmd.keyword, cmd.alias):
+                if word in seen and seen[word] != cmd.keyword:
+                    raise ValueError(f"command word {word!r} declared twice")
+                seen[word] = cmd.keyword
+
+    def find(self, keyword: str) -> Command | None:
+        for cmd in self.commands:
+            if keyword in (cmd.keyword, cmd.alias):
+                return cmd
+        return None
+
+    def match(self, text: str) -> tuple[Command, str] | None:
+        """The command ``text`` starts with and the rest of the text, or None.
+
+        Chinese keywords may run straight into their arguments ("记录面谈 …"); English aliases need a
+        word boundary. The longest keyword wins.
+        """
+        head = fold(text[:16]).lower()
+        best: tuple[int, Command] | None = None
+        for cmd in self.commands:
+            for word, ascii_word in ((cmd.keyword, False), (cmd.alias, True)):
+                if not head.startswith(word):
+                    continue
+                nxt = head[len(word):len(word) + 1]
+                if ascii_word and nxt and (nxt.isalnum() and nxt.isascii()):
+                    continue
+                if best is None or len(word) > best[0]:
+                    best = (len(word), cmd)
+        if best is None:
+            return None
+        length, cmd = best
+        # fold() keeps length for the characters keywords are made of, so slicing the original is safe.
+        return cmd, text[length:]
+
+    def visible_to(self, roles: Iterable[str] | None) -> list[Command]:
+        listed = (c for c in self.commands if c.allowed(roles) and (roles is None or c.listed_when_bound))
+        return sorted(listed, key=lambda c: c.order)

@@ -1,0 +1,24 @@
+"""The services a running Bangdai holds, handed explicitly to the gateway, jobs and channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.db import Database
+
+from .clock import Clock
+from .config import Config
+from .render import Renderer
+from .router import Router
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    clock: Clock
+    renderer: Renderer
+    router: Router
+    outbox: Any = None  # scheduler.outbox.Outbox once built; typed loosely to keep bot/ below scheduler/
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,69 @@
+"""Tolerant reading of what people type on phones: full-width characters, @mentions, stray spaces."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_LEADING_MENTIONS = re.compile(r"^(?:\s*[@＠]\S+)+\s*")
+_SPLIT = re.compile(r"\s+")
+# After a keyword people type a colon or comma as often as a space: "记录：面谈 …", "答复，#12 …".
+_SEPARATORS = ":,;：，；、"
+
+
+def fold(text: str) -> str:
+    """NFKC: full-width letters, digits, ``：，＃`` and the ideographic space become their ASCII forms."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def strip_mentions(text: str) -> str:
+    return _LEADING_MENTIONS.sub("", text, count=1).strip()
+
+
+def clean(text: str) -> str:
+    """What the router reads: no leading @mention, no surrounding whitespace."""
+    return strip_mentions(text.replace("\u2005", " ").replace("\u3000", " ")).strip()
+
+
+class Args:
+    """The words after a command, read one token at a time; the tail keeps what the person typed."""
+
+    def __init__(self, raw: str) -> None:
+        self._rest = raw.strip().lstrip(_SEPARATORS).strip()
+
+    def __bool__(self) -> bool:
+        return bool(self._rest)
+
+    def peek(self) -> str | None:
+        if not self._rest:
+            return None
+        return fold(_SPLIT.split(self._rest, maxsplit=1)[0]).strip(_SEPARATORS) or None
+
+    def take(self) -> str | None:
+        token = self.peek()
+        if self._rest:
+            parts = _SPLIT.split(self._rest, maxsplit=1)
+            self._rest = parts[1].lstrip(_SEPARATORS).strip() if len(parts) > 1 else ""
+        return token
+
+    def rest(self) -> str:
+        """Everything not yet taken, as typed (free text keeps its own punctuation)."""
+        return self._rest
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****1234 — the only form a phone number takes in anything meant for reading."""
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#>|])")
+
+
+def md_escape(text: object) -> str:
+    """Escape user-supplied text for Markdown (Jinja's autoescape is for HTML only)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))

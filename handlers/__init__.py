@@ -1,0 +1,11 @@
+"""One module per domain; each exports a Router of its commands."""
+
+from bot.router import Router
+
+from . import mentoring, people, principles
+
+
+def build_router() -> Router:
+    router = Router()
+    router.include(people.router, mentoring.router, principles.router)
+    return router

@@ -1,0 +1,66 @@
+"""零重复: one data pool, exported to Excel instead of re-filling forms. Phones are masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
+from sqlmodel import select
+
+from bot.clock import Clock
+from bot.text import mask_phone
+from storage.db import Database
+from storage.models import ContactLog, Pairing, Person, PersonRole, PlanItem, Unit
+
+from .pairs import lapsed_weeks, last_face_to_face, load_pairs
+
+
+async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, int]:
+    """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet."""
+    today = clock.today()
+    wb = Workbook()
+    counts: dict[str, int] = {}
+    async with db.transaction() as session:
+        units = {u.id: u.name for u in (await session.exec(select(Unit))).all()}
+        roles: dict[int, list[str]] = {}
+        for r in (await session.exec(select(PersonRole))).all():
+            roles.setdefault(r.person_id, []).append(r.role)
+        people = (await session.exec(select(Person).order_by(Person.id))).all()
+        names = {p.id: p.name for p in people}
+        rows = [[p.name, mask_phone(p.phone), units.get(p.unit_id, ""), p.title, "、".join(sorted(roles.get(p.id, []))),
+                 p.birth_year or "", "在册" if p.active else "停用"] for p in people]
+        counts["人员"] = _sheet(wb.active, "人员", ["姓名", "手机", "单位", "职务", "角色", "出生年份", "状态"], rows)
+
+        views = await load_pairs(session, active_only=False)
+        latest = await last_face_to_face(session)
+        rows = []
+        for v in views:
+            p: Pairing = v.pairing
+            rows.append([v.mentee.name, v.mentor_names, next((m.name for m in v.mentors if m.id == v.lead_id), ""),
+                         p.start_date, p.agreement_date or "", "在册" if p.active else f"已结束（{p.end_reason}）",
+                         latest.get(v.id, ""), lapsed_weeks(today, p.start_date, latest.get(v.id)) if p.active else ""])
+        counts["结对"] = _sheet(wb.create_sheet(), "结对", ["徒弟", "导师", "牵头导师", "开始日期", "协议签订日期", "状态",
+                                                          "最近面谈", "连续未面谈周数"], rows)
+        pair_label = {v.id: v.label for v in views}
+        logs = (await session.exec(select(ContactLog).order_by(ContactLog.day, ContactLog.id))).all()
+        rows = [[c.day, pair_label.get(c.pairing_id, ""), names.get(c.author_id, ""), c.mode, c.note] for c in logs]
+        counts["联系记录"] = _sheet(wb.create_sheet(), "联系记录", ["日期", "结对", "记录人", "方式", "内容"], rows)
+        items = (await session.exec(select(PlanItem).order_by(PlanItem.pairing_id, PlanItem.seq))).all()
+        rows = [[pair_label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
+                 i.done_at.astimezone(clock.tz).date() if i.done_at else ""] for i in items]
+        counts["培养计划"] = _sheet(wb.create_sheet(), "培养计划", ["结对", "序号", "内容", "状态", "完成日期"], rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return counts
+
+
+def _sheet(ws, title: str, header: list[str], rows: list[list]) -> int:
+    ws.title = title
+    ws.append(header)
+    for row in rows:
+        ws.append(row)
+    for i, name in enumerate(header, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = max(10, len(name) * 2 + 4)
+    ws.freeze_panes = "A2"
+    return len(rows)

@@ -1,0 +1,204 @@
+"""导师帮带 in chat: 记录 a contact, 本周 status, the 培养计划."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock, week_start
+from bot.config import Config
+from bot.dates import DateError, check_recent, parse_day
+from bot.identity import Sender
+from bot.router import Answer, Refusal, Router, UsageError
+from bot.text import Args
+from storage.models import ContactLog, PlanItem, Role
+from storage.models.mentoring import FACE_TO_FACE
+
+from . import pairs as P
+
+router = Router()
+
+MODE_WORDS = {
+    "面谈": "面谈", "面对面": "面谈", "当面": "面谈", "见面": "面谈", "face": "面谈",
+    "电话": "电话", "phone": "电话", "call": "电话",
+    "视频": "视频", "video": "视频",
+    "线上": "线上", "微信": "线上", "钉钉": "线上", "online": "线上",
+}
+PAIR_ROLES = (Role.MENTOR, Role.MENTEE)
+
+
+async def choose_pair(
+    session: AsyncSession, sender: Sender, name: str | None, example: str = "记录 {name} 面谈 讨论工作方法"
+) -> P.PairView:
+    """The pair a command is about: the only one, or the one whose counterpart ``name`` names.
+    ``example`` shows, with ``{name}`` filled in, how to name the pair when there are several."""
+    views = await P.pairs_of(session, sender.id)
+    if not views:
+        raise Refusal("mentoring/no_pair")
+    if name is None:
+        if len(views) == 1:
+            return views[0]
+        examples = [example.format(name=v.counterparts(sender.id)[0].name) for v in views]
+        raise Refusal("mentoring/which_pair", count=len(views), examples=examples)
+    matches = [v for v in views if any(p.name == name for p in v.counterparts(sender.id))]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise Refusal("mentoring/ambiguous", name=name, views=matches, me=sender.id)
+    mentee_only = all(v.mentee.id == sender.id for v in views)
+    raise Refusal("mentoring/not_counterpart", name=name, mentee_only=mentee_only, views=views, me=sender.id)
+
+
+async def week_status(session: AsyncSession, views: list[P.PairView], today: dt.date) -> list[dict]:
+    """Per pair: this week's contacts, whether a 面谈 happened, the quarter's count, plan progress."""
+    ids = [v.id for v in views]
+    first = week_start(today)
+    week = await P.contacts_between(session, ids, first, first + dt.timedelta(days=6))
+    q_first, q_last = P.quarter_range(today)
+    quarter = await P.contact_counts(session, ids, q_first, q_last)
+    plans = await P.plan_progress(session, ids)
+    people = {p.id: p.name for v in views for p in [v.mentee, *v.mentors]}
+    return [
+        {
+            "view": v,
+            "contacts": [{"log": c, "author": people.get(c.author_id, "")} for c in week.get(v.id, [])],
+            "face_done": any(c.mode == FACE_TO_FACE for c in week.get(v.id, [])),
+            "quarter_count": quarter.get(v.id, 0),
+            "plan_done": plans.get(v.id, (0, 0))[0],
+            "plan_total": plans.get(v.id, (0, 0))[1],
+        }
+        for v in views
+    ]
+
+
+@router.command(
+    "记录", "log", roles=PAIR_ROLES, order=10,
+    summary="记录一次师徒联系（周联：每周至少面谈一次）",
+    usage="记录 [对方姓名] [日期] 方式 内容（方式：面谈、电话、视频、线上）",
+    examples=("记录 面谈 讨论招商项目推进方法", "记录 李娜 昨天 电话 沟通信访件处理"),
+)
+async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
+    today = clock.today()
+    before_mode: list[str] = []
+    while True:
+        token = args.peek()
+        if token is None or len(before_mode) == 2 and token.lower() not in MODE_WORDS:
+            raise UsageError("缺少联系方式：请写 面谈、电话、视频 或 线上")
+        if token.lower() in MODE_WORDS:
+            mode = MODE_WORDS[args.take().lower()]  # type: ignore[union-attr]
+            break
+        before_mode.append(args.take())  # type: ignore[arg-type]
+    day, name = today, None
+    seen_day = False
+    for token in before_mode:
+        try:
+            parsed = parse_day(token, today)
+        except DateError as exc:
+            raise UsageError(str(exc)) from None
+        if parsed is not None and not seen_day:
+            day, seen_day = parsed, True
+        elif parsed is None and name is None:
+            name = token
+        else:
+            raise UsageError("姓名和日期各写一次即可")
+    try:
+        check_recent(day, today, config.programme.log_max_days_back)
+    except DateError as exc:
+        raise UsageError(str(exc)) from None
+    note = args.rest()
+    if not note:
+        raise UsageError("请写上这次联系的内容")
+
+    view = await choose_pair(session, sender, name)
+    counterpart = None
+    if name is not None and view.mentee.id == sender.id:
+        counterpart = next(m.id for m in view.mentors if m.name == name)
+    elif view.mentee.id != sender.id:
+        counterpart = view.mentee.id
+    session.add(
+        ContactLog(
+            pairing_id=view.id, author_id=sender.id, counterpart_id=counterpart, day=day, mode=mode,
+            note=note, created_at=clock.now(),
+        )
+    )
+    await session.flush()
+    status = (await week_status(session, [view], today))[0]
+    return Answer.of("mentoring/logged", day=day, mode=mode, status=status, me=sender.id,
+                     this_week=day >= week_start(today))
+
+
+@router.command(
+    "本周", "status", order=11,
+    summary="本周帮带情况（组工干部：全县周联合规情况）", usage="本周", examples=("本周",),
+)
+async def this_week(sender: Sender, session: AsyncSession, clock: Clock) -> list[Answer]:
+    today = clock.today()
+    answers = []
+    if sender.has(*PAIR_ROLES):
+        views = await P.pairs_of(session, sender.id)
+        if views:
+            answers.append(
+                Answer.of("mentoring/week", statuses=await week_status(session, views, today), me=sender.id,
+                          first=week_start(today), last=week_start(today) + dt.timedelta(days=6))
+            )
+    if sender.is_staff:
+        answers.append(Answer.of("mentoring/week_staff", c=await P.week_compliance(session, today)))
+    if not answers:
+        raise Refusal("mentoring/no_pair")
+    return answers
+
+
+_ADD = {"添加", "增加", "新增", "add"}
+_DONE = {"完成", "done"}
+
+
+@router.command(
+    "计划", "plan", roles=PAIR_ROLES, order=12,
+    summary="培养计划：查看、添加（导师）、完成",
+    usage="计划 [对方姓名] [添加 内容 | 完成 序号]",
+    examples=("计划", "计划 添加 熟悉信访工作流程", "计划 完成 2"),
+)
+async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    name = None
+    action = args.take()
+    if action is not None and action.lower() not in _ADD | _DONE:
+        name, action = action, args.take()
+    if action is None:
+        views = [await choose_pair(session, sender, name)] if name else await P.pairs_of(session, sender.id)
+        if not views:
+            raise Refusal("mentoring/no_pair")
+        items = (
+            await session.exec(
+                select(PlanItem).where(PlanItem.pairing_id.in_([v.id for v in views])).order_by(PlanItem.seq)  # type: ignore[attr-defined]
+            )
+        ).all()
+        return Answer.of("mentoring/plan", views=views, items=items, me=sender.id)
+    action = action.lower()
+    if action in _ADD:
+        text = args.rest()
+        if not text:
+            raise UsageError("请写上要添加的培养内容", "计划 添加 熟悉信访工作流程")
+        view = await choose_pair(session, sender, name, "计划 {name} 添加 " + text)
+        if not view.is_mentor(sender.id):
+            raise Refusal("mentoring/plan_mentor_only")
+        seq = (await session.exec(select(func.coalesce(func.max(PlanItem.seq), 0)).where(PlanItem.pairing_id == view.id))).one() + 1
+        session.add(PlanItem(pairing_id=view.id, seq=seq, text=text, created_by=sender.id, created_at=clock.now()))
+        return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id)
+    if action in _DONE:
+        token = args.take()
+        if token is None or not token.lstrip("#第").rstrip("项").isdigit() or args:
+            raise UsageError("请写上要完成的计划序号", "计划 完成 2")
+        seq = int(token.lstrip("#第").rstrip("项"))
+        view = await choose_pair(session, sender, name, f"计划 {{name}} 完成 {seq}")
+        item = (await session.exec(select(PlanItem).where(PlanItem.pairing_id == view.id, PlanItem.seq == seq))).first()
+        if item is None:
+            raise Refusal("mentoring/plan_no_item", seq=seq)
+        if item.done_at is not None:
+            raise Refusal("mentoring/plan_already_done", item=item)
+        item.done_at, item.done_by = clock.now(), sender.id
+        session.add(item)
+        return Answer.of("mentoring/plan_done", item=item)
+    raise UsageError("计划后面请写 添加 或 完成")

@@ -1,0 +1,112 @@
+"""帮助 and 绑定: what a person can do, and linking a chat account to the roster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.identity import Sender
+from bot.inbound import InboundMessage
+from bot.router import Answer, Router, UsageError
+from bot.text import Args
+from storage.models import AuditLog, BindAttempt, ChatIdentity, Person
+
+router = Router()
+
+
+@router.command(
+    "帮助", "help", unbound=True, order=0,
+    summary="查看我能用的命令", usage="帮助 [命令]", examples=("帮助", "帮助 记录"),
+)
+async def show_help(sender: Sender | None, args: Args, router: Router) -> Answer:
+    roles = sender.roles if sender else None
+    if topic := args.take():
+        command = router.find(topic.lower())
+        if command and command.allowed(roles):
+            return Answer.of("help/command", command=command)
+    if sender is None:
+        return Answer.of("help/unbound")
+    return Answer.of("help/list", sender=sender, commands=router.visible_to(roles))
+
+
+_LAST4 = re.compile(r"^\d{4}$")
+
+
+def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int, window: dt.timedelta) -> dt.datetime | None:
+    """When ``max_failures`` failures fall within ``window``, the identity is locked for ``window``
+    after the last of them."""
+    times = sorted(failures)
+    for i in range(max_failures - 1, len(times)):
+        if times[i] - times[i - max_failures + 1] <= window and now < times[i] + window:
+            return times[i] + window
+    return None
+
+
+@router.command(
+    "绑定", "bind", unbound=True, listed_when_bound=False, order=1,
+    summary="把本聊天账号绑定到花名册中的本人", usage="绑定 姓名 手机后四位", examples=("绑定 张伟 1234",),
+)
+async def bind(
+    msg: InboundMessage, sender: Sender | None, args: Args, session: AsyncSession, clock: Clock, config: Config
+) -> Answer:
+    if sender is not None:
+        return Answer.of("people/already_bound", sender=sender)
+    name, last4 = args.take(), args.take()
+    if not name or not last4:
+        raise UsageError("请写上您的姓名和手机号后四位")
+    if not _LAST4.match(last4) or args:
+        raise UsageError("姓名后面请写手机号的后四位数字")
+
+    now = clock.now()
+    window = dt.timedelta(minutes=config.programme.bind_lock_minutes)
+    recent = (
+        await session.exec(
+            select(BindAttempt.at).where(
+                BindAttempt.channel == msg.channel,
+                BindAttempt.platform_user_id == msg.sender_id,
+                BindAttempt.at >= now - 2 * window,
+            )
+        )
+    ).all()
+    if until := lock_until(list(recent), now, config.programme.bind_max_failures, window):
+        return Answer.of("people/bind_locked", until=until.astimezone(clock.tz))
+
+    candidates = (
+        await session.exec(
+            select(Person).where(
+                Person.name == name, Person.active == True, col(Person.phone).endswith(last4)  # noqa: E712
+            )
+        )
+    ).all()
+    if not candidates:
+        session.add(BindAttempt(channel=msg.channel, platform_user_id=msg.sender_id, at=now))
+        failures = [t for t in recent if t >= now - window] + [now]
+        left = config.programme.bind_max_failures - len(failures)
+        if left <= 0:
+            return Answer.of("people/bind_locked", until=(now + window).astimezone(clock.tz))
+        return Answer.of("people/bind_failed", left=left)
+    if len(candidates) > 1:
+        return Answer.of("people/bind_ambiguous")
+    person = candidates[0]
+    taken = (
+        await session.exec(
+            select(ChatIdentity).where(ChatIdentity.person_id == person.id, ChatIdentity.channel == msg.channel)
+        )
+    ).first()
+    if taken is not None:
+        return Answer.of("people/bind_taken")
+    session.add(
+        ChatIdentity(
+            channel=msg.channel, platform_user_id=msg.sender_id, person_id=person.id, linked_by="bind", created_at=now
+        )
+    )
+    session.add(
+        AuditLog(at=now, actor_id=person.id, actor_label=person.name, action="bind",
+                 target=f"person:{person.id}", detail={"channel": msg.channel})
+    )
+    return Answer.of("people/bound", name=person.name)

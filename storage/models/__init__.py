@@ -1,0 +1,14 @@
+"""All tables. Import from here so Alembic and the app see one metadata."""
+
+from sqlmodel import SQLModel
+
+from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
+from .mentoring import CONTACT_MODES, ContactLog, Pairing, PairingMentor, PlanItem
+from .system import AuditLog, LocalDelivery, ProcessedMessage
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "AuditLog", "BindAttempt", "LocalDelivery", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
+    "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
+]

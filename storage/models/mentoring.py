@@ -1,0 +1,58 @@
+"""导师帮带: pairings (1:1 or 导师团 N:1), their training plans and contact logs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+CONTACT_MODES = ("面谈", "电话", "视频", "线上")
+FACE_TO_FACE = "面谈"
+
+
+class Pairing(SQLModel, table=True):
+    """帮带结对 — one mentee with one or more mentors. An ended pairing stays as history (调整帮带关系)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    mentee_id: int = Field(foreign_key="person.id", index=True)
+    start_date: dt.date
+    agreement_date: dt.date | None = None  # 《帮带结对协议》签订日期
+    active: bool = Field(default=True, index=True)
+    ended_on: dt.date | None = None
+    end_reason: str = Field(default="", max_length=200)
+    created_at: dt.datetime
+
+
+class PairingMentor(SQLModel, table=True):
+    pairing_id: int = Field(foreign_key="pairing.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
+    is_lead: bool = False  # 牵头导师
+
+
+class PlanItem(SQLModel, table=True):
+    """《培养计划》的一项 — numbered per pairing so people can type ``计划 完成 2``."""
+
+    __table_args__ = (UniqueConstraint("pairing_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pairing_id: int = Field(foreign_key="pairing.id", index=True)
+    seq: int
+    text: str = Field(max_length=2000)
+    created_by: int = Field(foreign_key="person.id")
+    created_at: dt.datetime
+    done_at: dt.datetime | None = None
+    done_by: int | None = Field(default=None, foreign_key="person.id")
+
+
+class ContactLog(SQLModel, table=True):
+    """师徒联系记录 — one contact of a pair, logged by either side (周联: 面谈 at least once a week)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    pairing_id: int = Field(foreign_key="pairing.id", index=True)
+    author_id: int = Field(foreign_key="person.id")
+    counterpart_id: int | None = Field(default=None, foreign_key="person.id")
+    day: dt.date = Field(index=True)
+    mode: str = Field(max_length=10)
+    note: str = Field(max_length=2000)
+    created_at: dt.datetime
