@@ -173,6 +173,14 @@ def _apply(section_obj: Any, values: Mapping[str, Any], section: str) -> None:
         setattr(section_obj, key, value)
 
 
+def _resolve_paths(config: Config) -> None:
+    """Relative programme paths are read from the repository root (where data/ and templates/ live)."""
+    for name in ("principles_file", "guides_dir", "templates_dir"):
+        value = Path(getattr(config.programme, name))
+        if not value.is_absolute():
+            setattr(config.programme, name, str(REPO_ROOT / value))
+
+
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the config: defaults, then the file (``path`` or ``$BANGDAI_CONFIG``), then the environment."""
     environ = os.environ if environ is None else environ
@@ -196,4 +204,5 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         if not hasattr(config, section):
             raise ConfigError(f"环境变量 {name}：未知配置节 [{section}]")
         _apply(getattr(config, section), {key: value}, section)
+    _resolve_paths(config)
     return config

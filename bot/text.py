@@ -9,6 +9,7 @@ _LEADING_MENTIONS = re.compile(r"^(?:\s*[@＠]\S+)+\s*")
 _SPLIT = re.compile(r"\s+")
 # After a keyword people type a colon or comma as often as a space: "记录：面谈 …", "答复，#12 …".
 _SEPARATORS = ":,;：，；、"
+_TOKEN = re.compile(r"([^\s:,;：，；]+)[\s:,;：，；]*")
 
 
 def fold(text: str) -> str:
@@ -26,7 +27,11 @@ def clean(text: str) -> str:
 
 
 class Args:
-    """The words after a command, read one token at a time; the tail keeps what the person typed."""
+    """The words after a command, read one token at a time; the tail keeps what the person typed.
+
+    A token ends at whitespace or at a colon, comma or semicolon (half- or full-width), so
+    "记录 面谈，讨论…" reads like "记录 面谈 讨论…".
+    """
 
     def __init__(self, raw: str) -> None:
         self._rest = raw.strip().lstrip(_SEPARATORS).strip()
@@ -34,21 +39,22 @@ class Args:
     def __bool__(self) -> bool:
         return bool(self._rest)
 
+    def _split(self) -> tuple[str, str]:
+        m = _TOKEN.match(self._rest)
+        if not m:
+            return "", self._rest
+        return m.group(1), self._rest[m.end():]
+
     def peek(self) -> str | None:
-        if not self._rest:
-            return None
-        return fold(_SPLIT.split(self._rest, maxsplit=1)[0]).strip(_SEPARATORS) or None
+        return fold(self._split()[0]) or None if self._rest else None
 
     def take(self) -> str | None:
-        token = self.peek()
-        if self._rest:
-            parts = _SPLIT.split(self._rest, maxsplit=1)
-            self._rest = parts[1].lstrip(_SEPARATORS).strip() if len(parts) > 1 else ""
-        return token
+        token, self._rest = self._split()
+        return fold(token) or None
 
     def rest(self) -> str:
         """Everything not yet taken, as typed (free text keeps its own punctuation)."""
-        return self._rest
+        return self._rest.strip()
 
 
 def mask_phone(phone: str | None) -> str:

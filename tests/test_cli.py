@@ -1,0 +1,100 @@
+"""The ``bangdai`` command as operators run it: real processes, a real port, a real SQLite file."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import PAIRS_CSV, ROSTER_CSV, write
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    port = free_port()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n[server]\nport = {port}\n',
+                    encoding="utf-8")
+    return path
+
+
+def bangdai(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGDAI_")}
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
+                          input=input, timeout=timeout, env=env)
+
+
+def http(url: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_import_dry_run_then_real_then_again(cfg, tmp_path):
+    roster = write(tmp_path, "r.csv", ROSTER_CSV + "坏行,123,,,,,\n")
+    dry = bangdai("import", "roster", str(roster), "--dry-run", "--config", str(cfg))
+    assert "试运行（未写入）：新增 6" in dry.stdout and "第 8 行" in dry.stdout and dry.returncode == 1
+    real = bangdai("import", "roster", str(roster), "--config", str(cfg))
+    assert "导入完成：新增 6" in real.stdout
+    again = bangdai("import", "roster", str(roster), "--config", str(cfg))
+    assert "新增 0，更新 0，未变 6" in again.stdout
+    pairs = bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
+    assert "新增 2" in pairs.stdout and pairs.returncode == 0
+    out = tmp_path / "台账.xlsx"
+    exported = bangdai("export", str(out), "--config", str(cfg))
+    assert out.exists() and "人员 6 行" in exported.stdout
+    assert "13800001234" not in exported.stdout + exported.stderr
+
+
+def test_cli_errors_are_plain(cfg, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'x'\n", encoding="utf-8")
+    r = bangdai("import", "roster", "x.csv", "--config", str(bad))
+    assert r.returncode == 2 and "配置错误" in r.stderr and "Traceback" not in r.stderr
+    r = bangdai("import", "roster", str(tmp_path / "missing.csv"), "--config", str(cfg))
+    assert r.returncode == 1 and "找不到文件" in r.stdout
+    r = bangdai("export", "out.csv", "--config", str(cfg))
+    assert r.returncode == 2 and ".xlsx" in r.stderr
+
+
+def test_serve_demo_chat_and_clean_stop(cfg, tmp_path):
+    port = int(cfg.read_text().split("port = ")[1].split()[0])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGDAI_")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--demo", "--config", str(cfg)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                health = http(f"{base}/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("serve did not come up")
+        assert health["status"] in ("ok", "degraded") and health["database"]["ok"]
+        reply = http(f"{base}/api/local/messages", {"user": "u1", "text": "绑定 张伟 1234"})
+        assert "绑定成功" in reply["replies"][0]["text"]
+        chat = bangdai("chat", "--as", "u1", "--config", str(cfg), input="本周\n/quit\n")
+        assert "本周帮带情况" in chat.stdout, chat.stdout + chat.stderr
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+        log = proc.stdout.read()
+        assert proc.returncode == 0, log
+        assert "1234" not in log.replace("127.0.0.1", "")  # nothing typed with a phone digit leaks to logs
+    finally:
+        if proc.poll() is None:
+            proc.kill()

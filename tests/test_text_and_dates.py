@@ -1,0 +1,80 @@
+"""Pure logic: reading what people type, dates, weeks, masks, the bind lock."""
+
+import datetime as dt
+
+import pytest
+
+from bot.dates import DateError, check_recent, parse_day, parse_sheet_date
+from bot.text import Args, clean, fold, mask_phone, md_escape
+from handlers.pairs import lapsed_weeks, quarter_range
+from handlers.people import lock_until
+
+TODAY = dt.date(2026, 11, 19)
+
+
+def test_clean_strips_mentions_and_fullwidth_space():
+    assert clean("@帮带助手 本周") == "本周"
+    assert clean("＠帮带助手\u2005\u3000本周  ") == "本周"
+    assert clean("  @a @b  帮助") == "帮助"
+    assert fold("答复 ＃１２：好") == "答复 #12:好"
+
+
+def test_args_keeps_free_text_as_typed():
+    args = Args("：面谈　讨论招商项目，推进方法？")
+    assert args.take() == "面谈"
+    assert args.rest() == "讨论招商项目，推进方法？"
+    assert not Args("   ")
+    assert Args("ＡＢ c").take() == "AB"
+
+
+@pytest.mark.parametrize("token,expected", [
+    ("今天", TODAY), ("昨天", TODAY - dt.timedelta(days=1)), ("前天", TODAY - dt.timedelta(days=2)),
+    ("2026-11-19", TODAY), ("2026/11/3", dt.date(2026, 11, 3)), ("11-19", TODAY), ("11月19日", TODAY),
+    ("１１月３日", dt.date(2026, 11, 3)), ("2026年11月3日", dt.date(2026, 11, 3)),
+    ("12-31", dt.date(2025, 12, 31)),  # a month-day ahead of today means last year's
+    ("面谈", None), ("李娜", None), ("12", None),
+])
+def test_parse_day(token, expected):
+    assert parse_day(token, TODAY) == expected
+
+
+def test_impossible_dates_and_range():
+    with pytest.raises(DateError, match="不存在"):
+        parse_day("2026-02-30", TODAY)
+    with pytest.raises(DateError, match="将来"):
+        check_recent(parse_day("明天", TODAY), TODAY, 30)
+    with pytest.raises(DateError, match="30 天"):
+        check_recent(TODAY - dt.timedelta(days=31), TODAY, 30)
+    check_recent(TODAY - dt.timedelta(days=30), TODAY, 30)
+    assert parse_sheet_date("2026/3/1") == dt.date(2026, 3, 1)
+    assert parse_sheet_date(dt.datetime(2026, 3, 1, 0, 0)) == dt.date(2026, 3, 1)
+    with pytest.raises(DateError):
+        parse_sheet_date("三月一日")
+
+
+def test_mask_phone_and_markdown_escape():
+    assert mask_phone("13812341234") == "138****1234"
+    assert mask_phone(None) == ""
+    assert md_escape("*重点* [链接]") == r"\*重点\* \[链接\]"
+
+
+def test_lapsed_weeks_counts_whole_weeks_before_this_one():
+    start = dt.date(2026, 11, 2)  # Monday, W45
+    assert lapsed_weeks(TODAY, start, None) == 2  # W45, W46 without a 面谈; W47 is not over
+    assert lapsed_weeks(TODAY, start, dt.date(2026, 11, 10)) == 0  # last week had one
+    assert lapsed_weeks(TODAY, start, dt.date(2026, 11, 4)) == 1  # W46 missing
+    assert lapsed_weeks(TODAY, dt.date(2026, 11, 17), None) == 0  # started this week
+    assert quarter_range(TODAY) == (dt.date(2026, 10, 1), dt.date(2026, 12, 31))
+    assert quarter_range(dt.date(2026, 2, 3)) == (dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+
+
+def test_lock_after_five_failures_in_an_hour():
+    now = dt.datetime(2026, 11, 19, 10, 0, tzinfo=dt.timezone.utc)
+    hour = dt.timedelta(hours=1)
+    four = [now - dt.timedelta(minutes=m) for m in (1, 2, 3, 4)]
+    assert lock_until(four, now, 5, hour) is None
+    five = four + [now - dt.timedelta(minutes=5)]
+    assert lock_until(five, now, 5, hour) == now - dt.timedelta(minutes=1) + hour
+    spread = [now - dt.timedelta(minutes=m) for m in (1, 20, 40, 61, 80)]
+    assert lock_until(spread, now, 5, hour) is None  # five failures, but not within one hour
+    assert lock_until(five, now + hour, 5, hour) is None  # the lock has run out
