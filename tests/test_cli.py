@@ -30,8 +30,18 @@ def cfg(tmp_path: Path) -> Path:
     return path
 
 
-def bangdai(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+REPO = Path(__file__).resolve().parent.parent
+
+
+def clean_env() -> dict[str, str]:
+    """No BANGDAI_ settings from the outside, and this checkout's code first on the path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANGDAI_")}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def bangdai(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = clean_env()
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
                           input=input, timeout=timeout, env=env)
 
@@ -72,7 +82,7 @@ def test_cli_errors_are_plain(cfg, tmp_path):
 
 def test_serve_demo_chat_and_clean_stop(cfg, tmp_path):
     port = int(cfg.read_text().split("port = ")[1].split()[0])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGDAI_")}
+    env = clean_env()
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--demo", "--config", str(cfg)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
