@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 from typing import Any
@@ -20,17 +21,33 @@ from .config import Config
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
+from scheduler.outbox import Dispatcher, Outbox
 
 log = logging.getLogger(__name__)
 
 
+# Platform channels are loaded only when enabled: module path and class, built as cls(services, handle).
+PLATFORM_CHANNELS = {
+    "dingtalk": "bot.channels.dingtalk:DingTalkChannel",
+    "wecom": "bot.channels.wecom:WeComChannel",
+}
+
+
+def enabled_channels(config: Config) -> list[str]:
+    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
+    return [name for name, on in flags.items() if on]
+
+
 def build_services(config: Config, clock: Clock | None = None, db: Database | None = None) -> Services:
+    clock = clock or Clock()
+    db = db or Database(config.database.url, config.database.echo)
     return Services(
         config=config,
-        db=db or Database(config.database.url, config.database.echo),
-        clock=clock or Clock(),
+        db=db,
+        clock=clock,
         renderer=Renderer(config.programme.templates_dir),
         router=build_router(),
+        outbox=Outbox(db, clock, config, enabled_channels(config)),
     )
 
 
@@ -42,10 +59,20 @@ class Bangdai:
         self.gateway = Gateway(services)
         self.channels: dict[str, Channel] = {}
         config = services.config
-        if config.local.enabled:
-            self.channels["local"] = LocalChannel(services.db, services.clock, self.gateway.handle,
-                                                  token=config.local.token.reveal())
-        self.background: list[Any] = []  # things with async start()/stop(): scheduler, dispatchers
+        for name in enabled_channels(config):
+            if name == "local":
+                channel: Channel = LocalChannel(services.db, services.clock, self.gateway.handle,
+                                                token=config.local.token.reveal(),
+                                                rate_per_second=config.local.rate_per_minute / 60)
+            else:
+                module, _, cls = PLATFORM_CHANNELS[name].partition(":")
+                channel = getattr(importlib.import_module(module), cls)(services, self.gateway.handle)
+            self.channels[name] = channel
+        self.dispatchers = {
+            name: Dispatcher(services.outbox, channel, channel.rate_per_second) for name, channel in self.channels.items()
+        }
+        # Things with async start()/stop() that run beside the server: dispatchers, then the scheduler.
+        self.background: list[Any] = list(self.dispatchers.values())
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)

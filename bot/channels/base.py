@@ -29,6 +29,8 @@ class PermanentError(DeliveryError):
 
 class Channel:
     name: str = ""
+    max_batch: int = 1  # recipients one platform call can carry for an identical message
+    rate_per_second: float = 10.0  # platform calls per second the outbox may make on this channel
 
     def routes(self, app: web.Application) -> None:
         """Add this channel's HTTP endpoints to the service's aiohttp app."""
@@ -45,3 +47,20 @@ class Channel:
     async def deliver(self, address: Address, text: str, fmt: str, key: str) -> None:
         """Deliver one message; return only once the platform accepted it, else raise a DeliveryError."""
         raise PermanentError(f"channel {self.name} cannot send")
+
+    async def deliver_batch(
+        self, addresses: list[Address], text: str, fmt: str, keys: list[str]
+    ) -> list[DeliveryError | None]:
+        """Deliver one identical message to several people; per address, None or the error.
+
+        Channels whose platform takes several recipients in one call (DingTalk batchSend) override this
+        and set ``max_batch``; the default sends one by one.
+        """
+        results: list[DeliveryError | None] = []
+        for address, key in zip(addresses, keys):
+            try:
+                await self.deliver(address, text, fmt, key)
+                results.append(None)
+            except DeliveryError as exc:
+                results.append(exc)
+        return results

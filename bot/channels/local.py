@@ -63,8 +63,9 @@ def parse_local_message(body: Any, now: dt.datetime) -> InboundMessage:
 class LocalChannel(Channel):
     name = "local"
 
-    def __init__(self, db: Database, clock: Clock, handle: Handle, token: str = "") -> None:
+    def __init__(self, db: Database, clock: Clock, handle: Handle, token: str = "", rate_per_second: float = 10.0) -> None:
         self.db, self.clock, self.handle, self.token = db, clock, handle, token
+        self.rate_per_second = rate_per_second
         self.received = 0
 
     def routes(self, app: web.Application) -> None:

@@ -4,11 +4,12 @@ from sqlmodel import SQLModel
 
 from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
 from .mentoring import CONTACT_MODES, ContactLog, Pairing, PairingMentor, PlanItem
+from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .system import AuditLog, LocalDelivery, ProcessedMessage
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AuditLog", "BindAttempt", "LocalDelivery", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
+    "AuditLog", "BindAttempt", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
 ]

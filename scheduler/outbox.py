@@ -1,0 +1,280 @@
+"""The durable outbox: everything that is not an immediate reply is a row first, then a delivery.
+
+Writers (jobs, handlers) call :meth:`Outbox.enqueue_many` inside their own transaction, so a message
+exists exactly when the change that caused it does. The :class:`Dispatcher` of each channel claims due
+rows under a lease, hands them to the channel, and marks each sent only after the platform accepted
+it. A crash leaves rows ``sending``; when their lease runs out they are due again, so nothing is lost
+and only the messages in flight at the crash can go out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from aiolimiter import AsyncLimiter
+from prometheus_client import Counter, Gauge
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.channels.base import Channel, DeliveryError, PermanentError, TransientError
+from bot.clock import Clock
+from bot.config import Config
+from bot.inbound import Address
+from storage.db import Database
+from storage.models import ChatIdentity, OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+SENT = Counter("bangdai_outbox_sent_total", "Outbox messages the platform accepted", ["channel"])
+RETRIED = Counter("bangdai_outbox_retries_total", "Transient delivery failures", ["channel"])
+FAILED = Counter("bangdai_outbox_failed_total", "Outbox messages that failed for good", ["channel"])
+QUEUE = Gauge("bangdai_outbox_queued", "Outbox messages waiting", ["channel"])
+
+NO_ACCOUNT = "没有可用的聊天账号（未绑定或所在平台未启用）"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to queue: to a person (resolved to their preferred chat account) or to a group."""
+
+    key: str
+    body: str
+    person_id: int | None = None
+    group: tuple[str, str] | None = None  # (channel, group name)
+    format: str = "markdown"
+    source: str = ""
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock, config: Config, enabled_channels: Iterable[str]) -> None:
+        self.db, self.clock, self.config = db, clock, config
+        enabled = set(enabled_channels)
+        self.order = [c for c in config.outbox.channel_order if c in enabled] + sorted(
+            enabled - set(config.outbox.channel_order)
+        )
+        self._listeners: list[asyncio.Event] = []
+
+    def listen(self) -> asyncio.Event:
+        """An event set whenever something new is queued (dispatchers wait on it instead of polling)."""
+        event = asyncio.Event()
+        self._listeners.append(event)
+        return event
+
+    def notify(self) -> None:
+        for event in self._listeners:
+            event.set()
+
+    async def accounts(self, session: AsyncSession, person_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """The chat account each person gets messages on: the first enabled channel in the configured order."""
+        ids = list(set(person_ids))
+        out: dict[int, tuple[str, str]] = {}
+        if not ids:
+            return out
+        rank = {c: i for i, c in enumerate(self.order)}
+        for chunk in range(0, len(ids), 5000):
+            rows = await session.exec(
+                select(ChatIdentity.person_id, ChatIdentity.channel, ChatIdentity.platform_user_id).where(
+                    col(ChatIdentity.person_id).in_(ids[chunk:chunk + 5000]),
+                    col(ChatIdentity.channel).in_(self.order),
+                )
+            )
+            for person_id, channel, user_id in rows.all():
+                best = out.get(person_id)
+                if best is None or rank[channel] < rank[best[0]]:
+                    out[person_id] = (channel, user_id)
+        return out
+
+    async def enqueue_many(self, session: AsyncSession, messages: Sequence[Outgoing]) -> int:
+        """Queue messages in the caller's transaction; a key already queued is kept as it was.
+        Returns how many rows are new."""
+        if not messages:
+            return 0
+        now = self.clock.now()
+        accounts = await self.accounts(session, [m.person_id for m in messages if m.person_id is not None])
+        rows = []
+        for m in messages:
+            row: dict[str, Any] = {
+                "key": m.key, "person_id": m.person_id, "body": m.body, "format": m.format, "source": m.source,
+                "status": OutboxStatus.QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now,
+                "last_error": "", "user_id": None, "group_name": None, "channel": "",
+            }
+            if m.group is not None:
+                row["channel"], row["group_name"] = m.group
+                if m.group[0] not in self.order:
+                    row["status"], row["last_error"] = OutboxStatus.UNDELIVERABLE, f"渠道 {m.group[0]} 未启用"
+            elif m.person_id is not None and m.person_id in accounts:
+                row["channel"], row["user_id"] = accounts[m.person_id]
+            else:
+                row["status"], row["last_error"] = OutboxStatus.UNDELIVERABLE, NO_ACCOUNT
+            rows.append(row)
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        new = 0
+        for chunk in range(0, len(rows), 2000):
+            stmt = insert(OutboxMessage).values(rows[chunk:chunk + 2000]).on_conflict_do_nothing(index_elements=["key"])
+            result = await session.exec(stmt)  # type: ignore[call-overload]
+            new += result.rowcount or 0
+        self.notify()
+        return new
+
+    async def enqueue(self, session: AsyncSession, message: Outgoing) -> bool:
+        return await self.enqueue_many(session, [message]) == 1
+
+    # --- what operators see ------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        async with self.db.transaction() as session:
+            rows = await session.exec(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+            return dict(rows.all())
+
+    async def problems(self, limit: int = 50) -> list[OutboxMessage]:
+        async with self.db.transaction() as session:
+            rows = await session.exec(
+                select(OutboxMessage)
+                .where(col(OutboxMessage.status).in_([OutboxStatus.FAILED, OutboxStatus.UNDELIVERABLE]))
+                .order_by(col(OutboxMessage.id).desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def retry(self, ids: Iterable[int]) -> int:
+        """Put failed messages back in the queue by hand (after fixing whatever failed)."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            result = await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(list(ids)), OutboxMessage.status == OutboxStatus.FAILED)
+                .values(status=OutboxStatus.QUEUED, next_attempt_at=now, attempts=0, lease_until=None)
+            )  # type: ignore[call-overload]
+        self.notify()
+        return result.rowcount or 0
+
+
+class Dispatcher:
+    """Drains one channel's due messages within its rate limit, batching identical messages."""
+
+    def __init__(self, outbox: Outbox, channel: Channel, rate_per_second: float, *, lease_seconds: float = 60,
+                 batch_limit: int = 200) -> None:
+        self.outbox, self.channel = outbox, channel
+        self.db, self.clock, self.config = outbox.db, outbox.clock, outbox.config.outbox
+        self.limiter = AsyncLimiter(max(1.0, rate_per_second), 1) if rate_per_second >= 1 else AsyncLimiter(1, 1 / rate_per_second)
+        self.lease = dt.timedelta(seconds=lease_seconds)
+        self.batch_limit = batch_limit
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._wakeup = outbox.listen()
+
+    async def claim(self) -> list[OutboxMessage]:
+        """Take due rows (queued and due, or sending with an expired lease) under a fresh lease."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            due = or_(
+                and_(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now),  # type: ignore[operator]
+            )
+            query = (
+                select(OutboxMessage)
+                .where(OutboxMessage.channel == self.channel.name, due)
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(self.batch_limit)
+            )
+            if session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.exec(query)).all())
+            if rows:
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_([r.id for r in rows]))
+                    .values(status=OutboxStatus.SENDING, lease_until=now + self.lease)
+                )  # type: ignore[call-overload]
+        return rows
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many rows were attempted."""
+        rows = await self.claim()
+        groups: dict[tuple, list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            groups[(row.body, row.format, row.group_name is not None)].append(row)
+        size = max(1, getattr(self.channel, "max_batch", 1))
+        for (body, fmt, is_group), members in groups.items():
+            chunks = [[m] for m in members] if is_group else [members[i:i + size] for i in range(0, len(members), size)]
+            for chunk in chunks:
+                await self.limiter.acquire()
+                results = await self._deliver(chunk, body, fmt)
+                await self._record(chunk, results)
+        return len(rows)
+
+    async def _deliver(self, rows: list[OutboxMessage], body: str, fmt: str) -> list[DeliveryError | None]:
+        addresses = [Address(self.channel.name, user_id=r.user_id, group=r.group_name) for r in rows]
+        keys = [r.key for r in rows]
+        try:
+            if len(rows) == 1:
+                await self.channel.deliver(addresses[0], body, fmt, keys[0])
+                return [None]
+            return list(await self.channel.deliver_batch(addresses, body, fmt, keys))
+        except DeliveryError as exc:
+            return [exc] * len(rows)
+        except Exception as exc:  # an unexpected error is treated as transient, and logged in full
+            log.exception("channel %s failed delivering %d message(s)", self.channel.name, len(rows))
+            return [TransientError(f"{type(exc).__name__}: {exc}")] * len(rows)
+
+    async def _record(self, rows: list[OutboxMessage], results: list[DeliveryError | None]) -> None:
+        now = self.clock.now()
+        name = self.channel.name
+        async with self.db.transaction() as session:
+            for row, error in zip(rows, results):
+                values: dict[str, Any] = {"lease_until": None}
+                if error is None:
+                    values.update(status=OutboxStatus.SENT, sent_at=now, last_error="", attempts=row.attempts + 1)
+                    SENT.labels(name).inc()
+                elif isinstance(error, PermanentError) or row.attempts + 1 >= self.config.max_attempts:
+                    values.update(status=OutboxStatus.FAILED, last_error=error.reason[:500], attempts=row.attempts + 1)
+                    FAILED.labels(name).inc()
+                    log.warning("outbox %s failed for good on %s: %s", row.key, name, error.reason)
+                else:
+                    delay = self.backoff(row.attempts + 1, getattr(error, "retry_after", None))
+                    values.update(status=OutboxStatus.QUEUED, attempts=row.attempts + 1, last_error=error.reason[:500],
+                                  next_attempt_at=now + dt.timedelta(seconds=delay))
+                    RETRIED.labels(name).inc()
+                await session.exec(update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values))  # type: ignore[call-overload]
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Exponential backoff with full jitter; never sooner than the platform asked."""
+        cap = min(self.config.backoff_max_seconds, self.config.backoff_base_seconds * 2 ** (attempt - 1))
+        delay = random.uniform(cap / 2, cap)
+        return max(delay, retry_after or 0)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                attempted = await self.run_once()
+            except Exception:
+                log.exception("dispatcher %s: round failed", self.channel.name)
+                attempted = 0
+            if attempted == 0:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_seconds)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._loop(), name=f"dispatch-{self.channel.name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+        if self._task:
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except asyncio.TimeoutError:
+                self._task.cancel()
