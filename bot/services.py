@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from storage.db import Database
 
@@ -22,3 +22,9 @@ class Services:
     router: Router
     outbox: Any = None  # scheduler.outbox.Outbox once built; typed loosely to keep bot/ below scheduler/
     extras: dict[str, Any] = field(default_factory=dict)
+    # Callables returning operator warnings (API quota nearly used, no holiday data…), shown to staff
+    # in the weekly digest and on /healthz.
+    warning_sources: list[Callable[[], list[str]]] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        return [w for source in self.warning_sources for w in source()]
