@@ -308,3 +308,10 @@ async def test_local_token_protects_the_api(services, bangdai):
         assert ok.status == 200
     finally:
         await client.close()
+
+
+async def test_stats_for_staff_only(chat):
+    await chat.say("u4", "记录 面谈 谈心")
+    reply = await chat.say("u5", "统计")
+    assert "工作统计" in reply and "在册结对 2 对，已面谈 1 对（50%）" in reply
+    assert "仅限管理员、组工干部使用" in await chat.say("u2", "统计")
