@@ -100,6 +100,7 @@ class ScheduleConfig:
 
 @dataclass
 class OutboxConfig:
+    dispatch: bool = True  # false: this process answers chat but leaves delivery to others
     channel_order: list[str] = field(default_factory=lambda: ["dingtalk", "wecom", "local"])
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0

@@ -165,7 +165,10 @@ class Dispatcher:
                  batch_limit: int = 200) -> None:
         self.outbox, self.channel = outbox, channel
         self.db, self.clock, self.config = outbox.db, outbox.clock, outbox.config.outbox
-        self.limiter = AsyncLimiter(max(1.0, rate_per_second), 1) if rate_per_second >= 1 else AsyncLimiter(1, 1 / rate_per_second)
+        # A bucket of one, refilled every 1/rate seconds: calls are evenly spaced, so no one-second
+        # window ever holds more than `rate` of them (a bucket of `rate` would allow twice that at the
+        # start of a burst). The 0.1 % margin absorbs timer rounding.
+        self.limiter = AsyncLimiter(1, 1.001 / rate_per_second)
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.batch_limit = batch_limit
         self._task: asyncio.Task | None = None
