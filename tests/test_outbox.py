@@ -245,5 +245,7 @@ async def test_sigkill_during_dispatch_loses_nothing_and_duplicates_at_most_in_f
     keys = log.read_text().split()
     counts = collections.Counter(keys)
     assert set(counts) == {f"k{i}" for i in range(120)}  # nothing lost
-    assert sum(c - 1 for c in counts.values()) <= 1  # at most the one message in flight went twice
+    # Only messages in flight at the kill (accepted, not yet marked sent) may go out twice.
+    in_flight = Dispatcher(outbox, FlakyPlatform(), 200).max_unrecorded  # the worker's defaults
+    assert sum(c - 1 for c in counts.values()) <= in_flight
     assert await statuses(services) == {OutboxStatus.SENT: 120}
