@@ -503,3 +503,13 @@ def test_a_bad_encoding_aes_key_is_a_config_error(services):
     services.config.wecom.encoding_aes_key = Secret("too-short")
     with pytest.raises(ConfigError, match="encoding_aes_key"):
         WeComChannel(services, None)
+
+
+def test_serve_refuses_a_bad_wecom_key_with_a_clear_message(tmp_path, capsys):
+    from bot.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/x.db"\n'
+                    '[wecom]\nenabled = true\ncorp_id = "ww1"\nencoding_aes_key = "short"\n', encoding="utf-8")
+    assert main(["serve", "--config", str(path)]) == 2
+    assert "[wecom] encoding_aes_key" in capsys.readouterr().err
