@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot.app import Bangdai
+from bot.channels.wecom_api import split_message
 from bot.config import Config, ConfigError, Secret
 from fakes.wecom import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom, WeComCallbacks
 from scheduler.outbox import Dispatcher, Outbox, Outgoing
@@ -513,3 +514,40 @@ def test_serve_refuses_a_bad_wecom_key_with_a_clear_message(tmp_path, capsys):
                     '[wecom]\nenabled = true\ncorp_id = "ww1"\nencoding_aes_key = "short"\n', encoding="utf-8")
     assert main(["serve", "--config", str(path)]) == 2
     assert "[wecom] encoding_aes_key" in capsys.readouterr().err
+
+
+async def test_a_long_app_message_resumes_after_the_part_that_failed(bangdai, services, fake, clock):
+    channel = bangdai.channels["wecom"]
+    dispatcher = Dispatcher(services.outbox, channel, 1000)
+    body = "\n".join(f"第{i}项：熟悉信访工作流程，参与一次招商洽谈，走访两家企业" for i in range(90))
+    assert len(body.encode()) > 2 * 2048
+    fake.fail_next(None, 45009)  # the first part goes through, the second is throttled
+    await queue_to(services, channel, "lina", "k-long", body)
+    await dispatcher.run_once()
+    assert len(fake.inbox("lina")) == 1 and (await status_of(services, "k-long")).status == OutboxStatus.QUEUED
+    clock.advance(minutes=11)
+    await dispatcher.run_once()
+    assert (await status_of(services, "k-long")).status == OutboxStatus.SENT
+    parts = fake.inbox("lina")
+    assert len(parts) == len(split_message(body)) >= 3 and "\n".join(parts) == body  # every part once, in order
+    assert all(len(p.encode()) <= 2048 for p in parts) and not fake.truncated
+    await channel.stop()
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_the_member_window_survives_a_restart(bangdai, services, fake, clock):
+    channel = bangdai.channels["wecom"]
+    await channel.start()
+    for i in range(25):
+        await queue_to(services, channel, "lina", f"before:{i}", f"第{i}条")
+    await Dispatcher(services.outbox, channel, 1000).run_once()
+    await channel.stop()
+    clock.advance(seconds=20)
+
+    restarted = Bangdai(services).channels["wecom"]  # a new process: nothing in memory
+    await restarted.start()
+    await queue_to(services, restarted, "lina", "after", "重启后的第一条")
+    await Dispatcher(services.outbox, restarted, 1000).run_once()
+    assert (await status_of(services, "after")).status == OutboxStatus.QUEUED
+    assert len(fake.inbox("lina")) == 25 and fake.dropped == []
+    await restarted.stop()

@@ -55,6 +55,13 @@ class SlidingWindow:
         now = self.clock.now()
         self._recent(key, now).extend([now] * n)
 
+    def record(self, key: str, at: dt.datetime) -> None:
+        """Count a send made earlier (e.g. by this service before a restart)."""
+        sent = self._sent[key]
+        sent.append(at)
+        if len(sent) > 1 and sent[-2] > at:
+            self._sent[key] = deque(sorted(sent))
+
     def count(self, key: str, seconds: float) -> int:
         now = self.clock.now()
         return sum(1 for t in self._sent.get(key, ()) if t > now - dt.timedelta(seconds=seconds))

@@ -111,7 +111,28 @@ class WeComChannel(Channel):
 
     async def start(self) -> None:
         self._stopping = False
+        await self._recall_recent_sends()
         self.state = "ok"
+
+    async def _recall_recent_sends(self) -> None:
+        """The per-member window survives a restart: what the outbox sent in the last hour counts."""
+        since = self.clock.now() - dt.timedelta(hours=1)
+        try:
+            async with self.db.transaction() as session:
+                rows = (await session.exec(
+                    select(OutboxMessage.user_id, OutboxMessage.group_name, OutboxMessage.sent_at).where(
+                        OutboxMessage.channel == self.name, OutboxMessage.status == OutboxStatus.SENT,
+                        OutboxMessage.sent_at >= since,  # type: ignore[operator]
+                    ).order_by(OutboxMessage.sent_at)
+                )).all()
+        except Exception:
+            log.exception("wecom: could not read recent sends; the per-member window starts empty")
+            return
+        for user_id, group, sent_at in rows:
+            if user_id:
+                self.members.record(user_id, sent_at)
+            elif group:
+                self.robots.record(group, sent_at)
 
     async def stop(self) -> None:
         """Refuse new callbacks, let the ones being handled finish (their replies are in the outbox
@@ -138,6 +159,8 @@ class WeComChannel(Channel):
             warnings.append(f"企业微信配置缺少：{'、'.join(missing)}")
         if self.api.last_token_error:
             warnings.append(f"企业微信取 access_token 失败：{self.api.last_token_error}")
+        if self.config.per_member_per_minute > 30 or self.config.per_member_per_hour > 1000:
+            warnings.append("企业微信每人每分钟超过 30 条、每小时超过 1000 条的消息会被静默丢弃，请调低 per_member_per_minute / per_member_per_hour")
         if self.config_problem:
             warnings.append(f"企业微信发送失败：{self.config_problem}")
         return {

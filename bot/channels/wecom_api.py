@@ -63,7 +63,7 @@ class WeComApi:
                     raise WeComUnavailable(f"HTTP {resp.status}")
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise WeComUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise WeComUnavailable(_scrub(f"{type(exc).__name__}: {exc}")) from None
         if not isinstance(body, dict):
             raise WeComUnavailable("answer is not a JSON object")
         code = int(body.get("errcode", 0) or 0)
@@ -112,6 +112,11 @@ class WeComApi:
     async def send_webhook(self, key: str, msgtype: str, content: str) -> dict:
         payload = {"msgtype": msgtype, msgtype: {"content": content}}
         return await self._json("POST", "/cgi-bin/webhook/send", {"key": key}, payload)
+
+
+def _scrub(text: str) -> str:
+    """Error texts may quote the URL, whose query carries the secret, token or webhook key."""
+    return re.sub(r"\?[^\s'\"]*", "?…", text)
 
 
 def _agent(agent_id: str) -> int | str:

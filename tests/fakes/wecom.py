@@ -59,7 +59,7 @@ class FakeWeCom:
         self.truncated: list[Sent] = []  # silently cut at 2048 bytes
         self.send_calls = 0
         self.invalid_users: set[str] = set()
-        self.failures: list[int] = []  # errcodes the next message/send calls answer
+        self.failures: list[int | None] = []  # errcodes the next message/send calls answer
         self.webhook_keys = set(webhook_keys or ())
         self.webhooks: dict[str, list[Sent]] = {}
         self.webhook_refused: list[tuple[str, int]] = []
@@ -82,7 +82,8 @@ class FakeWeCom:
         """WeCom invalidated every token (e.g. the secret was reset, or they simply expired early)."""
         self.tokens.clear()
 
-    def fail_next(self, *codes: int) -> None:
+    def fail_next(self, *codes: int | None) -> None:
+        """The next message/send calls answer these errcodes in turn (None: that call goes through)."""
         self.failures.extend(codes)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15) -> None:
@@ -121,8 +122,8 @@ class FakeWeCom:
         if (error := self._token_error(request)) is not None:
             return error
         self.send_calls += 1
-        if self.failures:
-            code = self.failures.pop(0)
+        code = self.failures.pop(0) if self.failures else None
+        if code is not None:
             return self._err(code, {45009: "api freq out of limit", 45033: "api concurrent out of limit"}.get(code, "error"))
         body = await request.json()
         if str(body.get("agentid")) != self.agent_id:
