@@ -187,6 +187,10 @@ def _future(build, plain):
     return build.seal(plain, timestamp=int(build.clock.now().timestamp()) + 301)
 
 
+def _absurd_time(build, plain):
+    return build.seal(plain, timestamp=10**30)
+
+
 def _wrong_corp(build, plain):
     return build.seal(plain, corp_id="ww0000000000000000")
 
@@ -218,7 +222,7 @@ def _unsigned(build, plain):
 
 
 @pytest.mark.parametrize("make,status,reason", [
-    (_forged, 403, "signature"), (_stale, 403, "stale"), (_future, 403, "stale"), (_wrong_corp, 403, "corp_id"),
+    (_forged, 403, "signature"), (_stale, 403, "stale"), (_future, 403, "stale"), (_absurd_time, 403, "stale"), (_wrong_corp, 403, "corp_id"),
     (_unsigned, 403, "unsigned"), (_malformed, 400, "malformed"), (_no_encrypt, 400, "malformed"),
     (_entities, 400, "malformed"), (_oversized, 413, "too_large"),
 ])

@@ -192,7 +192,10 @@ class WeComChannel(Channel):
         signature, timestamp, nonce = q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
         if not signature or not nonce or not timestamp.isdigit():
             raise _Reject(403, "unsigned")
-        sent = dt.datetime.fromtimestamp(int(timestamp), dt.timezone.utc)
+        try:
+            sent = dt.datetime.fromtimestamp(int(timestamp), dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise _Reject(403, "stale") from None
         if abs(self.clock.now() - sent) > MAX_SKEW:
             raise _Reject(403, "stale")
         return signature, timestamp, nonce
