@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = COMMANDS.get(args.command) or globals()[f"cmd_{args.command}"]
     try:
         return handler(args, config)
+    except ConfigError as exc:  # found while starting, e.g. a channel's key that cannot work
+        print(f"配置错误：{exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
