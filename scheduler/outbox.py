@@ -254,7 +254,9 @@ class Dispatcher:
         async def send(chunk: list[OutboxMessage], body: str, fmt: str) -> None:
             try:
                 await self.limiter.acquire()  # nothing between the limiter and the platform call
-                self._unrecorded.extend(zip(chunk, await self._deliver(chunk, body, fmt)))
+                results = await self._deliver(chunk, body, fmt)
+                # Only now look up the list: a flush during the await replaces it.
+                self._unrecorded.extend(zip(chunk, results))
                 if len(self._unrecorded) >= self.record_batch:
                     await self._flush()
             finally:

@@ -249,3 +249,19 @@ async def test_sigkill_during_dispatch_loses_nothing_and_duplicates_at_most_in_f
     in_flight = Dispatcher(outbox, FlakyPlatform(), 200).max_unrecorded  # the worker's defaults
     assert sum(c - 1 for c in counts.values()) <= in_flight
     assert await statuses(services) == {OutboxStatus.SENT: 120}
+
+
+async def test_every_outcome_is_recorded_when_deliveries_overlap(services):
+    """Deliveries finish out of order and flushes happen while others are still sending: after one
+    round no row may be left 'sending' (it would be sent again when its lease ran out)."""
+
+    class Jittery(FlakyPlatform):
+        async def deliver(self, address, text, fmt, key):
+            await asyncio.sleep(self.rng.random() / 100)
+            self.accepted[key] += 1
+
+    outbox = real_outbox(services)
+    ids = await people(services, 80)
+    await queue(outbox, services, [Outgoing(f"k{i}", f"第{i}条", person_id=p) for i, p in enumerate(ids)])
+    assert await Dispatcher(outbox, Jittery(), rate_per_second=1000).run_once() == 80
+    assert await statuses(services) == {OutboxStatus.SENT: 80}

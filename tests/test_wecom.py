@@ -37,6 +37,7 @@ async def fake(clock):
 def config(db_url, fake) -> Config:  # overrides conftest's: WeCom on, pointed at the fake
     config = Config()
     config.database.url = db_url
+    config.schedule.enabled = False  # a catch-up run at startup would queue digests of its own
     w = config.wecom
     w.enabled, w.corp_id, w.agent_id, w.api_base = True, CORP_ID, AGENT_ID, fake.base
     w.secret, w.token, w.encoding_aes_key = Secret(SECRET), Secret(TOKEN), Secret(AES_KEY)

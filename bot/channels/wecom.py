@@ -373,6 +373,9 @@ class WeComChannel(Channel):
                 self.counts["deferred"] += 1
                 DEFERRED.labels("member").inc()
                 continue
+            # Reserve the window now, with no await between the check and the reservation: the outbox
+            # delivers several messages at once, and they must not all pass the same check.
+            self.members.take(address.user_id, len(parts) - start)
             by_start[start].append(i)
         for start, members in by_start.items():
             await self._to_members(addresses, keys, members, msgtype, parts, start, results)
@@ -385,8 +388,6 @@ class WeComChannel(Channel):
             if not live:
                 return
             users = [addresses[i].user_id or "" for i in live]
-            for user in users:
-                self.members.take(user)
             try:
                 answer = await self.api.send_message(self.config.agent_id, users, msgtype, parts[n])
             except (WeComError, WeComUnavailable) as exc:
@@ -421,8 +422,8 @@ class WeComChannel(Channel):
             self.counts["deferred"] += 1
             DEFERRED.labels("webhook").inc()
             return TransientError(f"企业微信群机器人每分钟最多 {self.config.webhook_per_minute} 条，稍后再发", wait)
+        self.robots.take(group, len(parts) - start)  # reserved before any await (see deliver_batch)
         for n in range(start, len(parts)):
-            self.robots.take(group)
             try:
                 await self.api.send_webhook(webhook.reveal(), msgtype, parts[n])
             except (WeComError, WeComUnavailable) as exc:
