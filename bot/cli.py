@@ -276,9 +276,15 @@ async def load_demo(services: Any) -> None:
 async def _serve(config: Config, demo: bool = False) -> None:
     from aiohttp import web
 
+    from storage.migrate import pending
+
     from .app import Bangdai, build_services
 
     services = build_services(config)
+    missing = await pending(services.db)
+    if missing:
+        await services.db.close()
+        raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
         await load_demo(services)
     bangdai = Bangdai(services)
