@@ -200,8 +200,15 @@ class Scheduler:
         if self.aps is not None and self.aps.running:
             self.aps.shutdown(wait=False)
         if self._leader_conn is not None:
-            await self._leader_conn.close()
-            self._leader_conn = None
+            # The lock belongs to the database session, and close() only returns the connection to the
+            # pool: release it explicitly so another process can lead at once.
+            try:
+                await self._leader_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
+                await self._leader_conn.commit()
+            finally:
+                await self._leader_conn.close()
+                self._leader_conn = None
+                self.leader = False
 
     def next_runs(self) -> dict[str, dt.datetime | None]:
         now = self.services.clock.now()
