@@ -266,14 +266,25 @@ class Dispatcher:
             finally:
                 slots.release()
 
-        for (body, fmt, is_group), members in groups.items():
-            chunks = [[m] for m in members] if is_group else [members[i:i + size] for i in range(0, len(members), size)]
-            for chunk in chunks:
-                await slots.acquire()
-                tasks.append(asyncio.create_task(send(chunk, body, fmt)))
-        if tasks:
-            await asyncio.gather(*tasks)
-        await self._flush()
+        try:
+            for (body, fmt, is_group), members in groups.items():
+                chunks = [[m] for m in members] if is_group else [members[i:i + size] for i in range(0, len(members), size)]
+                for chunk in chunks:
+                    await slots.acquire()
+                    if self._stopping:  # leave the rest to the lease: claimed rows are due again later
+                        slots.release()
+                        break
+                    tasks.append(asyncio.create_task(send(chunk, body, fmt)))
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            # Never leave deliveries running behind a stopped or cancelled round.
+            pending = [t for t in tasks if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            await self._flush()
         return len(rows)
 
     @property
