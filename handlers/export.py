@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.text import mask_phone
@@ -14,6 +16,21 @@ from storage.db import Database
 from storage.models import ContactLog, Pairing, Person, PersonRole, PlanItem, Unit
 
 from .pairs import lapsed_weeks, last_face_to_face, load_pairs
+
+# Other programmes add their sheets here (title, header, rows), as stats sections do for 统计.
+SheetRows = list[tuple[str, list[str], list[list]]]
+SheetFn = Callable[[AsyncSession, Clock], Awaitable[SheetRows]]
+EXTRA_SHEETS: list[tuple[int, SheetFn]] = []
+
+
+def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
+    def register(fn: SheetFn) -> SheetFn:
+        if all(existing is not fn for _, existing in EXTRA_SHEETS):
+            EXTRA_SHEETS.append((order, fn))
+            EXTRA_SHEETS.sort(key=lambda s: s[0])
+        return fn
+
+    return register
 
 
 async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, int]:
@@ -50,6 +67,9 @@ async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, i
         rows = [[pair_label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
                  i.done_at.astimezone(clock.tz).date() if i.done_at else ""] for i in items]
         counts["培养计划"] = _sheet(wb.create_sheet(), "培养计划", ["结对", "序号", "内容", "状态", "完成日期"], rows)
+        for _, fn in EXTRA_SHEETS:
+            for title, header, rows in await fn(session, clock):
+                counts[title] = _sheet(wb.create_sheet(), title, header, rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return counts
