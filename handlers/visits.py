@@ -68,6 +68,8 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
         visits = (await visits_between(session, first, last, [sender.id])).get(sender.id, [])
         return Answer.of("sanling/visit_month", today=today, status=unit_status(units, visits))
     day = _maybe_date(args, today)
+    if not args:
+        raise UsageError("请写上走访的单位和内容", "走访 华埠镇 昨天 了解年轻干部思想动态")
     unit, rest = await _match_unit(session, units, args.rest())
     words = Args(rest)
     if (later := _maybe_date(words, today)) is not None:
