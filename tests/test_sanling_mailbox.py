@@ -353,3 +353,25 @@ def test_ticket_parsing():
     assert take_ticket("第12号 已转") == (12, "已转")
     assert take_ticket("#12") == (12, "")
     assert take_ticket("已转人社局") is None
+
+
+async def test_no_other_person_ever_sees_the_text(chat, services, bangdai, tmp_path):
+    """Whatever the others type, and whatever reaches their inboxes, the text is not there."""
+    QUESTION = "我的车补标准是否与原岗位一致"  # noqa: N806 - not the help example, which everyone may see
+    await chat.say("u4", f"信箱 匿名 {SECRET}")
+    await chat.say("u5", "答复 #1 收到，已转专班")
+    await chat.say("u2", f"信箱 {QUESTION}")
+    await chat.say("u7", "信箱 关闭 #2 已当面答复")
+    await deliver(services, bangdai)
+    commands = ["帮助", "本周", "信箱 查询", "信箱 #1", "信箱 #2", "信箱 查询 #1", "信箱 待办", "统计", "流程",
+                "走访", "信箱 分类 #1 其他", "答复 #1 x", "信箱 关闭 #1 x", "帮助 信箱"]
+    for user in ("u1", "u3", "u6"):
+        for text in commands:
+            reply = await chat.say(user, text)
+            assert SECRET not in reply and QUESTION not in reply and "已转专班" not in reply, (user, text, reply)
+        for message in await chat.inbox(user):
+            assert SECRET not in message["text"] and QUESTION not in message["text"]
+    # Each submitter sees their own and nothing of the other's.
+    assert QUESTION not in await chat.say("u4", "信箱 查询") and SECRET not in await chat.say("u2", "信箱 查询")
+    assert all(QUESTION not in m["text"] for m in await chat.inbox("u4"))
+    assert all(SECRET not in m["text"] for m in await chat.inbox("u2"))
