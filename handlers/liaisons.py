@@ -15,10 +15,9 @@ from pathlib import Path
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import Clock
 from storage.db import Database
 from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
-
-from bot.clock import Clock
 
 from .export import export_sheets
 from .imports import ImportReport, RowError, _find_person, _load, _run_rows, _text

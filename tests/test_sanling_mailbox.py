@@ -8,7 +8,7 @@ from openpyxl import load_workbook
 
 from handlers.export import export_workbook
 from handlers.mailbox import guess_category, take_ticket
-from sanling_support import EVERYONE, STAFF, count, deliver, inboxes, rows, sanling  # noqa: F401
+from sanling_support import STAFF, count, deliver, inboxes, rows, sanling  # noqa: F401
 from storage.models import AuditLog, Inquiry, InquiryAnswer, OutboxMessage, ProcessedMessage
 
 pytestmark = pytest.mark.usefixtures("sanling")
