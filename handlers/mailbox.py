@@ -129,11 +129,13 @@ async def staff_view(session: AsyncSession, inquiries: list[Inquiry], now: dt.da
 
 
 def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, inquiry: Inquiry,
-          **detail: object) -> None:
+          **detail: object) -> AuditLog:
     """An audit entry for a state change. The inquiry's text is never copied here, and for an
     anonymous submission neither is the submitter."""
-    session.add(AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else ANONYMOUS,
-                         action=action, target=f"inquiry:{inquiry.id}", detail=dict(detail)))
+    entry = AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else ANONYMOUS,
+                     action=action, target=f"inquiry:{inquiry.id}", detail=dict(detail))
+    session.add(entry)
+    return entry
 
 
 async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
@@ -282,9 +284,12 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, services: 
     now = clock.now()
     inquiry.status, inquiry.closed_at, inquiry.close_reason = InquiryStatus.CLOSED, now, reason
     session.add(inquiry)
-    audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
+    entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
+    await session.flush()
     body = services.renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
-    await services.outbox.enqueue(session, Outgoing(key=f"mailbox-closed:{inquiry.id}", person_id=inquiry.submitter_id,
+    # Keys of the submitter's notices do not name the inquiry: `bangdai outbox --failed` lists the
+    # recipient beside the key, and that must not tie an anonymous submitter to their ticket.
+    await services.outbox.enqueue(session, Outgoing(key=f"mailbox-closed:{entry.id}", person_id=inquiry.submitter_id,
                                                     body=body, source="mailbox"))
     return Answer.of("sanling/mailbox_closed", q=inquiry)
 
