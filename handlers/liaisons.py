@@ -20,7 +20,8 @@ from storage.db import Database
 from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
 
 from .export import export_sheets
-from .imports import ImportReport, RowError, _find_person, _load, _run_rows, _text
+from .imports import ImportReport, RowError, _load, _run_rows, _text
+from .pairing_ops import NotFound, find_person
 
 LIAISON_COLUMNS = {
     "person": ["联系人", "三联联系人", "姓名", "liaison", "person", "name"],
@@ -73,7 +74,10 @@ async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen:
     if status not in _ENDED | _ACTIVE:
         raise RowError(f"状态“{status}”不认识：留空表示在联，写“撤销”表示解除联系")
     active = status not in _ENDED
-    person = await _find_person(session, row["person"])
+    try:
+        person = await find_person(session, row["person"])
+    except NotFound as exc:
+        raise RowError(str(exc)) from None
     if unit_name in kinds and kinds[unit_name][0] != kind:
         raise RowError(f"单位“{unit_name}”在第 {kinds[unit_name][1]} 行是{kinds[unit_name][0]}，本行写成了{kind}")
     key = (person.id, unit_name)  # type: ignore[assignment]
