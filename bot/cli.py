@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = _common(sub.add_parser("db", help="数据库迁移"))
     db.add_argument("action", choices=["upgrade", "current"])
 
-    imp = _common(sub.add_parser("import", help="导入花名册或结对表（.xlsx/.csv）"))
-    imp.add_argument("kind", choices=["roster", "pairs"])
+    imp = _common(sub.add_parser("import", help="导入花名册、结对表或三联名单（.xlsx/.csv）"))
+    imp.add_argument("kind", choices=["roster", "pairs", "liaisons"])
     imp.add_argument("file")
     imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
 
@@ -108,9 +108,10 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from handlers.imports import import_pairs, import_roster
+    from handlers.liaisons import import_liaisons
 
     _prepare_database(config)
-    fn = import_roster if args.kind == "roster" else import_pairs
+    fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons}[args.kind]
 
     async def run() -> Any:
         db = Database(config.database.url)

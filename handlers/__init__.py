@@ -2,10 +2,11 @@
 
 from bot.router import Router
 
-from . import mentoring, mentoring_staff, people, principles, stats
+from . import guides, mailbox, mentoring, mentoring_staff, people, principles, stats, visits
 
 
 def build_router() -> Router:
     router = Router()
     router.include(people.router, mentoring.router, mentoring_staff.router, principles.router, stats.router)
+    router.include(mailbox.router, visits.router, guides.router)
     return router

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.text import mask_phone
@@ -15,6 +17,21 @@ from storage.models import ContactLog, Pairing, PairReview, Person, PersonRole, 
 
 from .mentoring_staff import bundled_assessment
 from .pairs import lapsed_weeks, last_face_to_face, load_pairs
+
+# Other programmes add their sheets here (title, header, rows), as stats sections do for 统计.
+SheetRows = list[tuple[str, list[str], list[list]]]
+SheetFn = Callable[[AsyncSession, Clock], Awaitable[SheetRows]]
+EXTRA_SHEETS: list[tuple[int, SheetFn]] = []
+
+
+def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
+    def register(fn: SheetFn) -> SheetFn:
+        if all(existing is not fn for _, existing in EXTRA_SHEETS):
+            EXTRA_SHEETS.append((order, fn))
+            EXTRA_SHEETS.sort(key=lambda s: s[0])
+        return fn
+
+    return register
 
 
 async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, int]:
@@ -62,6 +79,9 @@ async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, i
                               for p, g in v.mentees)
             rows.append([today.year, v.mentor.name, grades, verdict])
         counts["捆绑考核"] = _sheet(wb.create_sheet(), "捆绑考核", ["年度", "导师", "徒弟考核", "导师评优资格"], rows)
+        for _, fn in EXTRA_SHEETS:
+            for title, header, rows in await fn(session, clock):
+                counts[title] = _sheet(wb.create_sheet(), title, header, rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return counts

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
 from .mentoring import ANNUAL_GRADES, CONTACT_MODES, REVIEW_RATINGS, AnnualGrade, ContactLog, Pairing, PairingMentor, PairReview, PlanItem
 from .outbox import JobRun, OutboxMessage, OutboxStatus
+from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, LocalDelivery, ProcessedMessage
 
 metadata = SQLModel.metadata
@@ -12,4 +13,5 @@ metadata = SQLModel.metadata
 __all__ = [
     "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "BindAttempt", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
+    "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
 ]

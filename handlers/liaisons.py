@@ -1,0 +1,185 @@
+"""三联 links — department leaders and organization cadres linked to townships, departments and 专班 —
+imported from the department's sheet, and the visit facts the command, the jobs and the export share.
+
+The import follows the roster import: idempotent, every bad row reported by line with the good rows
+kept, one transaction, ``dry_run`` reports without writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from storage.db import Database
+from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
+
+from .export import export_sheets
+from .imports import ImportReport, RowError, _load, _run_rows, _text
+from .pairing_ops import NotFound, find_person
+
+LIAISON_COLUMNS = {
+    "person": ["联系人", "三联联系人", "姓名", "liaison", "person", "name"],
+    "unit": ["单位", "联系单位", "unit"],
+    "kind": ["类型", "单位类型", "kind", "type"],
+    "status": ["状态", "status"],
+}
+UNIT_KINDS = ("乡镇", "部门", "专班")
+_KIND_WORDS = {
+    "乡镇": "乡镇", "乡": "乡镇", "镇": "乡镇", "街道": "乡镇", "乡镇街道": "乡镇", "联乡镇": "乡镇", "township": "乡镇",
+    "部门": "部门", "单位": "部门", "机关": "部门", "联部门": "部门", "department": "部门",
+    "专班": "专班", "工作专班": "专班", "联专班": "专班", "taskforce": "专班", "task force": "专班",
+}
+_ENDED = {"撤销", "取消", "结束", "停止", "解除", "ended", "removed"}
+_ACTIVE = {"", "在联", "有效", "正常", "active"}
+
+
+async def import_liaisons(
+    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
+) -> ImportReport:
+    """``联系人, 单位, 类型[, 状态]``: one row per link; 状态 撤销 ends a link (kept as history)."""
+    report = ImportReport("liaisons", dry_run)
+    sheet = _load(path, LIAISON_COLUMNS, {"person", "unit", "kind"}, report)
+    if sheet is None:
+        return report
+    seen: dict[tuple[int, str], int] = {}
+    kinds: dict[str, tuple[str, int]] = {}
+
+    async def row_fn(session: AsyncSession, line: int, row: dict) -> str:
+        return await _liaison_row(session, row, now, seen, kinds, line)
+
+    await _run_rows(db, sheet, report, row_fn, now, actor, path)
+    return report
+
+
+async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen: dict[tuple[int, str], int],
+                       kinds: dict[str, tuple[str, int]], line: int) -> str:
+    if not _text(row.get("person")):
+        raise RowError("联系人为空")
+    unit_name = _text(row.get("unit"))
+    if not unit_name:
+        raise RowError("单位为空")
+    if len(unit_name) > 100:
+        raise RowError("单位名称超过 100 字")
+    kind_word = _text(row.get("kind"))
+    kind = _KIND_WORDS.get(kind_word.lower()) or _KIND_WORDS.get(kind_word)
+    if kind is None:
+        raise RowError(f"类型“{kind_word}”不对，应为 {'、'.join(UNIT_KINDS)} 之一" if kind_word else "类型为空")
+    status = _text(row.get("status")).lower()
+    if status not in _ENDED | _ACTIVE:
+        raise RowError(f"状态“{status}”不认识：留空表示在联，写“撤销”表示解除联系")
+    active = status not in _ENDED
+    try:
+        person = await find_person(session, row["person"])
+    except NotFound as exc:
+        raise RowError(str(exc)) from None
+    if unit_name in kinds and kinds[unit_name][0] != kind:
+        raise RowError(f"单位“{unit_name}”在第 {kinds[unit_name][1]} 行是{kinds[unit_name][0]}，本行写成了{kind}")
+    key = (person.id, unit_name)  # type: ignore[assignment]
+    if key in seen:
+        raise RowError(f"与第 {seen[key]} 行重复（{person.name} — {unit_name}）")
+
+    outcome = "unchanged"
+    unit = (await session.exec(select(Unit).where(Unit.name == unit_name))).first()
+    if unit is None:
+        if not active:
+            raise RowError(f"没有单位“{unit_name}”，无从撤销")
+        unit = Unit(name=unit_name, kind=kind)
+        session.add(unit)
+        await session.flush()
+    elif unit.kind != kind:
+        unit.kind = kind
+        session.add(unit)
+        outcome = "updated"
+    link = (await session.exec(
+        select(LiaisonLink).where(LiaisonLink.person_id == person.id, LiaisonLink.unit_id == unit.id)
+    )).first()
+    if link is None:
+        if not active:
+            raise RowError(f"{person.name} 与“{unit_name}”没有三联联系，无从撤销")
+        session.add(LiaisonLink(person_id=person.id, unit_id=unit.id, created_at=now))  # type: ignore[arg-type]
+        outcome = "created"
+    elif link.active != active:
+        link.active = active
+        session.add(link)
+        outcome = "updated"
+    if active and await session.get(PersonRole, (person.id, Role.LIAISON.value)) is None:
+        session.add(PersonRole(person_id=person.id, role=Role.LIAISON.value))  # type: ignore[arg-type]
+        outcome = "updated" if outcome == "unchanged" else outcome
+    await session.flush()
+    seen[key] = line  # type: ignore[index]
+    kinds.setdefault(unit_name, (kind, line))
+    return outcome
+
+
+# --- facts shared by 走访, the jobs, 统计 and the export -------------------------------------------------
+
+@dataclass(frozen=True)
+class LinkedUnit:
+    id: int
+    name: str
+    kind: str
+
+
+async def linked_units(session: AsyncSession, person_id: int | None = None) -> dict[int, list[LinkedUnit]]:
+    """Active links of active people: person id -> their units, by name."""
+    query = (
+        select(LiaisonLink.person_id, Unit.id, Unit.name, Unit.kind)
+        .join(Unit, Unit.id == LiaisonLink.unit_id)
+        .join(Person, Person.id == LiaisonLink.person_id)
+        .where(LiaisonLink.active == True, Person.active == True)  # noqa: E712
+    )
+    if person_id is not None:
+        query = query.where(LiaisonLink.person_id == person_id)
+    out: dict[int, list[LinkedUnit]] = defaultdict(list)
+    for pid, uid, name, kind in (await session.exec(query.order_by(Unit.name))).all():
+        out[pid].append(LinkedUnit(uid, name, kind))
+    return dict(out)
+
+
+async def visits_between(session: AsyncSession, first: dt.date, last: dt.date,
+                         person_ids: list[int] | None = None) -> dict[int, list[Visit]]:
+    """Visits from ``first`` to ``last`` inclusive: liaison id -> visits, oldest first."""
+    query = select(Visit).where(Visit.day >= first, Visit.day <= last)
+    if person_ids is not None:
+        if not person_ids:
+            return {}
+        query = query.where(col(Visit.liaison_id).in_(person_ids))
+    out: dict[int, list[Visit]] = defaultdict(list)
+    for v in (await session.exec(query.order_by(Visit.day, Visit.id))).all():
+        out[v.liaison_id].append(v)
+    return dict(out)
+
+
+def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
+    first = day.replace(day=1)
+    nxt = (first + dt.timedelta(days=32)).replace(day=1)
+    return first, nxt - dt.timedelta(days=1)
+
+
+def unit_status(units: list[LinkedUnit], visits: list[Visit]) -> list[dict]:
+    """Per linked unit: the visits to it among ``visits`` (a month's, a quarter's)."""
+    by_unit: dict[int, list[Visit]] = defaultdict(list)
+    for v in visits:
+        by_unit[v.unit_id].append(v)
+    return [{"unit": u, "visits": by_unit.get(u.id, [])} for u in units]
+
+
+@export_sheets(order=30)
+async def liaison_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
+    """三联联系 (every link, ended ones kept) and 三联走访 (every visit) for the workbook."""
+    people = dict((await session.exec(select(Person.id, Person.name))).all())
+    units = {u.id: u for u in (await session.exec(select(Unit))).all()}
+    links = (await session.exec(select(LiaisonLink).order_by(LiaisonLink.person_id, LiaisonLink.unit_id))).all()
+    link_rows = [[people.get(k.person_id, ""), units[k.unit_id].name, units[k.unit_id].kind,
+                  "在联" if k.active else "已撤销"] for k in links]
+    visits = (await session.exec(select(Visit).order_by(Visit.day, Visit.id))).all()
+    visit_rows = [[v.day, people.get(v.liaison_id, ""), units[v.unit_id].name, units[v.unit_id].kind, v.note]
+                  for v in visits]
+    return [("三联联系", ["联系人", "单位", "类型", "状态"], link_rows),
+            ("三联走访", ["日期", "联系人", "单位", "类型", "内容"], visit_rows)]

@@ -1,0 +1,114 @@
+"""三零 jobs: the daily mailbox-overdue reminder, the monthly visit prompt (一月一走访、一月一汇报) and the
+quarterly summary (一季一汇总) for staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from sqlmodel import col, select
+
+from handlers.liaisons import linked_units, month_bounds, unit_status, visits_between
+from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, day_start, is_overdue, mailbox_figures, staff_ids, staff_view
+from storage.models import Inquiry, InquiryStatus, Person
+
+from ..outbox import Outgoing
+from ..registry import JobContext, job, period_bounds, period_name
+
+
+@job("mailbox_overdue", period="day",
+     description="三联信箱超期提醒：超过 3 个工作日未答复的来信，每个工作日提醒组工干部")
+async def mailbox_overdue(ctx: JobContext) -> int:
+    session, services = ctx.session, ctx.services
+    if not ctx.calendar.is_workday(ctx.today):  # a reminder on a rest day waits for the next working day
+        return 0
+    inquiries = [
+        i for i in (await session.exec(
+            select(Inquiry).where(Inquiry.status == InquiryStatus.OPEN).order_by(Inquiry.id)
+        )).all()
+        if is_overdue(i, ctx.at, ctx.calendar)
+    ]
+    staff = await staff_ids(session)
+    if not inquiries or not staff:
+        return 0
+    template = services.renderer.env.get_template("sanling/job_mailbox_overdue.md")
+    day = ctx.today.isoformat()
+    messages = []
+    for view in await staff_view(session, inquiries, ctx.at, ctx.calendar):
+        body = template.render(v=view, days=OVERDUE_WORKDAYS).strip()
+        messages += [
+            Outgoing(key=f"mailbox-overdue:{view['q'].id}:{day}:{pid}", person_id=pid, body=body,
+                     source="mailbox_overdue")
+            for pid in staff
+        ]
+    return await services.outbox.enqueue_many(session, messages)
+
+
+@job("monthly_visit_prompt", period="month",
+     description="一月一走访：提醒三联联系人本月走访的单位、上月走访情况和一月一汇报")
+async def monthly_visit_prompt(ctx: JobContext) -> int:
+    session, services = ctx.session, ctx.services
+    links = await linked_units(session)
+    if not links:
+        return 0
+    first, last = month_bounds(ctx.today)
+    prev_first, prev_last = month_bounds(first - dt.timedelta(days=1))
+    ids = list(links)
+    this_month = await visits_between(session, first, last, ids)
+    last_month = await visits_between(session, prev_first, prev_last, ids)
+    names = dict((await session.exec(select(Person.id, Person.name).where(col(Person.id).in_(ids)))).all())
+    template = services.renderer.env.get_template("sanling/job_visit_prompt.md")
+    month = period_name("month", ctx.today)
+    messages = [
+        Outgoing(
+            key=f"visit-prompt:{pid}:{month}", person_id=pid, source="monthly_visit_prompt",
+            body=template.render(
+                name=names.get(pid, ""), month=first, prev=prev_first,
+                now=unit_status(units, this_month.get(pid, [])), before=unit_status(units, last_month.get(pid, [])),
+            ).strip(),
+        )
+        for pid, units in links.items()
+    ]
+    return await services.outbox.enqueue_many(session, messages)
+
+
+@job("quarterly_summary", period="quarter",
+     description="一季一汇总：上一季度三联走访（按联系人、单位）和三联信箱情况，发组工干部")
+async def quarterly_summary(ctx: JobContext) -> int:
+    session, services = ctx.session, ctx.services
+    staff = await staff_ids(session)
+    if not staff:
+        return 0
+    this_first, _ = period_bounds("quarter", ctx.today)
+    first, last = period_bounds("quarter", this_first - dt.timedelta(days=1))
+    quarter = period_name("quarter", first)
+    links = await linked_units(session)
+    visits = await visits_between(session, first, last, list(links))
+    names = dict((await session.exec(select(Person.id, Person.name).where(col(Person.id).in_(list(links) or [0])))).all())
+    months = [first, month_bounds(first)[1] + dt.timedelta(days=1)]
+    months.append(month_bounds(months[1])[1] + dt.timedelta(days=1))
+    liaisons = []
+    for pid, units in sorted(links.items(), key=lambda kv: names.get(kv[0], "")):
+        mine = visits.get(pid, [])
+        visited_months = {(v.day.year, v.day.month) for v in mine}
+        liaisons.append({
+            "name": names.get(pid, ""),
+            "units": [dict(s, months=sorted({v.day.month for v in s["visits"]})) for s in unit_status(units, mine)],
+            "months_visited": sum((m.year, m.month) in visited_months for m in months),
+            "visits": len(mine),
+        })
+    figures = await mailbox_figures(session, first, last, ctx.at, ctx.calendar)
+    categories: dict[str, int] = defaultdict(int)
+    for category in (await session.exec(
+        select(Inquiry.category).where(Inquiry.created_at >= day_start(first),
+                                       Inquiry.created_at < day_start(last + dt.timedelta(days=1)))
+    )).all():
+        categories[category] += 1
+    body = services.renderer.text(
+        "sanling/job_quarterly_summary", quarter=quarter, first=first, last=last, liaisons=liaisons[:30],
+        more=max(0, len(liaisons) - 30), mailbox=figures, categories=[(c, categories[c]) for c in CATEGORIES if categories.get(c)],
+        total_visits=sum(len(v) for v in visits.values()),
+    )
+    messages = [Outgoing(key=f"sanling-quarterly:{pid}:{quarter}", person_id=pid, body=body, source="quarterly_summary")
+                for pid in staff]
+    return await services.outbox.enqueue_many(session, messages)
