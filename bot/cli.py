@@ -45,13 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     db = _common(sub.add_parser("db", help="数据库迁移"))
     db.add_argument("action", choices=["upgrade", "current"])
 
-    imp = _common(sub.add_parser("import", help="导入花名册或结对表（.xlsx/.csv）"))
-    imp.add_argument("kind", choices=["roster", "pairs"])
+    imp = _common(sub.add_parser("import", help="导入花名册、结对表或常青藤编组表（.xlsx/.csv）"))
+    imp.add_argument("kind", choices=["roster", "pairs", "squads"])
     imp.add_argument("file")
     imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
 
     exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
     exp.add_argument("file")
+
+    bc = _common(sub.add_parser("broadcast", help="常青藤招募广播（私信全部退职干部并发到常青藤群），或查看送达情况"))
+    bc.add_argument("programme", metavar="常青藤|状态", help="广播对象“常青藤”，或“状态”查看最近的广播")
+    bc.add_argument("text", nargs="?", default="", help="广播文案")
+    bc.add_argument("--confirm", action="store_true", help="今天已发过相同文案时，确认再发一次")
     return parser
 
 
@@ -87,10 +92,11 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from handlers.changqing_squads import import_squads
     from handlers.imports import import_pairs, import_roster
 
     _prepare_database(config)
-    fn = import_roster if args.kind == "roster" else import_pairs
+    fn = {"roster": import_roster, "pairs": import_pairs, "squads": import_squads}[args.kind]
 
     async def run() -> Any:
         db = Database(config.database.url)
@@ -122,6 +128,40 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     counts = asyncio.run(run())
     print(f"已导出 {args.file}：" + "，".join(f"{k} {v} 行" for k, v in counts.items()))
     return 0
+
+
+def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
+    """Queues the broadcast; the running ``bangdai serve`` delivers it."""
+    from handlers.changqing_broadcast import PROGRAMMES, Actor, broadcast, status
+    from .app import build_services
+    from .router import Refusal, UsageError
+
+    word = args.programme.strip().lower()
+    if word not in (*PROGRAMMES, "状态", "status"):
+        print(f"不认识广播对象“{args.programme}”，目前可以广播给：常青藤。例如：bangdai broadcast 常青藤 \"文案\"",
+              file=sys.stderr)
+        return 2
+    _prepare_database(config)
+
+    async def run() -> tuple[int, str]:
+        services = build_services(config)
+        try:
+            async with services.db.transaction() as session:
+                if word in ("状态", "status"):
+                    answer = await status(session, services.clock.tz)
+                else:
+                    answer = await broadcast(session, services, args.text, Actor(None, "命令行"), confirmed=args.confirm)
+                return (1 if answer.template.endswith("confirm") else 0), services.renderer.text(answer.template, **answer.values)
+        except Refusal as exc:
+            return 1, services.renderer.text(exc.answer.template, **exc.answer.values)
+        except UsageError as exc:
+            return 2, f"{exc.reason}。例如：bangdai broadcast 常青藤 \"“常青藤”行动计划启动，欢迎报名集结\""
+        finally:
+            await services.db.close()
+
+    code, text = asyncio.run(run())
+    print(text.replace("**", ""), file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:

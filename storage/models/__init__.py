@@ -6,10 +6,12 @@ from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
 from .mentoring import CONTACT_MODES, ContactLog, Pairing, PairingMentor, PlanItem
 from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .system import AuditLog, LocalDelivery, ProcessedMessage
+from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "AuditLog", "BindAttempt", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
+    "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",
 ]
