@@ -413,3 +413,143 @@ def test_split_lines_keeps_every_line_and_the_limit():
     assert split_lines("短") == ["短"]
     long_line = split_lines("退" * 1000)
     assert "".join(long_line) == "退" * 1000 and all(utf8_len(p) <= MAX_MESSAGE_BYTES for p in long_line)
+
+
+# --- 编组表 import ----------------------------------------------------------------------------------
+
+SQUADS_CSV = """\
+组名,专班,组长,成员
+招商一组,破山行动专班,李忠兴,赵建国、赵志强
+招商二组,破山行动专班,,赵海燕
+"""
+
+
+async def squad_members(services) -> dict[str, set[str]]:
+    from storage.models import Person
+    async with services.db.transaction() as s:
+        rows = (await s.exec(select(Squad.name, Person.name).join(SquadMember, SquadMember.squad_id == Squad.id)
+                             .join(Person, Person.id == SquadMember.person_id))).all()
+    out: dict[str, set[str]] = {}
+    for squad, person in rows:
+        out.setdefault(squad, set()).add(person)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_import_squads_is_idempotent_and_shows_in_chat(chat, roster, services, tmp_path, fmt):
+    from handlers.changqing_squads import import_squads
+    from test_imports import to_xlsx
+
+    path = write(tmp_path, "squads.csv", SQUADS_CSV) if fmt == "csv" else to_xlsx(tmp_path, "squads.xlsx", SQUADS_CSV)
+    now = services.clock.now()
+    dry = await import_squads(services.db, path, now=now, dry_run=True)
+    assert (dry.created, dry.errors) == (2, []) and await count(services, Squad) == 0
+    first = await import_squads(services.db, path, now=now)
+    assert (first.created, first.updated, first.errors) == (2, 0, []), first.lines()
+    assert await squad_members(services) == {"招商一组": {"李忠兴", "赵建国", "赵志强"}, "招商二组": {"赵海燕"}}
+    moves = await count(services, AuditLog, AuditLog.action == "changqing.squad.move")
+    again = await import_squads(services.db, path, now=now)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert await count(services, AuditLog, AuditLog.action == "changqing.squad.move") == moves
+    mine = await chat.say("r2", "编组")  # 赵建国
+    assert "**招商一组**（破山行动专班）" in mine and "组长：李忠兴" in mine and "赵志强" in mine and "赵海燕" not in mine
+
+
+async def test_import_squads_moves_and_reports_bad_rows_by_line(roster, services, tmp_path):
+    from handlers.changqing_squads import import_squads
+
+    now = services.clock.now()
+    await import_squads(services.db, write(tmp_path, "a.csv", SQUADS_CSV), now=now)
+    report = await import_squads(services.db, write(tmp_path, "b.csv", """\
+        组名,专班,组长,成员
+        招商一组,破山行动专班,李忠兴,赵建国
+        招商二组,破山行动专班,,赵海燕、赵志强
+        三组,破山行动专班,,查无此人
+        四组,破山行动专班,,周敏
+        招商一组,别的专班,,
+        五组,,,赵文华
+        六组,破山行动专班,,赵建国
+        """), now=now)
+    assert (report.created, report.updated) == (0, 2), report.lines()
+    assert [line for line, _ in report.errors] == [4, 5, 6, 7, 8]
+    reasons = dict(report.errors)
+    assert "花名册中没有“查无此人”" in reasons[4] and "周敏 不是退职干部" in reasons[5]
+    assert "与第 2 行重复" in reasons[6] and "专班为空" in reasons[7] and "已在第 2 行的“招商一组”中" in reasons[8]
+    assert await squad_members(services) == {"招商一组": {"李忠兴", "赵建国"}, "招商二组": {"赵海燕", "赵志强"}}
+    async with services.db.transaction() as s:
+        move = (await s.exec(select(AuditLog).where(AuditLog.action == "changqing.squad.move")
+                             .order_by(col(AuditLog.id).desc()))).first()
+    assert move.detail == {"person": "赵志强", "old": None, "new": "招商二组"} and move.actor_label == "cli"
+    assert await count(services, Squad) == 2
+
+
+async def test_import_squads_refuses_a_file_without_its_columns(roster, services, tmp_path):
+    from handlers.changqing_squads import import_squads
+
+    report = await import_squads(services.db, write(tmp_path, "x.csv", "姓名,单位\n李忠兴,x\n"), now=services.clock.now())
+    assert report.fatal and "组名" in report.fatal and "专班" in report.fatal
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content,message", [
+    ('[changqing]\ngroups = ["常青藤一组"]\n', '应写成 "dingtalk:群名"'),
+    ('[changqing]\ngroups = ["local:常青藤一组"]\n', '应写成 "dingtalk:群名"'),
+    ('[changqing]\ngroups = ["dingtalk:常青藤一组"]\n', "不在 [dingtalk] groups 中"),
+    ('[changqing]\ngroups = ["wecom:常青藤二组"]\n[wecom.webhooks]\n"别的群" = "k"\n', "不在 [wecom] webhooks 中"),
+])
+def test_changqing_groups_must_be_reachable(tmp_path, content, message):
+    from bot.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(path, environ={})
+
+
+def test_changqing_groups_config(tmp_path):
+    from bot.config import load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[changqing]\ngroups = ["dingtalk:常青藤一组", "wecom:常青藤二组"]\n'
+                    '[dingtalk.groups]\n"常青藤一组" = "cid1"\n[wecom.webhooks]\n"常青藤二组" = "key2"\n', encoding="utf-8")
+    assert load_config(path, environ={}).changqing.targets() == [("dingtalk", "常青藤一组"), ("wecom", "常青藤二组")]
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+def test_cli_import_squads_and_broadcast(tmp_path, capsys):
+    """``bangdai`` in-process (main() with argv; test_cli.py covers real processes): exit codes and output."""
+    from bot.cli import main
+
+    def bangdai(*argv: str) -> tuple[int, str, str]:
+        code = main([*argv, "--config", str(cfg)])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n'
+                   '[changqing]\ngroups = ["dingtalk:常青藤一组"]\n[dingtalk.groups]\n"常青藤一组" = "cid1"\n',
+                   encoding="utf-8")
+    assert bangdai("import", "roster", str(write(tmp_path, "r.csv", roster_csv(SMALL))))[0] == 0
+    squads = str(write(tmp_path, "s.csv", SQUADS_CSV))
+    code, out, _ = bangdai("import", "squads", squads, "--dry-run")
+    assert code == 0 and "试运行（未写入）：新增 2" in out
+    assert "导入完成：新增 2" in bangdai("import", "squads", squads)[1]
+    assert "新增 0，更新 0，未变 2" in bangdai("import", "squads", squads)[1]
+
+    code, out, err = bangdai("broadcast", "常青藤", TEXT)
+    assert code == 0 and f"私信 {SMALL} 人" in out and "常青藤群 1 个" in out, err
+    code, out, err = bangdai("broadcast", "常青藤", TEXT)
+    assert code == 1 and "--confirm" in err and "已经发过" in err
+    code, out, _ = bangdai("broadcast", "常青藤", TEXT, "--confirm")
+    assert code == 0 and "已排队发送" in out
+    code, out, _ = bangdai("broadcast", "状态")
+    # DingTalk is not enabled in this config: its group row is undeliverable and says why
+    assert code == 0 and "最近 2 次" in out and "渠道 dingtalk 未启用" in out and "命令行发送" in out
+    code, _, err = bangdai("broadcast", "常青藤", "  ")
+    assert code == 2 and "请写上广播的文案" in err
+    code, _, err = bangdai("broadcast", "常青藤", "退" * 700)
+    assert code == 1 and "太长" in err
+    code, _, err = bangdai("broadcast", "青蓝", "x")
+    assert code == 2 and "不认识广播对象" in err
