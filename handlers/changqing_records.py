@@ -90,7 +90,9 @@ def parse_coefficient(token: str | None) -> float:
         value = Decimal(token or "")
     except InvalidOperation:
         raise UsageError("难度系数应是数字，如 1.5") from None
-    if not value.is_finite() or value.as_tuple().exponent < -2:  # type: ignore[operator]
+    if not value.is_finite():
+        raise UsageError("难度系数应是数字，如 1.5")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
         raise UsageError("难度系数最多两位小数，如 1.25")
     if not Decimal(str(COEFFICIENT_MIN)) <= value <= Decimal(str(COEFFICIENT_MAX)):
         raise Refusal("changqing/coefficient_range", value=str(value), low=COEFFICIENT_MIN, high=COEFFICIENT_MAX)
