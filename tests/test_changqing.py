@@ -65,14 +65,6 @@ async def services(config, clock):
     await services.db.close()
 
 
-@pytest.fixture
-async def chat(chat, bangdai):
-    """The tests deliver with Dispatcher.run_once themselves: the app's background dispatchers are stopped."""
-    for dispatcher in bangdai.dispatchers.values():
-        await dispatcher.stop()
-    return chat
-
-
 async def load_roster(services, tmp_path, n: int):
     report = await import_roster(services.db, write(tmp_path, "roster.csv", roster_csv(n)), now=services.clock.now())
     assert report.ok and report.created == n + 2, report.lines()
