@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
     exp.add_argument("file")
 
+    do = _common(sub.add_parser("do", help="以花名册中某位组工干部的身份执行一条聊天命令（如 结对、季评、考核）"))
+    do.add_argument("--as", dest="person", required=True, metavar="姓名", help="执行人姓名，如 陈静 或 陈静（县委组织部）")
+    do.add_argument("text", nargs="+", help="聊天命令，如：季评 李娜 较好 帮带扎实")
+
     jobs = _common(sub.add_parser("jobs", help="定时任务：列出下次运行时间，或手动运行一次"))
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     _common(jobs_sub.add_parser("list", help="各任务的时间表和下次运行时间"))
@@ -203,6 +207,37 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(run())
 
 
+def cmd_do(args: argparse.Namespace, config: Config) -> int:
+    """Run one chat command as a roster person: the same router, checks and answers as in chat."""
+    from handlers.pairing_ops import NotFound, find_person
+
+    from .app import build_services
+    from .gateway import Gateway
+    from .inbound import InboundMessage
+
+    _prepare_database(config)
+
+    async def run() -> int:
+        services = build_services(config)
+        try:
+            async with services.db.transaction() as session:
+                try:
+                    person = await find_person(session, args.person)
+                except NotFound as exc:
+                    print(str(exc), file=sys.stderr)
+                    return 2
+            text = " ".join(args.text)
+            msg = InboundMessage(channel="cli", sender_id=f"person:{person.id}", conversation_id="cli", text=text,
+                                 received_at=services.clock.now())
+            for reply in await Gateway(services).handle(msg, as_person=person.id):
+                print(reply.text)
+            return 0
+        finally:
+            await services.db.close()
+
+    return asyncio.run(run())
+
+
 def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     from .app import build_services
 
@@ -281,9 +316,15 @@ async def load_demo(services: Any) -> None:
 async def _serve(config: Config, demo: bool = False) -> None:
     from aiohttp import web
 
+    from storage.migrate import pending
+
     from .app import Bangdai, build_services
 
     services = build_services(config)
+    missing = await pending(services.db)
+    if missing:
+        await services.db.close()
+        raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
         await load_demo(services)
     bangdai = Bangdai(services)

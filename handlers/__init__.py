@@ -2,10 +2,11 @@
 
 from bot.router import Router
 
-from . import changqing, mentoring, people, principles, stats
+from . import changqing, mentoring, mentoring_staff, people, principles, stats
 
 
 def build_router() -> Router:
     router = Router()
-    router.include(people.router, mentoring.router, principles.router, stats.router, changqing.router)
+    router.include(people.router, mentoring.router, mentoring_staff.router, principles.router, stats.router,
+                   changqing.router)
     return router

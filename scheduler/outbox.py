@@ -45,12 +45,14 @@ NO_ACCOUNT = "没有可用的聊天账号（未绑定或所在平台未启用）
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to queue: to a person (resolved to their preferred chat account) or to a group."""
+    """One message to queue: to a person (resolved to their preferred chat account), to a group, or to
+    one exact chat account (a reply must reach the account that wrote, bound or not)."""
 
     key: str
     body: str
     person_id: int | None = None
     group: tuple[str, str] | None = None  # (channel, group name)
+    account: tuple[str, str] | None = None  # (channel, platform user id)
     format: str = "markdown"
     source: str = ""
 
@@ -108,7 +110,9 @@ class Outbox:
                 "status": OutboxStatus.QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now,
                 "last_error": "", "user_id": None, "group_name": None, "channel": "",
             }
-            if m.group is not None:
+            if m.account is not None:
+                row["channel"], row["user_id"] = m.account
+            elif m.group is not None:
                 row["channel"], row["group_name"] = m.group
                 if m.group[0] not in self.order:
                     row["status"], row["last_error"] = OutboxStatus.UNDELIVERABLE, f"渠道 {m.group[0]} 未启用"

@@ -125,3 +125,14 @@ def test_jobs_and_outbox_commands(cfg, tmp_path):
     assert bad_at.returncode == 2 and "2026-11-19T16:00" in bad_at.stderr
     outbox = bangdai("outbox", "--failed", "--config", str(cfg))
     assert "排队 4" in outbox.stdout and outbox.returncode == 0
+
+
+def test_staff_commands_from_the_cli(cfg, tmp_path):
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
+    done = bangdai("do", "--as", "陈静", "季评", "李娜", "较好", "帮带扎实", "--config", str(cfg))
+    assert "季评：张伟、王芳 — 李娜 — 较好" in done.stdout, done.stdout + done.stderr
+    refused = bangdai("do", "--as", "张伟", "季评", "--config", str(cfg))
+    assert "仅限管理员、组工干部使用" in refused.stdout
+    unknown = bangdai("do", "--as", "王五", "季评", "--config", str(cfg))
+    assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr

@@ -29,14 +29,13 @@ from xml.parsers.expat import ExpatError
 import xmltodict
 from aiohttp import web
 from prometheus_client import Counter
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from wechatpy.enterprise import parse_message
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
+from scheduler.outbox import Outgoing
 from storage.models import ChatIdentity, OutboxMessage, OutboxStatus
 
 from ..config import ConfigError
@@ -322,23 +321,14 @@ class WeComChannel(Channel):
     async def queue_to_user(self, user: str, items: list[tuple[str, str, str]], source: str) -> int:
         """Queue messages to one WeCom member in the outbox; a key already there is left alone.
         Returns how many are new."""
-        now = self.clock.now()
         async with self.db.transaction() as session:
             person_id = (await session.exec(
                 select(ChatIdentity.person_id).where(ChatIdentity.channel == self.name, ChatIdentity.platform_user_id == user)
             )).first()
-            rows = [
-                {"key": key, "person_id": person_id, "channel": self.name, "user_id": user, "group_name": None,
-                 "body": body, "format": fmt, "source": source, "status": OutboxStatus.QUEUED, "attempts": 0,
-                 "next_attempt_at": now, "created_at": now, "last_error": ""}
+            return await self.services.outbox.enqueue_many(session, [
+                Outgoing(key=key, body=body, format=fmt, source=source, person_id=person_id, account=(self.name, user))
                 for key, body, fmt in items
-            ]
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-            result = await session.exec(insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["key"]))  # type: ignore[call-overload]
-            new = result.rowcount or 0
-        if new and self.services.outbox is not None:
-            self.services.outbox.notify()
-        return new
+            ])
 
     # --- outbound ----------------------------------------------------------------------------------
 
