@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = _common(sub.add_parser("db", help="数据库迁移"))
     db.add_argument("action", choices=["upgrade", "current"])
 
-    imp = _common(sub.add_parser("import", help="导入花名册、结对表或三联名单（.xlsx/.csv）"))
-    imp.add_argument("kind", choices=["roster", "pairs", "liaisons"])
+    imp = _common(sub.add_parser("import", help="导入花名册、结对表、三联名单或常青藤编组表（.xlsx/.csv）"))
+    imp.add_argument("kind", choices=["roster", "pairs", "liaisons", "squads"])
     imp.add_argument("file")
     imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
 
@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = _common(sub.add_parser("outbox", help="发件箱：排队/已发/失败数量和失败原因"))
     outbox.add_argument("--failed", action="store_true", help="列出失败和无法送达的消息")
     outbox.add_argument("--retry", type=int, nargs="+", metavar="ID", help="把失败的消息重新排队")
+
+    bc = _common(sub.add_parser("broadcast", help="常青藤招募广播（私信全部退职干部并发到常青藤群），或查看送达情况"))
+    bc.add_argument("programme", metavar="常青藤|状态", help="广播对象“常青藤”，或“状态”查看最近的广播")
+    bc.add_argument("text", nargs="?", default="", help="广播文案")
+    bc.add_argument("--confirm", action="store_true", help="今天已发过相同文案时，确认再发一次")
     return parser
 
 
@@ -107,11 +112,12 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from handlers.changqing_squads import import_squads
     from handlers.imports import import_pairs, import_roster
     from handlers.liaisons import import_liaisons
 
     _prepare_database(config)
-    fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons}[args.kind]
+    fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons, "squads": import_squads}[args.kind]
 
     async def run() -> Any:
         db = Database(config.database.url)
@@ -257,6 +263,40 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
             await services.db.close()
 
     return asyncio.run(run())
+
+
+def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
+    """Queues the broadcast; the running ``bangdai serve`` delivers it."""
+    from handlers.changqing_broadcast import PROGRAMMES, Actor, broadcast, status
+    from .app import build_services
+    from .router import Refusal, UsageError
+
+    word = args.programme.strip().lower()
+    if word not in (*PROGRAMMES, "状态", "status"):
+        print(f"不认识广播对象“{args.programme}”，目前可以广播给：常青藤。例如：bangdai broadcast 常青藤 \"文案\"",
+              file=sys.stderr)
+        return 2
+    _prepare_database(config)
+
+    async def run() -> tuple[int, str]:
+        services = build_services(config)
+        try:
+            async with services.db.transaction() as session:
+                if word in ("状态", "status"):
+                    answer = await status(session, services.clock.tz)
+                else:
+                    answer = await broadcast(session, services, args.text, Actor(None, "命令行"), confirmed=args.confirm)
+                return (1 if answer.template.endswith("confirm") else 0), services.renderer.text(answer.template, **answer.values)
+        except Refusal as exc:
+            return 1, services.renderer.text(exc.answer.template, **exc.answer.values)
+        except UsageError as exc:
+            return 2, f"{exc.reason}。例如：bangdai broadcast 常青藤 \"“常青藤”行动计划启动，欢迎报名集结\""
+        finally:
+            await services.db.close()
+
+    code, text = asyncio.run(run())
+    print(text.replace("**", ""), file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:

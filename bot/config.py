@@ -123,6 +123,23 @@ class ProgrammeConfig:
 
 
 @dataclass
+class ChangqingConfig:
+    """常青藤: the groups its broadcasts and monthly ranking go to, as "channel:group name" — the name
+    as configured under [dingtalk] groups or [wecom] webhooks."""
+
+    groups: list[str] = field(default_factory=list)
+
+    def targets(self) -> list[tuple[str, str]]:
+        out = []
+        for entry in self.groups:
+            channel, sep, name = str(entry).partition(":")
+            if not sep or channel.strip() not in ("dingtalk", "wecom") or not name.strip():
+                raise ConfigError(f'[changqing] groups 的“{entry}”应写成 "dingtalk:群名" 或 "wecom:群名"')
+            out.append((channel.strip(), name.strip()))
+        return out
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -132,6 +149,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
+    changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -209,4 +227,14 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
             raise ConfigError(f"环境变量 {name}：未知配置节 [{section}]")
         _apply(getattr(config, section), {key: value}, section)
     _resolve_paths(config)
+    _check_changqing_groups(config)
     return config
+
+
+def _check_changqing_groups(config: Config) -> None:
+    """A 常青藤 group must be one the channel knows how to reach, or its messages could never go out."""
+    known = {"dingtalk": config.dingtalk.groups, "wecom": config.wecom.webhooks}
+    for channel, name in config.changqing.targets():
+        if name not in known[channel]:
+            section = "[dingtalk] groups" if channel == "dingtalk" else "[wecom] webhooks"
+            raise ConfigError(f"[changqing] groups 的“{channel}:{name}”不在 {section} 中")

@@ -2,11 +2,12 @@
 
 from bot.router import Router
 
-from . import guides, mailbox, mentoring, mentoring_staff, people, principles, stats, visits
+from . import changqing, guides, mailbox, mentoring, mentoring_staff, people, principles, stats, visits
 
 
 def build_router() -> Router:
     router = Router()
     router.include(people.router, mentoring.router, mentoring_staff.router, principles.router, stats.router)
     router.include(mailbox.router, visits.router, guides.router)
+    router.include(changqing.router)
     return router

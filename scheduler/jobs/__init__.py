@@ -1,4 +1,3 @@
 """Every module here declares jobs with ``@job``; importing the package registers them all."""
 
-from . import mentoring  # noqa: F401
-from . import sanling  # noqa: F401
+from . import changqing, mentoring, sanling  # noqa: F401

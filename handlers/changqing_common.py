@@ -1,0 +1,102 @@
+"""常青藤 facts several commands share: who the retired cadres are, finding people and months, and the
+size limit every message sent to the platforms must respect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import TZ
+from bot.router import Refusal
+from bot.text import fold
+from storage.models import Person, PersonRole, Role, Unit
+
+# The smallest limit among the places a 常青藤 message can go: WeCom app messages and group-robot text
+# are cut off at 2048 bytes (UTF-8). DingTalk markdown takes about 5000 characters, so whatever fits
+# WeCom fits DingTalk too. A Chinese character is 3 bytes: about 680 characters.
+MAX_MESSAGE_BYTES = 2048
+
+_NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def split_lines(body: str, max_bytes: int = MAX_MESSAGE_BYTES) -> list[str]:
+    """``body`` cut at line ends into pieces of at most ``max_bytes`` (a long ranking becomes 2 posts)."""
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in body.split("\n"):
+        pieces = []
+        while utf8_len(line) > max_bytes:  # one line longer than a message: cut it by characters
+            cut = len(line.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore"))
+            pieces.append(line[:cut])
+            line = line[cut:]
+        pieces.append(line)
+        for piece in pieces:
+            add = utf8_len(piece) + (1 if current else 0)
+            if current and size + add > max_bytes:
+                parts.append("\n".join(current))
+                current, size, add = [], 0, utf8_len(piece)
+            current.append(piece)
+            size += add
+    parts.append("\n".join(current))
+    return [p.strip("\n") for p in parts if p.strip()]
+
+
+async def retired_cadres(session: AsyncSession) -> dict[int, str]:
+    """Every active person holding the 退职干部 role: id -> name."""
+    rows = await session.exec(
+        select(Person.id, Person.name)
+        .join(PersonRole, PersonRole.person_id == Person.id)
+        .where(PersonRole.role == Role.RETIRED.value, Person.active == True)  # noqa: E712
+        .order_by(Person.id)
+    )
+    return dict(rows.all())  # type: ignore[arg-type]
+
+
+async def is_retired(session: AsyncSession, person_id: int) -> bool:
+    return await session.get(PersonRole, (person_id, Role.RETIRED.value)) is not None
+
+
+async def find_person(session: AsyncSession, raw: str) -> Person:
+    """The one active person ``raw`` names: ``李忠兴``, or ``李忠兴（县服务业办）`` where names repeat."""
+    text = fold(raw).strip()
+    name, unit_name = text, ""
+    if m := _NAME_WITH_UNIT.match(text):
+        name, unit_name = m.group(1).strip(), m.group(2).strip()
+    rows = (
+        await session.exec(
+            select(Person, Unit.name)
+            .join(Unit, col(Unit.id) == Person.unit_id, isouter=True)
+            .where(Person.name == name, Person.active == True)  # noqa: E712
+            .order_by(Person.id)
+        )
+    ).all()
+    if unit_name:
+        rows = [(p, u) for p, u in rows if u == unit_name]
+    if not rows:
+        raise Refusal("changqing/person_unknown", name=text)
+    if len(rows) > 1:
+        raise Refusal("changqing/person_ambiguous", name=name, units=[u or "无单位" for _, u in rows])
+    return rows[0][0]
+
+
+def month_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Start of ``day``'s month and of the next one, as Asia/Shanghai moments."""
+    first = day.replace(day=1)
+    nxt = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return dt.datetime.combine(first, dt.time(), TZ), dt.datetime.combine(nxt, dt.time(), TZ)
+
+
+def previous_month(day: dt.date) -> dt.date:
+    return day.replace(day=1) - dt.timedelta(days=1)
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), TZ)

@@ -1,0 +1,204 @@
+"""常青藤 实绩 (achievement records weighted by a difficulty coefficient) and the monthly 排行 that
+晾晒比拼 shows every group."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.identity import STAFF_ROLES, Sender
+from bot.router import Answer, Refusal, Router, UsageError
+from bot.text import Args
+from storage.models import Achievement, Person, Role, Squad, Unit
+from storage.models.changqing import COEFFICIENT_MAX, COEFFICIENT_MIN
+
+from .changqing_common import month_bounds, previous_month
+from .changqing_squads import audit, squad_id_of
+
+router = Router()
+
+MAX_ACHIEVEMENT_CHARS = 1000
+LIST_LIMIT = 20
+_NUMBER = re.compile(r"^#?(\d{1,9})$")
+
+
+@dataclass
+class RankRow:
+    rank: int
+    squad: str
+    task_force: str
+    count: int  # achievements that count (not voided)
+    score: float  # their coefficients summed
+
+
+async def month_ranking(session: AsyncSession, day: dt.date) -> list[RankRow]:
+    """Every group, ranked by this month's weighted achievements; equal scores share a rank."""
+    start, end = month_bounds(day)
+    totals = dict(
+        (sid, (n, s))
+        for sid, n, s in (
+            await session.exec(
+                select(Achievement.squad_id, func.count(), func.sum(Achievement.coefficient))
+                .where(Achievement.created_at >= start, Achievement.created_at < end,
+                       col(Achievement.voided_at).is_(None))
+                .group_by(col(Achievement.squad_id))
+            )
+        ).all()
+    )
+    squads = (await session.exec(select(Squad.id, Squad.name, Unit.name).join(Unit, col(Unit.id) == Squad.task_force_id))).all()
+    rows = [
+        (name, tf, totals.get(sid, (0, 0.0))[0], round(float(totals.get(sid, (0, 0.0))[1] or 0), 2))
+        for sid, name, tf in squads
+    ]
+    rows.sort(key=lambda r: (-r[3], -r[2], r[0]))
+    ranked: list[RankRow] = []
+    for i, (name, tf, count, score) in enumerate(rows):
+        rank = ranked[-1].rank if ranked and ranked[-1].score == score else i + 1
+        ranked.append(RankRow(rank, name, tf, count, score))
+    return ranked
+
+
+def month_label(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月"
+
+
+# --- 实绩 ------------------------------------------------------------------------------------------
+
+def _number(token: str | None) -> int:
+    m = _NUMBER.match(token or "")
+    if not m:
+        raise UsageError("请写上实绩编号，如 #5")
+    return int(m.group(1))
+
+
+async def _achievement(session: AsyncSession, number: int) -> Achievement:
+    found = await session.get(Achievement, number)
+    if found is None:
+        raise Refusal("changqing/achievement_unknown", number=number)
+    return found
+
+
+def parse_coefficient(token: str | None) -> float:
+    try:
+        value = Decimal(token or "")
+    except InvalidOperation:
+        raise UsageError("难度系数应是数字，如 1.5") from None
+    if not value.is_finite():
+        raise UsageError("难度系数应是数字，如 1.5")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise UsageError("难度系数最多两位小数，如 1.25")
+    if not Decimal(str(COEFFICIENT_MIN)) <= value <= Decimal(str(COEFFICIENT_MAX)):
+        raise Refusal("changqing/coefficient_range", value=str(value), low=COEFFICIENT_MIN, high=COEFFICIENT_MAX)
+    return float(value)
+
+
+@router.command(
+    "实绩", "achievement", roles={Role.RETIRED, *STAFF_ROLES}, order=44,
+    summary="常青藤实绩：记录本组的一项实绩；不带内容查看本月实绩（组工干部：系数、作废）",
+    usage="实绩 内容；组工干部：实绩 系数 #编号 系数（0.5–3.0） | 实绩 作废 #编号 原因",
+    examples=("实绩 协调万洋众创项目土地指标", "实绩 系数 #5 1.5", "实绩 作废 #5 重复记录"),
+)
+async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    word = (args.peek() or "").lower()
+    now = clock.now()
+    if word in ("系数", "coefficient", "作废", "void"):
+        if not sender.is_staff:
+            raise Refusal("changqing/achievement_staff_only")
+        args.take()
+        record = await _achievement(session, _number(args.take()))
+        squad = await session.get(Squad, record.squad_id)
+        if word in ("系数", "coefficient"):
+            value = parse_coefficient(args.take())
+            if args:
+                raise UsageError("系数后面不用再写内容")
+            if record.voided_at is not None:
+                raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
+            old = record.coefficient
+            record.coefficient = value
+            session.add(record)
+            audit(session, now, sender, "changqing.achievement.coefficient", f"achievement:{record.id}",
+                  old=old, new=value, squad=squad.name if squad else "")
+            return Answer.of("changqing/achievement_coefficient", number=record.id, old=old, new=value,
+                             squad=squad.name if squad else "")
+        reason = args.rest()
+        if not reason:
+            raise UsageError("请写上作废的原因", "实绩 作废 #5 重复记录")
+        if len(reason) > 200:
+            raise UsageError(f"原因最多 200 字，现在是 {len(reason)} 字")
+        if record.voided_at is not None:
+            raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
+        record.voided_at, record.void_reason = now, reason
+        session.add(record)
+        audit(session, now, sender, "changqing.achievement.void", f"achievement:{record.id}", reason=reason,
+              squad=squad.name if squad else "")
+        return Answer.of("changqing/achievement_voided", number=record.id, reason=reason, squad=squad.name if squad else "")
+
+    text = args.rest()
+    squad_id = await squad_id_of(session, sender.id)
+    if not text:
+        return await _list(session, squad_id, sender, clock.today())
+    if squad_id is None:
+        raise Refusal("changqing/achievement_no_squad", staff=sender.is_staff)
+    if len(text) > MAX_ACHIEVEMENT_CHARS:
+        raise UsageError(f"实绩内容最多 {MAX_ACHIEVEMENT_CHARS} 字，现在是 {len(text)} 字")
+    record = Achievement(squad_id=squad_id, author_id=sender.id, text=text, created_at=now)
+    session.add(record)
+    await session.flush()
+    squad = await session.get(Squad, squad_id)
+    count = (await session.exec(
+        select(func.count()).select_from(Achievement).where(
+            Achievement.squad_id == squad_id, Achievement.created_at >= month_bounds(clock.today())[0],
+            col(Achievement.voided_at).is_(None))
+    )).one()
+    return Answer.of("changqing/achievement_saved", number=record.id, squad=squad.name if squad else "", count=count,
+                     month=month_label(clock.today()))
+
+
+async def _list(session: AsyncSession, squad_id: int | None, sender: Sender, today: dt.date) -> Answer:
+    if squad_id is None and not sender.is_staff:
+        raise Refusal("changqing/achievement_no_squad", staff=False)
+    start, end = month_bounds(today)
+    query = (
+        select(Achievement, Squad.name, Person.name)
+        .join(Squad, col(Squad.id) == Achievement.squad_id)
+        .join(Person, col(Person.id) == Achievement.author_id)
+        .where(Achievement.created_at >= start, Achievement.created_at < end)
+        .order_by(col(Achievement.id).desc())
+        .limit(LIST_LIMIT)
+    )
+    if squad_id is not None:
+        query = query.where(Achievement.squad_id == squad_id)
+    rows = [{"a": a, "squad": s, "author": p} for a, s, p in (await session.exec(query)).all()]
+    squad = await session.get(Squad, squad_id) if squad_id is not None else None
+    return Answer.of("changqing/achievement_list", rows=rows, squad=squad.name if squad else None,
+                     month=month_label(today), limit=LIST_LIMIT, staff=sender.is_staff)
+
+
+# --- 排行 ------------------------------------------------------------------------------------------
+
+@router.command(
+    "排行", "ranking", order=45,
+    summary="常青藤本月各组实绩排行（按难度系数加权）", usage="排行 [上月]", examples=("排行", "排行 上月"),
+)
+async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    day = clock.today()
+    word = args.take()
+    if word in ("上月", "last"):
+        day = previous_month(day)
+    elif word is not None:
+        raise UsageError("只能查看本月或上月", "排行 上月")
+    if args:
+        raise UsageError("只能查看本月或上月", "排行 上月")
+    rows = await month_ranking(session, day)
+    mine = None
+    if (squad_id := await squad_id_of(session, sender.id)) is not None:
+        squad = await session.get(Squad, squad_id)
+        mine = next((r for r in rows if squad and r.squad == squad.name), None)
+    return Answer.of("changqing/ranking", rows=rows, month=month_label(day), mine=mine, post=False)

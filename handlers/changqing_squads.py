@@ -1,0 +1,379 @@
+"""常青藤 groups (编组) inside task forces (专班), and each member's public commitment (公开承诺).
+
+Only staff create groups and move members — the seed's rule that units may not recall or swap members
+without the organization department — and every move is written to the AuditLog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.identity import STAFF_ROLES, Sender
+from bot.router import Answer, Refusal, Router, UsageError
+from bot.text import Args, fold
+from storage.db import Database
+from storage.models import AuditLog, Commitment, Person, Role, SignUp, Squad, SquadMember, Unit
+from storage.models.changqing import TASK_FORCE_KIND
+
+from .changqing_common import find_person, is_retired
+from .imports import ImportReport, RowError, _load, _run_rows, _text
+
+router = Router()
+
+SQUAD_ROLES = {Role.RETIRED, *STAFF_ROLES}
+MAX_COMMITMENT_CHARS = 500
+SQUAD_COLUMNS = {
+    "name": ["组名", "编组", "小组", "squad", "group"],
+    "task_force": ["专班", "所属专班", "task_force"],
+    "leader": ["组长", "leader"],
+    "members": ["成员", "组员", "members"],
+}
+
+
+@dataclass
+class Member:
+    person: Person
+    unit: str
+    role: str  # 六大员 chosen at sign-up, or ""
+    commitment: str
+
+
+@dataclass
+class SquadView:
+    """One group with its task force, leader and members (leader first), each with this year's 承诺."""
+
+    squad: Squad
+    task_force: str
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def leader(self) -> Member | None:
+        return next((m for m in self.members if m.person.id == self.squad.leader_id), None)
+
+
+# --- lookups the other 常青藤 modules share -------------------------------------------------------------
+
+async def squad_id_of(session: AsyncSession, person_id: int) -> int | None:
+    link = await session.get(SquadMember, person_id)
+    return link.squad_id if link else None
+
+
+async def squad_view(session: AsyncSession, squad: Squad, year: int) -> SquadView:
+    task_force = await session.get(Unit, squad.task_force_id)
+    rows = (
+        await session.exec(
+            select(Person, Unit.name, SignUp.role, Commitment.text)
+            .join(SquadMember, SquadMember.person_id == Person.id)
+            .join(Unit, col(Unit.id) == Person.unit_id, isouter=True)
+            .join(SignUp, SignUp.person_id == Person.id, isouter=True)
+            .join(Commitment, (Commitment.person_id == Person.id) & (Commitment.year == year), isouter=True)
+            .where(SquadMember.squad_id == squad.id)
+            .order_by(SquadMember.joined_at, Person.id)
+        )
+    ).all()
+    members = [Member(p, unit or "", role or "", text or "") for p, unit, role, text in rows]
+    members.sort(key=lambda m: m.person.id != squad.leader_id)  # leader first, the rest as they joined
+    return SquadView(squad, task_force.name if task_force else "", members)
+
+
+async def find_squad(session: AsyncSession, name: str) -> Squad:
+    squad = (await session.exec(select(Squad).where(Squad.name == name))).first()
+    if squad is None:
+        names = list((await session.exec(select(Squad.name).order_by(Squad.name))).all())
+        raise Refusal("changqing/squad_unknown", name=name,
+                      close=difflib.get_close_matches(name, names, n=3, cutoff=0.3), count=len(names))
+    return squad
+
+
+async def task_force(session: AsyncSession, name: str) -> tuple[Unit, bool]:
+    """The 专班 called ``name``, created when new; a unit of that name from the roster becomes one."""
+    unit = (await session.exec(select(Unit).where(Unit.name == name))).first()
+    if unit is None:
+        unit = Unit(name=name, kind=TASK_FORCE_KIND)
+        session.add(unit)
+        await session.flush()
+        return unit, True
+    if unit.kind != TASK_FORCE_KIND:
+        unit.kind = TASK_FORCE_KIND
+        session.add(unit)
+    return unit, False
+
+
+def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, target: str,
+          actor_label: str = "", **detail: object) -> None:
+    session.add(AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else actor_label,
+                         action=action, target=target, detail=detail))
+
+
+async def move_member(session: AsyncSession, person: Person, squad: Squad | None, now: dt.datetime,
+                      actor: Sender | None, actor_label: str = "") -> tuple[str | None, bool]:
+    """Put ``person`` in ``squad`` (None: out of any group). Returns the old group's name and whether
+    anything changed; a change is audited."""
+    link = await session.get(SquadMember, person.id)
+    old = await session.get(Squad, link.squad_id) if link else None
+    if (old.id if old else None) == (squad.id if squad else None):
+        return (old.name if old else None), False
+    if link is not None:
+        await session.delete(link)
+        if old is not None and old.leader_id == person.id:
+            old.leader_id = None  # a leader who leaves stops leading
+            session.add(old)
+        await session.flush()
+    if squad is not None:
+        session.add(SquadMember(person_id=person.id, squad_id=squad.id, joined_at=now))  # type: ignore[arg-type]
+    audit(session, now, actor, "changqing.squad.move", f"person:{person.id}", actor_label,
+          person=person.name, old=old.name if old else None, new=squad.name if squad else None)
+    await session.flush()
+    return (old.name if old else None), True
+
+
+async def _require_retired(session: AsyncSession, person: Person) -> None:
+    if not await is_retired(session, person.id):  # type: ignore[arg-type]
+        raise Refusal("changqing/not_retired", name=person.name)
+
+
+# --- 编组 ------------------------------------------------------------------------------------------
+
+STAFF_ACTIONS = {"新建": "create", "调整": "move", "移出": "remove", "组长": "leader", "列表": "list",
+                 "new": "create", "move": "move", "remove": "remove", "leader": "leader", "list": "list"}
+
+
+@router.command(
+    "编组", "squad", roles=SQUAD_ROLES, order=42,
+    summary="常青藤编组：我的小组、专班和组员（组工干部：新建、调整）",
+    usage="编组；组工干部：编组 列表 | 编组 新建 组名 专班 [组长] | 编组 调整 姓名 组名 | 编组 移出 姓名 | 编组 组长 组名 姓名",
+    examples=("编组", "编组 新建 招商一组 破山行动专班", "编组 调整 李忠兴 招商一组"),
+)
+async def squads(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    word = args.peek()
+    action = STAFF_ACTIONS.get((word or "").lower())
+    if action is None and word and sender.is_staff:
+        args.take()
+        if args:
+            raise UsageError(f"不认识“{word}”，可用：新建、调整、移出、组长、列表")
+        return Answer.of("changqing/squad", view=await squad_view(session, await find_squad(session, word),
+                                                                 clock.today().year), me=None)
+    if action is None:
+        if word:
+            raise UsageError("查看自己的小组只需发送“编组”")
+        return await _my_squad(sender, session, clock)
+    if not sender.is_staff:
+        raise Refusal("changqing/squad_staff_only")
+    args.take()
+    now = clock.now()
+    if action == "list":
+        return await _list(session)
+    if action == "create":
+        name, tf_name, leader_name = args.take(), args.take(), args.take()
+        if not name or not tf_name or args:
+            raise UsageError("请写上组名和所属专班（组长可选）", "编组 新建 招商一组 破山行动专班 李忠兴")
+        if len(name) > 50 or len(tf_name) > 100:
+            raise UsageError("组名最多 50 字、专班名最多 100 字")
+        if (await session.exec(select(Squad).where(Squad.name == name))).first() is not None:
+            raise Refusal("changqing/squad_exists", name=name)
+        leader = await find_person(session, leader_name) if leader_name else None
+        if leader is not None:
+            await _require_retired(session, leader)
+        unit, new_tf = await task_force(session, tf_name)
+        squad = Squad(name=name, task_force_id=unit.id, created_at=now)  # type: ignore[arg-type]
+        session.add(squad)
+        await session.flush()
+        audit(session, now, sender, "changqing.squad.create", f"squad:{squad.id}", name=name, task_force=tf_name)
+        moved_from = None
+        if leader is not None:
+            moved_from, _ = await move_member(session, leader, squad, now, sender)
+            squad.leader_id = leader.id
+            session.add(squad)
+        return Answer.of("changqing/squad_created", name=name, task_force=tf_name, new_tf=new_tf,
+                         leader=leader.name if leader else None, moved_from=moved_from)
+    if action == "move":
+        person_name, squad_name = args.take(), args.take()
+        if not person_name or not squad_name or args:
+            raise UsageError("请写上姓名和要去的组名", "编组 调整 李忠兴 招商一组")
+        person = await find_person(session, person_name)
+        await _require_retired(session, person)
+        squad = await find_squad(session, squad_name)
+        old, changed = await move_member(session, person, squad, now, sender)
+        return Answer.of("changqing/squad_moved", name=person.name, squad=squad.name, old=old, changed=changed)
+    if action == "remove":
+        person_name = args.take()
+        if not person_name or args:
+            raise UsageError("请写上要移出小组的人的姓名", "编组 移出 李忠兴")
+        person = await find_person(session, person_name)
+        old, changed = await move_member(session, person, None, now, sender)
+        return Answer.of("changqing/squad_removed", name=person.name, old=old, changed=changed)
+    # leader
+    squad_name, person_name = args.take(), args.take()
+    if not squad_name or not person_name or args:
+        raise UsageError("请写上组名和组长姓名", "编组 组长 招商一组 李忠兴")
+    squad = await find_squad(session, squad_name)
+    person = await find_person(session, person_name)
+    await _require_retired(session, person)
+    moved_from, _ = await move_member(session, person, squad, now, sender)
+    if squad.leader_id != person.id:
+        squad.leader_id = person.id
+        session.add(squad)
+        audit(session, now, sender, "changqing.squad.leader", f"squad:{squad.id}", squad=squad.name, leader=person.name)
+    return Answer.of("changqing/squad_leader", squad=squad.name, name=person.name, moved_from=moved_from)
+
+
+async def _my_squad(sender: Sender, session: AsyncSession, clock: Clock) -> Answer:
+    squad_id = await squad_id_of(session, sender.id)
+    if squad_id is None:
+        if sender.is_staff:
+            return await _list(session)
+        raise Refusal("changqing/squad_none")
+    squad = await session.get(Squad, squad_id)
+    return Answer.of("changqing/squad", view=await squad_view(session, squad, clock.today().year), me=sender.id)  # type: ignore[arg-type]
+
+
+async def _list(session: AsyncSession) -> Answer:
+    rows = (
+        await session.exec(
+            select(Squad, Unit.name, func.count(col(SquadMember.person_id)))
+            .join(Unit, col(Unit.id) == Squad.task_force_id)
+            .join(SquadMember, SquadMember.squad_id == Squad.id, isouter=True)
+            .group_by(col(Squad.id), col(Unit.name))
+            .order_by(Unit.name, Squad.name)
+        )
+    ).all()
+    leaders = dict((await session.exec(
+        select(Person.id, Person.name).where(col(Person.id).in_([s.leader_id for s, _, _ in rows if s.leader_id]))
+    )).all())
+    by_tf: dict[str, list[dict]] = {}
+    for squad, tf, count in rows:
+        by_tf.setdefault(tf, []).append({"name": squad.name, "count": count, "leader": leaders.get(squad.leader_id)})
+    return Answer.of("changqing/squads", by_tf=by_tf, total=len(rows))
+
+
+# --- 承诺 ------------------------------------------------------------------------------------------
+
+@router.command(
+    "承诺", "commit", roles={Role.RETIRED}, order=43,
+    summary="公开承诺：写下今年的承诺，组内可见", usage="承诺 [内容]",
+    examples=("承诺 年内协调万洋众创二期 3 家企业落地投产", "承诺"),
+)
+async def commitment(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    year = clock.today().year
+    current = (await session.exec(
+        select(Commitment).where(Commitment.person_id == sender.id, Commitment.year == year)
+    )).first()
+    text = args.rest()
+    in_squad = await squad_id_of(session, sender.id) is not None
+    if not text:
+        return Answer.of("changqing/commitment_show", commitment=current, year=year, in_squad=in_squad)
+    if len(text) > MAX_COMMITMENT_CHARS:
+        raise UsageError(f"承诺最多 {MAX_COMMITMENT_CHARS} 字，现在是 {len(text)} 字")
+    now = clock.now()
+    replaced = current is not None
+    if current is None:
+        current = Commitment(person_id=sender.id, year=year, text=text, created_at=now, updated_at=now)
+    else:
+        current.text, current.updated_at = text, now
+    session.add(current)
+    return Answer.of("changqing/commitment_saved", year=year, replaced=replaced, in_squad=in_squad)
+
+
+# --- import ----------------------------------------------------------------------------------------
+
+_LIST_SPLIT = "、,，;；"
+
+
+def _names(value: object) -> list[str]:
+    text = _text(value)
+    for sep in _LIST_SPLIT:
+        text = text.replace(sep, " ")
+    return [w for w in text.split() if w]
+
+
+async def _import_person(session: AsyncSession, raw: str) -> Person:
+    try:
+        person = await find_person(session, raw)
+    except Refusal as exc:
+        values = exc.answer.values
+        if exc.answer.template == "changqing/person_ambiguous":
+            raise RowError(f"花名册中有多名“{values['name']}”，请写成“{values['name']}（单位）”区分") from None
+        raise RowError(f"花名册中没有“{raw}”") from None
+    if not await is_retired(session, person.id):  # type: ignore[arg-type]
+        raise RowError(f"{person.name} 不是退职干部（花名册“角色”列请写 退职干部）")
+    return person
+
+
+async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False,
+                        actor: str = "cli") -> ImportReport:
+    """编组表: 组名, 专班, 组长 (optional), 成员 (names separated by 、). Each row states the whole group:
+    listed members are moved in (from wherever they were), members no longer listed leave it."""
+    report = ImportReport("squads", dry_run)
+    sheet = _load(path, SQUAD_COLUMNS, {"name", "task_force"}, report)
+    if sheet is None:
+        return report
+    placed: dict[int, tuple[int, str]] = {}  # person -> (line, group) already placed by this file
+    names_seen: dict[str, int] = {}
+
+    async def row_fn(session: AsyncSession, line: int, row: dict) -> str:
+        name, tf_name = _text(row.get("name")), _text(row.get("task_force"))
+        if not name:
+            raise RowError("组名为空")
+        if not tf_name:
+            raise RowError("专班为空")
+        if len(name) > 50 or len(tf_name) > 100:
+            raise RowError("组名最多 50 字、专班名最多 100 字")
+        if name in names_seen:
+            raise RowError(f"组名“{name}”与第 {names_seen[name]} 行重复")
+        leader = await _import_person(session, _text(row.get("leader"))) if _text(row.get("leader")) else None
+        members = [await _import_person(session, w) for w in _names(row.get("members"))]
+        if leader is not None and all(m.id != leader.id for m in members):
+            members.insert(0, leader)
+        ids = [m.id for m in members]
+        if len(set(ids)) != len(ids):
+            raise RowError("成员中有人写了两次")
+        for m in members:
+            if m.id in placed:
+                raise RowError(f"{m.name} 已在第 {placed[m.id][0]} 行的“{placed[m.id][1]}”中")  # type: ignore[index]
+        names_seen[name] = line
+
+        outcome = "unchanged"
+        unit, _ = await task_force(session, tf_name)
+        squad = (await session.exec(select(Squad).where(Squad.name == name))).first()
+        if squad is None:
+            squad = Squad(name=name, task_force_id=unit.id, created_at=now)  # type: ignore[arg-type]
+            session.add(squad)
+            await session.flush()
+            audit(session, now, None, "changqing.squad.create", f"squad:{squad.id}", actor, name=name, task_force=tf_name)
+            outcome = "created"
+        elif squad.task_force_id != unit.id:
+            squad.task_force_id = unit.id  # type: ignore[assignment]
+            session.add(squad)
+            outcome = "updated"
+        current = set((await session.exec(select(SquadMember.person_id).where(SquadMember.squad_id == squad.id))).all())
+        for pid in sorted(current - set(ids)):
+            person = await session.get(Person, pid)
+            await move_member(session, person, None, now, None, actor)  # type: ignore[arg-type]
+            outcome = "updated" if outcome == "unchanged" else outcome
+        for m in members:
+            _, changed = await move_member(session, m, squad, now, None, actor)
+            if changed and outcome == "unchanged":
+                outcome = "updated"
+            placed[m.id] = (line, name)  # type: ignore[index]
+        # With a 组长 column the file names the leader (blank: none); without one, leaders set in chat stay.
+        if "leader" in sheet.columns:
+            leader_id = leader.id if leader else None
+        else:
+            leader_id = squad.leader_id if squad.leader_id in ids else None
+        if squad.leader_id != leader_id:
+            squad.leader_id = leader_id
+            session.add(squad)
+            outcome = "updated" if outcome == "unchanged" else outcome
+        await session.flush()
+        return outcome
+
+    await _run_rows(db, sheet, report, row_fn, now, actor, path)
+    return report

@@ -1,0 +1,60 @@
+"""常青藤 group posts reaching a real platform channel: the broadcast and the monthly ranking go to a WeCom
+group robot (the loopback WeCom fake checks the 2048-byte limit and the robot's rate), private messages
+to the local channel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.clock import TZ
+from bot.config import Config, Secret
+from fakes.wecom import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom
+from scheduler.outbox import Dispatcher
+from scheduler.runner import run_job
+from test_changqing import SMALL, TEXT, load_roster
+
+ROBOT_KEY = "changqing-robot-key"
+
+
+@pytest.fixture
+async def fake(clock):
+    fake = FakeWeCom(clock, webhook_keys={ROBOT_KEY})
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.base = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+def config(config, fake) -> Config:
+    w = config.wecom
+    w.enabled, w.corp_id, w.agent_id, w.api_base = True, CORP_ID, AGENT_ID, fake.base
+    w.secret, w.token, w.encoding_aes_key = Secret(SECRET), Secret(TOKEN), Secret(AES_KEY)
+    w.webhooks = {"常青藤二组": Secret(ROBOT_KEY)}
+    w.rate_per_second = 1000.0
+    config.changqing.groups = ["wecom:常青藤二组"]
+    return config
+
+
+async def test_broadcast_and_monthly_ranking_reach_the_wecom_group(chat, bangdai, services, fake, tmp_path):
+    await load_roster(services, tmp_path, SMALL)
+    wecom, local = bangdai.channels["wecom"], bangdai.channels["local"]
+    assert "常青藤群 1 个：常青藤二组（企业微信）" in await chat.say("s1", f"广播 常青藤 {TEXT}")
+    await Dispatcher(services.outbox, wecom, 1000).run_once()
+    await Dispatcher(services.outbox, local, 1000).run_once()
+    posts = fake.webhooks[ROBOT_KEY]
+    assert len(posts) == 1 and TEXT in posts[0].content and fake.webhook_refused == []
+    assert TEXT in (await chat.inbox("r1"))[0]["text"]
+    assert "已送达 6，排队中 0，失败 0，无法送达 3" in await chat.say("s1", "广播 状态")
+
+    await chat.say("s1", "编组 新建 招商一组 破山行动专班 李忠兴")
+    await chat.say("r1", "实绩 协调万洋众创项目土地指标")
+    result = await run_job(services, "monthly_ranking", dt.datetime(2026, 11, 30, 17, 0, tzinfo=TZ))
+    assert result.queued == 1
+    await Dispatcher(services.outbox, wecom, 1000).run_once()
+    assert len(posts) == 2 and "1. 招商一组（破山行动专班）1 分，1 项" in posts[1].content
+    await wecom.stop()
