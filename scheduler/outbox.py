@@ -359,6 +359,7 @@ class Dispatcher:
         self._task = asyncio.create_task(self._loop(), name=f"dispatch-{self.channel.name}")
 
     async def stop(self) -> None:
+        """Stop the background loop; the dispatcher can still be driven by hand with run_once()."""
         self._stopping = True
         self._wakeup.set()
         if self._task:
@@ -366,3 +367,6 @@ class Dispatcher:
                 await asyncio.wait_for(self._task, 5)
             except asyncio.TimeoutError:
                 self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._stopping = False
