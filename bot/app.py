@@ -34,6 +34,9 @@ PLATFORM_CHANNELS = {
 }
 
 
+HEALTHY_STATES = {"ok", "connected"}
+
+
 def enabled_channels(config: Config) -> list[str]:
     flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
     return [name for name, on in flags.items() if on]
@@ -121,9 +124,9 @@ class Bangdai:
         warnings += [w for w in self.services.warnings() if w not in warnings]
         body["outbox"] = await self.services.outbox.counts()
         if warnings:
-            body["warnings"] = warnings
-            if body["status"] == "ok":
-                body["status"] = "degraded"
+            body["warnings"] = warnings  # things for an operator to act on; they do not change the status
+        if body["status"] == "ok" and any(c.get("state") not in HEALTHY_STATES for c in body["channels"].values()):
+            body["status"] = "degraded"
         return body
 
     async def healthz(self, _request: web.Request) -> web.Response:

@@ -80,6 +80,30 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock) 
     return Answer.of("staff/paired", outcome=outcome, mentee=mentee, mentors=mentors, before=before, reason=reason)
 
 
+@dataclass
+class ReviewStatus:
+    """季评 of one quarter: how many active pairs were reviewed, with which ratings, and which were not."""
+
+    quarter: str
+    total: int
+    counts: list[tuple[str, int]]
+    pending: list[PairView]
+
+    @property
+    def reviewed(self) -> int:
+        return self.total - len(self.pending)
+
+
+async def review_status(session: AsyncSession, quarter: str) -> ReviewStatus:
+    views = await load_pairs(session)
+    done = {r.pairing_id: r for r in (await session.exec(select(PairReview).where(PairReview.quarter == quarter))).all()}
+    counts: dict[str, int] = defaultdict(int)
+    for r in done.values():
+        counts[r.rating] += 1
+    return ReviewStatus(quarter, len(views), [(k, counts[k]) for k in REVIEW_RATINGS if counts[k]],
+                        [v for v in views if v.id not in done])
+
+
 @router.command(
     "季评", "review", roles=STAFF_ROLES, order=61,
     summary="帮带季度评议（组工干部）：查看本季度未评结对，或为结对评议",
@@ -91,16 +115,7 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     quarter = period_name("quarter", today)
     name = args.take()
     if name is None:
-        views = await load_pairs(session)
-        done = {
-            r.pairing_id: r for r in (await session.exec(select(PairReview).where(PairReview.quarter == quarter))).all()
-        }
-        counts: dict[str, int] = defaultdict(int)
-        for r in done.values():
-            counts[r.rating] += 1
-        pending = [v for v in views if v.id not in done]
-        return Answer.of("staff/review_list", quarter=quarter, total=len(views), reviewed=len(views) - len(pending),
-                         pending=pending, counts=[(k, counts[k]) for k in REVIEW_RATINGS if counts[k]])
+        return Answer.of("staff/review_list", s=await review_status(session, quarter))
     rating = args.take()
     if rating is None or rating not in REVIEW_RATINGS:
         raise UsageError(f"评价请写 {'、'.join(REVIEW_RATINGS)} 之一", "季评 李娜 较好 帮带扎实")

@@ -109,6 +109,7 @@ async def test_quarterly_summary_for_staff(chat, services, clock, bangdai):
         (at(2026, 8, 12, 10), "u5", "走访 华埠镇 八月走访"),
         (at(2026, 9, 15, 10), "u5", "走访 城关街道 九月走访"),
         (at(2026, 9, 20, 10), "u1", "走访 县发改局 九月走访"),
+        (at(2026, 9, 25, 10), "u5", "季评 李娜 较好 帮带扎实"),
         (at(2026, 9, 30, 10), "u3", "信箱 九月底的来信"),
         (at(2026, 10, 8, 8), "u3", "信箱 十月的来信不算三季度"),
     ]:
@@ -139,6 +140,7 @@ async def test_quarterly_summary_for_staff(chat, services, clock, bangdai):
     assert "收到 3 件，已答复 1 件，关闭 0 件，待答复 2 件（超期 1 件）" in summary
     assert "待遇 1 件，报名/专班 1 件，其他 1 件" in summary
     assert "赵强" not in summary and "自荐" not in summary  # figures only, nobody's inquiry
+    assert "导师帮带季评**：在册结对 2 对，已评 1 对（较好 1），未评 1 对" in summary
 
 
 async def test_jobs_with_nobody_to_tell_send_nothing(services, clock):

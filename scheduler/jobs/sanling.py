@@ -9,10 +9,12 @@ from collections import defaultdict
 from sqlmodel import col, select
 
 from handlers.liaisons import linked_units, month_bounds, unit_status, visits_between
+from handlers.mentoring_staff import review_status
 from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, day_start, is_overdue, mailbox_figures, staff_ids, staff_view
 from storage.models import Inquiry, InquiryStatus, Person
 
 from ..outbox import Outgoing
+
 from ..registry import JobContext, job, period_bounds, period_name
 
 
@@ -107,7 +109,7 @@ async def quarterly_summary(ctx: JobContext) -> int:
     body = services.renderer.text(
         "sanling/job_quarterly_summary", quarter=quarter, first=first, last=last, liaisons=liaisons[:30],
         more=max(0, len(liaisons) - 30), mailbox=figures, categories=[(c, categories[c]) for c in CATEGORIES if categories.get(c)],
-        total_visits=sum(len(v) for v in visits.values()),
+        total_visits=sum(len(v) for v in visits.values()), reviews=await review_status(session, quarter),
     )
     messages = [Outgoing(key=f"sanling-quarterly:{pid}:{quarter}", person_id=pid, body=body, source="quarterly_summary")
                 for pid in staff]
