@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import datetime as dt
 import logging
 import signal
 import sys
@@ -151,10 +151,8 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def parse_at(value: str | None, clock: Clock) -> "dt.datetime":
+def parse_at(value: str | None, clock: Clock) -> dt.datetime:
     """``--at``: an ISO date or date-time, read in Asia/Shanghai when it has no offset."""
-    import datetime as dt
-
     if not value:
         return clock.now()
     try:

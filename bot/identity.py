@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ChatIdentity, Person, PersonRole, Role, Unit
@@ -70,3 +70,14 @@ async def sender_for_person(session: AsyncSession, person_id: int, channel: str)
         return None
     person, unit_name = row
     return Sender(person, await roles_of(session, person_id), unit_name or "", channel, f"person:{person_id}")
+
+
+async def staff_ids(session: AsyncSession) -> list[int]:
+    """Everyone who gets staff notifications: active 组工干部 and 管理员."""
+    rows = await session.exec(
+        select(PersonRole.person_id)
+        .join(Person, Person.id == PersonRole.person_id)
+        .where(col(PersonRole.role).in_([str(r) for r in STAFF_ROLES]), Person.active == True)  # noqa: E712
+        .distinct()
+    )
+    return sorted(rows.all())

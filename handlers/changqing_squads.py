@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.text import Args, fold
+from bot.text import Args
 from storage.db import Database
 from storage.models import AuditLog, Commitment, Person, Role, SignUp, Squad, SquadMember, Unit
 from storage.models.changqing import TASK_FORCE_KIND

@@ -16,13 +16,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import TZ, Clock
-from bot.identity import STAFF_ROLES, Sender
+from bot.identity import STAFF_ROLES, Sender, staff_ids
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
 from bot.text import Args, fold
 from scheduler.calendar import WorkCalendar
 from scheduler.outbox import Outgoing
-from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, PersonRole, Role, Unit
+from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 from .export import export_sheets
 from .stats import stats_section
@@ -92,16 +92,6 @@ def workdays_waited(inquiry: Inquiry, today: dt.date, calendar: WorkCalendar) ->
 
 def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
-
-
-async def staff_ids(session: AsyncSession) -> list[int]:
-    rows = await session.exec(
-        select(PersonRole.person_id)
-        .join(Person, Person.id == PersonRole.person_id)
-        .where(col(PersonRole.role).in_([Role.STAFF.value, Role.ADMIN.value]), Person.active == True)  # noqa: E712
-        .distinct()
-    )
-    return sorted(rows.all())
 
 
 async def submitter_labels(session: AsyncSession, inquiries: list[Inquiry]) -> dict[int, str]:

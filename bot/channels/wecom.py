@@ -70,6 +70,19 @@ API_ERRORS = Counter("bangdai_wecom_api_errors_total", "WeCom API errors, by err
 DEFERRED = Counter("bangdai_wecom_deferred_total", "Sends held back by our own per-member/robot limit", ["kind"])
 
 
+def _verified(check, *args):
+    """Run a wechatpy signature check or decryption, turning its failures into our refusals. The two
+    exceptions are unrelated classes in wechatpy 1.8, so both are named."""
+    try:
+        return check(*args)
+    except InvalidSignatureException:
+        raise _Reject(403, "signature") from None
+    except InvalidCorpIdException:
+        raise _Reject(403, "corp_id") from None
+    except (binascii.Error, ValueError, IndexError, struct.error, UnicodeDecodeError):
+        raise _Reject(400, "malformed") from None
+
+
 class _Reject(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -206,14 +219,7 @@ class WeComChannel(Channel):
             echostr = request.query.get("echostr", "").replace(" ", "+")  # a '+' read as a space
             if not echostr:
                 raise _Reject(400, "malformed")
-            try:
-                echo = self.crypto.check_signature(signature, timestamp, nonce, echostr)
-            except InvalidSignatureException:
-                raise _Reject(403, "signature") from None
-            except InvalidCorpIdException:
-                raise _Reject(403, "corp_id") from None
-            except (binascii.Error, ValueError, IndexError, struct.error, UnicodeDecodeError):
-                raise _Reject(400, "malformed") from None
+            echo = _verified(self.crypto.check_signature, signature, timestamp, nonce, echostr)
         except _Reject as exc:
             return self._reject(exc)
         return web.Response(text=echo)
@@ -235,14 +241,7 @@ class WeComChannel(Channel):
                     raise KeyError("Encrypt")
             except (ExpatError, KeyError, TypeError, ValueError):
                 raise _Reject(400, "malformed") from None
-            try:
-                plain = self.crypto.decrypt_message(outer, signature, timestamp, nonce)
-            except InvalidSignatureException:
-                raise _Reject(403, "signature") from None
-            except InvalidCorpIdException:
-                raise _Reject(403, "corp_id") from None
-            except (binascii.Error, ValueError, IndexError, struct.error, UnicodeDecodeError):
-                raise _Reject(400, "malformed") from None
+            plain = _verified(self.crypto.decrypt_message, outer, signature, timestamp, nonce)
             try:
                 message = parse_message(plain)
                 fields = dict(message._data)  # wechatpy keeps the parsed XML here

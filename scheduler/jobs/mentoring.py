@@ -8,8 +8,9 @@ from collections import defaultdict
 from sqlmodel import col, select
 
 from bot.clock import iso_week, week_start
+from bot.identity import staff_ids
 from handlers.pairs import week_compliance
-from storage.models import ContactLog, OutboxMessage, OutboxStatus, Pairing, PairingMentor, Person, PersonRole, Role
+from storage.models import ContactLog, OutboxMessage, OutboxStatus, Pairing, PairingMentor, Person
 from storage.models.mentoring import FACE_TO_FACE
 
 from ..outbox import Outgoing
@@ -66,16 +67,6 @@ async def weekly_reminder(ctx: JobContext) -> int:
         ]
         queued += await services.outbox.enqueue_many(session, messages)
     return queued
-
-
-async def staff_ids(session) -> list[int]:
-    rows = await session.exec(
-        select(PersonRole.person_id)
-        .join(Person, Person.id == PersonRole.person_id)
-        .where(col(PersonRole.role).in_([Role.STAFF.value, Role.ADMIN.value]), Person.active == True)  # noqa: E712
-        .distinct()
-    )
-    return sorted(rows.all())
 
 
 @job("weekly_digest", period="week", description="周报：上周周联合规情况、连续未面谈结对、无法送达的提醒")

@@ -10,7 +10,8 @@ from sqlmodel import col, select
 
 from handlers.liaisons import linked_units, month_bounds, unit_status, visits_between
 from handlers.mentoring_staff import review_status
-from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, day_start, is_overdue, mailbox_figures, staff_ids, staff_view
+from bot.identity import staff_ids
+from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, day_start, is_overdue, mailbox_figures, staff_view
 from storage.models import Inquiry, InquiryStatus, Person
 
 from ..outbox import Outgoing
