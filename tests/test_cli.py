@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PAIRS_CSV, ROSTER_CSV, write
+from conftest import PAIRS_CSV, PG_URL, ROSTER_CSV, write
+
+# These drive real processes against their own SQLite file whatever the suite's database is, so the
+# PostgreSQL pass of .ci/run would only repeat them.
+pytestmark = pytest.mark.skipif(bool(PG_URL), reason="CLI processes use their own SQLite file; run once")
 
 
 def free_port() -> int:
