@@ -6,10 +6,11 @@ from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
 from .mentoring import CONTACT_MODES, ContactLog, Pairing, PairingMentor, PlanItem
 from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .system import AuditLog, LocalDelivery, ProcessedMessage
+from .dingtalk import DingTalkApiUsage
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AuditLog", "BindAttempt", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
+    "AuditLog", "BindAttempt", "DingTalkApiUsage", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
 ]
