@@ -10,6 +10,7 @@ request is permanent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import random
@@ -43,6 +44,7 @@ BATCH_LIMIT = 20  # userIds per batchSend
 THROTTLE_CODES = {"90018", "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"}
 # The organisation's monthly call allowance is spent.
 QUOTA_CODES = {"90020", "Forbidden.AccessDenied.ApiCountLimitForOrg", "ApiCountLimitForOrg"}
+QPS_LIMIT = 18  # our own ceiling per API in any 1 s window, under DingTalk's 20 (bursts included)
 THROTTLE_PAUSE = 1.0  # seconds every call waits out after a QPS answer (the limit is per second)
 QUOTA_RETRY_AFTER = 3600.0  # an exhausted month only recovers when the org buys more or the month ends
 FLOW_CONTROL_RETRY_AFTER = 60.0
@@ -135,6 +137,7 @@ class OpenApi:
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self._paused_until = 0.0
+        self._recent: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self.token_error = ""  # the last failed token fetch, shown on /healthz until one succeeds
 
     @property
@@ -200,6 +203,7 @@ class OpenApi:
             raise TransientError("钉钉接口限流中，稍后重试", retry_after=remaining + 1)
         for attempt in (1, 2):
             token = await self.token()
+            await self._within_qps(api)
             status, data = await self._post(path, body, api, {"x-acs-dingtalk-access-token": token})
             if status == 200:
                 return data
@@ -219,6 +223,19 @@ class OpenApi:
                 raise TransientError(f"钉钉接口 {api} 暂时出错：HTTP {status} {code} {message}".strip())
             raise PermanentError(f"钉钉接口 {api} 拒绝：HTTP {status} {code} {message}".strip())
         raise TransientError(f"钉钉接口 {api}：access token 无效")  # pragma: no cover - loop always returns
+
+    async def _within_qps(self, api: str) -> None:
+        """Wait until this API has had fewer than QPS_LIMIT calls in the last second (a sliding window:
+        the outbox's token bucket alone allows a burst plus a second's refill inside one second)."""
+        window = self._recent[api]
+        while True:
+            now = time.monotonic()
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) < QPS_LIMIT:
+                window.append(now)
+                return
+            await asyncio.sleep(1.0 - (now - window[0]) + 0.001)
 
     async def batch_send(self, user_ids: list[str], text: str, fmt: str) -> BatchResult:
         """One identical robot message to up to 20 people (``oToMessages/batchSend``)."""
