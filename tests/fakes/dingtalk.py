@@ -52,6 +52,7 @@ class Sent:
     group: bool = False
     at_user_ids: list[str] = field(default_factory=list)
     reply_to: str | None = None  # msgId whose sessionWebhook carried it
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Pushed:
     session: str = ""
     deliveries: int = 0
     acks: int = 0
+    sent_at: float | None = None  # time.monotonic() of the first push
+    acked_at: float | None = None  # … and of the first ack
 
 
 @dataclass
@@ -137,6 +140,7 @@ class FakeDingTalk:
         self._tickets: dict[str, set[str]] = {}
         self._tokens: dict[str, float] = {}
         self._sessions: dict[str, _Session] = {}
+        self._replies: dict[str, list[Sent]] = {}
         self._by_frame: dict[str, Pushed] = {}
         self._pending: collections.deque[Pushed] = collections.deque()
         self._recent: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
@@ -268,6 +272,8 @@ class FakeDingTalk:
             self._drop_acks -= 1
         else:
             pushed.acks += 1
+            if pushed.acked_at is None:
+                pushed.acked_at = time.monotonic()
         self._notify()
 
     async def close_connections(self, code: int = 1000) -> None:
@@ -373,6 +379,8 @@ class FakeDingTalk:
             return
         conn = random.choice(eligible)  # several connections of one app: one is picked at random
         pushed.deliveries += 1
+        if pushed.sent_at is None:
+            pushed.sent_at = time.monotonic()
         try:
             await conn.ws.send_str(json.dumps(pushed.frame, ensure_ascii=False))
         except ConnectionError:
@@ -420,15 +428,16 @@ class FakeDingTalk:
         if hold is not None:
             await hold.wait()
         at = body.get("at") or {}
-        self.sent.append(Sent(via="webhook", text=text, msgtype=msgtype, title=title or "",
-                              users=[] if session.group else [session.user], conversation=session.conversation,
-                              group=session.group, at_user_ids=list(at.get("atUserIds") or []),
-                              reply_to=session.msg_id))
+        sent = Sent(via="webhook", text=text, msgtype=msgtype, title=title or "",
+                    users=[] if session.group else [session.user], conversation=session.conversation,
+                    group=session.group, at_user_ids=list(at.get("atUserIds") or []), reply_to=session.msg_id)
+        self.sent.append(sent)
+        self._replies.setdefault(session.msg_id, []).append(sent)
         self._notify()
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     def replies_to(self, pushed: Pushed) -> list[Sent]:
-        return [s for s in self.sent if s.reply_to == pushed.msg_id]
+        return list(self._replies.get(pushed.msg_id, ()))
 
     async def wait_reply(self, pushed: Pushed, timeout: float = 10.0) -> list[Sent]:
         return await self.wait_until(lambda: self.replies_to(pushed), timeout, f"a reply to {pushed.msg_id}")
