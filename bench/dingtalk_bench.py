@@ -1,18 +1,20 @@
 """DingTalk channel benchmark — run by hand, not a test.
 
-    python bench/dingtalk_bench.py [--messages 3000] [--concurrency 50] [--rate 100] [--seconds 10]
+    python bench/dingtalk_bench.py [--messages 3000] [--concurrency 50] [--rates 100,20] [--seconds 10]
 
 Side by side in one run, each bot in its own process against the loopback fake DingTalk
 (``tests/fakes/dingtalk.py``) running in this process, all through the real ``dingtalk-stream`` SDK:
 
 - **echo**: a bare bot on the SDK's own client and connection loop; its handler acks and POSTs the
   text back to the sessionWebhook with aiohttp. No Bangdai, no database: the ceiling.
+- **Bangdai's channel alone**: ``DingTalkChannel`` answering every message without the gateway (no
+  database work): what the channel adds to the bare SDK.
 - **Bangdai** ``bangdai serve`` with ``[dingtalk]`` enabled (SQLite, the embedded default, unless
   ``--database-url``), for ``本周`` (reads) and ``记录`` (a write), from 100 mentees.
 
 Two loads per command: *saturated* (``--concurrency`` users, each sending its next message when the
-reply to the last one came: commands per second) and *paced* (an open loop at ``--rate`` messages per
-second for ``--seconds``: latency). Latency is measured at the fake, from the frame leaving it to the
+reply to the last one came: commands per second) and *paced* (an open loop at each of ``--rates`` messages
+per second for ``--seconds``: latency). Latency is measured at the fake, from the frame leaving it to the
 reply reaching the sessionWebhook; "ack" is from the frame leaving to its ack arriving.
 """
 
@@ -70,6 +72,33 @@ async def echo_bot(api_base: str, client_id: str, secret: str) -> None:
     await client.start()
 
 
+# --- Bangdai's channel alone (``--channel-bot API_BASE CLIENT_ID SECRET DB_URL``) --------------------
+
+async def channel_bot(api_base: str, client_id: str, secret: str, url: str) -> None:
+    """DingTalkChannel with a handler that answers without the gateway: what the channel itself costs."""
+    import signal
+
+    from bot.app import build_services
+    from bot.channels.dingtalk import DingTalkChannel
+    from bot.config import Config, Secret
+    from bot.inbound import Reply
+
+    config = Config()
+    config.database.url = url
+    ding = config.dingtalk
+    ding.enabled, ding.client_id, ding.client_secret, ding.api_base = True, client_id, Secret(secret), api_base
+
+    async def handle(msg):
+        return [Reply(msg.text)]
+
+    channel = DingTalkChannel(build_services(config), handle)
+    await channel.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await channel.stop()
+
+
 # --- driving a bot ---------------------------------------------------------------------------------
 
 def pct(values: list[float], q: float) -> float:
@@ -116,12 +145,21 @@ async def paced(fake: FakeDingTalk, users: list[str], text, rate: float, seconds
             "ack_p99": pct(acks, 0.99), "redelivered": sum(p.deliveries > 1 for p in pushed)}
 
 
-async def measure(name: str, fake: FakeDingTalk, users: list[str], text, args) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the bot's process has used (all its threads): robust on a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(name: str, fake: FakeDingTalk, users: list[str], text, args, pid: int) -> dict:
     await saturated(fake, users, text, 100, 20)  # warm-up
+    cpu = cpu_seconds(pid)
     sat = await saturated(fake, users, text, args.messages, args.concurrency)
-    await asyncio.sleep(1)
-    pace = await paced(fake, users, text, args.rate, args.seconds)
-    row = {"name": name, **{f"sat_{k}": v for k, v in sat.items()}, **pace}
+    sat["cpu_ms"] = (cpu_seconds(pid) - cpu) / args.messages * 1000
+    row = {"name": name, **{f"sat_{k}": v for k, v in sat.items()}, "paced": {}}
+    for rate in args.rates:
+        await asyncio.sleep(2)  # let any backlog drain
+        row["paced"][rate] = await paced(fake, users, text, rate, args.seconds)
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 
@@ -185,13 +223,22 @@ async def main(args) -> None:
     proc = await start_process([sys.executable, __file__, "--echo-bot", fake.api_base, fake.client_id,
                                 fake.client_secret], fake, str(work), work / "echo.log")
     try:
-        rows.append(await measure("echo (SDK only)", fake, users, lambda i: f"本周 {i}", args))
+        rows.append(await measure("echo (SDK only)", fake, users, lambda i: f"本周 {i}", args, proc.pid))
     finally:
         stop_process(proc)
         await fake.close()
 
     url = args.database_url or f"sqlite+aiosqlite:///{work}/bench.db"
     await prepare_database(url)
+
+    fake = await FakeDingTalk(ack_timeout=60).start()
+    proc = await start_process([sys.executable, __file__, "--channel-bot", fake.api_base, fake.client_id,
+                                fake.client_secret, url], fake, str(work), work / "channel.log")
+    try:
+        rows.append(await measure("Bangdai channel, no gateway", fake, users, lambda i: f"本周 {i}", args, proc.pid))
+    finally:
+        stop_process(proc)
+        await fake.close()
     fake = await FakeDingTalk(ack_timeout=60).start()
     cfg = work / "config.toml"
     cfg.write_text(f'[database]\nurl = "{url}"\n[server]\nport = {free_port()}\n[local]\nenabled = false\n'
@@ -200,8 +247,8 @@ async def main(args) -> None:
     proc = await start_process([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], fake, str(work),
                                work / "serve.log")
     try:
-        rows.append(await measure("Bangdai 本周", fake, users, lambda i: "本周", args))
-        rows.append(await measure("Bangdai 记录", fake, users, lambda i: f"记录 面谈 第{i}次交流", args))
+        rows.append(await measure("Bangdai 本周", fake, users, lambda i: "本周", args, proc.pid))
+        rows.append(await measure("Bangdai 记录", fake, users, lambda i: f"记录 面谈 第{i}次交流", args, proc.pid))
         wrong = [s.text for s in fake.sent if "已记录" not in s.text and "本周帮带情况" not in s.text]
         assert not wrong, wrong[:3]
     finally:
@@ -210,24 +257,36 @@ async def main(args) -> None:
 
     echo = rows[0]["sat_rate"]
     print()
-    print(f"| bot | saturated ({args.concurrency} users): msg/s | ×echo | p50 ms | p99 ms "
-          f"| at {args.rate:g}/s: p50 ms | p99 ms | max ms | ack p99 ms | redelivered |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"Saturated: {args.concurrency} users, each sending its next message when the last was answered, "
+          f"{args.messages} messages.\n")
+    print("| bot | commands/s | × echo | bot CPU ms/command | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['name']} | {r['sat_rate']:.0f} | {r['sat_rate'] / echo:.2f} | {r['sat_p50']:.1f} | {r['sat_p99']:.1f} "
-              f"| {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {r['ack_p99']:.1f} | {r['redelivered']} |")
-    print(f"\nPython {platform.python_version()}, SQLite {sqlite3.sqlite_version}, database {url.split(':')[0]}, "
-          f"{args.messages} saturated messages per row, paced {args.rate:g}/s for {args.seconds:g} s")
+        print(f"| {r['name']} | {r['sat_rate']:.0f} | {r['sat_rate'] / echo:.2f} | {r['sat_cpu_ms']:.2f} "
+              f"| {r['sat_p50']:.1f} | {r['sat_p99']:.1f} |")
+    print(f"\nPaced: an open loop at a fixed rate for {args.seconds:g} s; latency from the frame leaving the fake "
+          "to the reply reaching the sessionWebhook.\n")
+    print("| bot | offered/s | p50 ms | p99 ms | max ms | ack p99 ms | pushed again |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        for rate, p in r["paced"].items():
+            print(f"| {r['name']} | {rate:g} | {p['p50']:.1f} | {p['p99']:.1f} | {p['max']:.1f} | {p['ack_p99']:.1f} "
+                  f"| {p['redelivered']} |")
+    print(f"\nPython {platform.python_version()}, SQLite {sqlite3.sqlite_version}, database {url.split(':')[0]}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--echo-bot":
         asyncio.run(echo_bot(*sys.argv[2:]))
         sys.exit(0)
+    if len(sys.argv) == 6 and sys.argv[1] == "--channel-bot":
+        asyncio.run(channel_bot(*sys.argv[2:]))
+        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[100.0, 20.0],
+                        help="paced rates, comma-separated (default 100,20)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default="")
     asyncio.run(main(parser.parse_args()))

@@ -351,6 +351,8 @@ async def test_flow_controlled_users_are_retried_later_and_invalid_ones_fail(din
 @pytest.mark.parametrize("code", ["Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "90018"])
 async def test_throttling_answers_back_off(dingtalk, roster, services, clock, code):
     fake, api = dingtalk.fake, dingtalk.channel.api
+    now = [time.monotonic()]
+    api.monotonic = lambda: now[0]  # the channel's own pause runs on this clock
     fake.throttle(1, code=code)
     await queue_notice(services, "张伟", "李娜")
     assert await dingtalk.dispatcher.run_once() == 2
@@ -360,7 +362,7 @@ async def test_throttling_answers_back_off(dingtalk, roster, services, clock, co
     clock.advance(minutes=1)
     # Still inside the pause the throttling answer started: no call is spent on it.
     assert await dingtalk.dispatcher.run_once() == 2 and len(fake.batch_calls) == 1
-    api.monotonic = lambda: time.monotonic() + 10  # the pause is over
+    now[0] += 10  # the pause is over
     clock.advance(minutes=5)
     assert await dingtalk.dispatcher.run_once() == 2
     assert [c.status for c in fake.batch_calls] == [403, 200]
