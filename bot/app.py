@@ -22,6 +22,7 @@ from .gateway import Gateway
 from .render import Renderer
 from .services import Services
 from scheduler.outbox import Dispatcher, Outbox
+from scheduler.service import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ class Bangdai:
         self.dispatchers = {
             name: Dispatcher(services.outbox, channel, channel.rate_per_second) for name, channel in self.channels.items()
         }
+        self.scheduler = Scheduler(services)
         # Things with async start()/stop() that run beside the server: dispatchers, then the scheduler.
-        self.background: list[Any] = list(self.dispatchers.values())
+        dispatching = list(self.dispatchers.values()) if config.outbox.dispatch else []
+        self.background: list[Any] = [*dispatching, self.scheduler]
 
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
@@ -109,10 +112,14 @@ class Bangdai:
             "database": {"ok": database, "dialect": self.services.db.dialect},
             "channels": {name: c.health() for name, c in self.channels.items()},
         }
+        warnings = [w for c in body["channels"].values() for w in c.get("warnings", [])]
         for part in self.background:
             if hasattr(part, "health"):
-                body.update(part.health())
-        warnings = [w for c in body["channels"].values() for w in c.get("warnings", [])] + body.get("warnings", [])
+                extra = dict(part.health())
+                warnings += extra.pop("warnings", [])
+                body.update(extra)
+        warnings += [w for w in self.services.warnings() if w not in warnings]
+        body["outbox"] = await self.services.outbox.counts()
         if warnings:
             body["warnings"] = warnings
             if body["status"] == "ok":

@@ -52,12 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
     exp.add_argument("file")
+
+    do = _common(sub.add_parser("do", help="以花名册中某位组工干部的身份执行一条聊天命令（如 结对、季评、考核）"))
+    do.add_argument("--as", dest="person", required=True, metavar="姓名", help="执行人姓名，如 陈静 或 陈静（县委组织部）")
+    do.add_argument("text", nargs="+", help="聊天命令，如：季评 李娜 较好 帮带扎实")
+
+    jobs = _common(sub.add_parser("jobs", help="定时任务：列出下次运行时间，或手动运行一次"))
+    jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _common(jobs_sub.add_parser("list", help="各任务的时间表和下次运行时间"))
+    run = _common(jobs_sub.add_parser("run", help="为某一时刻所在的周期运行一次任务"))
+    run.add_argument("name")
+    run.add_argument("--at", metavar="DATETIME", help="如 2026-11-19T16:00 或 2026-11-19（默认现在，北京时间）")
+
+    outbox = _common(sub.add_parser("outbox", help="发件箱：排队/已发/失败数量和失败原因"))
+    outbox.add_argument("--failed", action="store_true", help="列出失败和无法送达的消息")
+    outbox.add_argument("--retry", type=int, nargs="+", metavar="ID", help="把失败的消息重新排队")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The service logs what it does; one-shot commands print their result and log only problems.
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -66,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = COMMANDS.get(args.command) or globals()[f"cmd_{args.command}"]
     try:
         return handler(args, config)
+    except ConfigError as exc:  # found while starting, e.g. a channel's key that cannot work
+        print(f"配置错误：{exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -124,6 +144,120 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def parse_at(value: str | None, clock: Clock) -> "dt.datetime":
+    """``--at``: an ISO date or date-time, read in Asia/Shanghai when it has no offset."""
+    import datetime as dt
+
+    if not value:
+        return clock.now()
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace(" ", "T"))
+    except ValueError:
+        raise ValueError(f"--at 的时间“{value}”看不懂，请写成 2026-11-19T16:00 或 2026-11-19") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=clock.tz)
+    return moment
+
+
+def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
+    from scheduler.calendar import WorkCalendar
+    from scheduler.runner import UnknownJob, run_job
+    from scheduler.service import ScheduleError, load_schedules
+
+    from .app import build_services
+
+    _prepare_database(config)
+    clock = Clock()
+
+    async def run() -> int:
+        services = build_services(config, clock)
+        calendar = WorkCalendar()
+        try:
+            if args.action == "list":
+                from scheduler.registry import JOBS
+
+                schedules = load_schedules(services, calendar)
+                now = clock.now()
+                for name, schedule in schedules.items():
+                    nxt = schedule.next_at_or_after(now)
+                    when = nxt.strftime("%Y-%m-%d %H:%M %a") if nxt else "—"
+                    print(f"{name:22} {schedule.spec:36} 下次 {when}  {JOBS[name].description}")
+                for warning in calendar.warnings():
+                    print(f"警告：{warning}")
+                return 0
+            at = parse_at(args.at, clock)
+            result = await run_job(services, args.name, at, trigger="manual", calendar=calendar)
+            note = "" if result.first_run else "（该周期已运行过，重复的消息不会再发）"
+            print(f"{result.job} {result.period}：新排队 {result.queued} 条消息{note}")
+            for warning in calendar.warnings():
+                print(f"警告：{warning}")
+            return 0
+        except (UnknownJob, ValueError, ScheduleError) as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        finally:
+            await services.db.close()
+
+    return asyncio.run(run())
+
+
+def cmd_do(args: argparse.Namespace, config: Config) -> int:
+    """Run one chat command as a roster person: the same router, checks and answers as in chat."""
+    from handlers.pairing_ops import NotFound, find_person
+
+    from .app import build_services
+    from .gateway import Gateway
+    from .inbound import InboundMessage
+
+    _prepare_database(config)
+
+    async def run() -> int:
+        services = build_services(config)
+        try:
+            async with services.db.transaction() as session:
+                try:
+                    person = await find_person(session, args.person)
+                except NotFound as exc:
+                    print(str(exc), file=sys.stderr)
+                    return 2
+            text = " ".join(args.text)
+            msg = InboundMessage(channel="cli", sender_id=f"person:{person.id}", conversation_id="cli", text=text,
+                                 received_at=services.clock.now())
+            for reply in await Gateway(services).handle(msg, as_person=person.id):
+                print(reply.text)
+            return 0
+        finally:
+            await services.db.close()
+
+    return asyncio.run(run())
+
+
+def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
+    from .app import build_services
+
+    _prepare_database(config)
+
+    async def run() -> int:
+        services = build_services(config)
+        outbox = services.outbox
+        try:
+            if args.retry:
+                n = await outbox.retry(args.retry)
+                print(f"已重新排队 {n} 条（只有状态为 failed 的消息可以重试）")
+            counts = await outbox.counts()
+            labels = {"queued": "排队", "sending": "发送中", "sent": "已发送", "failed": "失败", "undeliverable": "无法送达"}
+            print("发件箱：" + "，".join(f"{labels[k]} {counts.get(k, 0)}" for k in labels))
+            if args.failed:
+                for m in await outbox.problems(limit=200):
+                    to = m.group_name or m.user_id or f"person:{m.person_id}"
+                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {m.channel or '-'}:{to} {m.key} 尝试 {m.attempts} 次：{m.last_error}")
+            return 0
+        finally:
+            await services.db.close()
+
+    return asyncio.run(run())
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     _prepare_database(config)
     asyncio.run(_serve(config, demo=args.demo))
@@ -142,9 +276,15 @@ async def load_demo(services: Any) -> None:
 async def _serve(config: Config, demo: bool = False) -> None:
     from aiohttp import web
 
+    from storage.migrate import pending
+
     from .app import Bangdai, build_services
 
     services = build_services(config)
+    missing = await pending(services.db)
+    if missing:
+        await services.db.close()
+        raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
         await load_demo(services)
     bangdai = Bangdai(services)

@@ -83,6 +83,9 @@ class WeComConfig:
     api_base: str = "https://qyapi.weixin.qq.com"
     callback_path: str = "/wecom/callback"
     per_member_per_minute: int = 25
+    per_member_per_hour: int = 900
+    webhook_per_minute: int = 18
+    markdown: bool = True
     rate_per_second: float = 10.0
     webhooks: dict[str, Secret] = field(default_factory=dict, metadata={"secret_values": True})
 
@@ -103,6 +106,7 @@ class ScheduleConfig:
 
 @dataclass
 class OutboxConfig:
+    dispatch: bool = True  # false: this process answers chat but leaves delivery to others
     channel_order: list[str] = field(default_factory=lambda: ["dingtalk", "wecom", "local"])
     max_attempts: int = 8
     backoff_base_seconds: float = 2.0

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ProcessedMessage
 
-from .identity import Sender, resolve_sender
+from .identity import Sender, resolve_sender, sender_for_person
 from .inbound import InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
@@ -38,10 +38,12 @@ class Gateway:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def handle(self, msg: InboundMessage) -> list[Reply]:
+    async def handle(self, msg: InboundMessage, as_person: int | None = None) -> list[Reply]:
+        """Handle one inbound message. ``as_person`` (the CLI's ``bangdai do --as``) acts as that roster
+        person instead of resolving the chat account."""
         for attempt in (1, 2):
             try:
-                return await self._handle_once(msg)
+                return await self._handle_once(msg, as_person)
             except IntegrityError:
                 # A concurrent copy of this message won the race: answer what it answered.
                 stored = await self._stored_replies(msg)
@@ -63,7 +65,7 @@ class Gateway:
             prior = await session.get(ProcessedMessage, (msg.channel, msg.msg_id))
             return [Reply(**r) for r in prior.replies] if prior else None
 
-    async def _handle_once(self, msg: InboundMessage) -> list[Reply]:
+    async def _handle_once(self, msg: InboundMessage, as_person: int | None = None) -> list[Reply]:
         renderer = self.services.renderer
         try:
             async with self.services.db.transaction() as session:
@@ -78,7 +80,7 @@ class Gateway:
                     session.add(record)
                     await session.flush()  # claim the id now: a concurrent copy waits or fails here
                 try:
-                    answers = await self._dispatch(session, msg)
+                    answers = await self._dispatch(session, msg, as_person)
                 except (Refusal, UsageError) as exc:
                     # Render while the loaded rows are still live, then roll back whatever was written.
                     raise _Refused([renderer.reply(self._refusal_answer(exc))]) from exc
@@ -113,12 +115,15 @@ class Gateway:
             example=exc.example or (command.examples[0] if command else ""),
         )
 
-    async def _dispatch(self, session: AsyncSession, msg: InboundMessage) -> list[Answer]:
+    async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None) -> list[Answer]:
         config = self.services.config.programme
         text = clean(msg.text)
         if len(text) > config.max_text_chars:
             raise Refusal("errors/too_long", limit=config.max_text_chars, length=len(text))
-        sender = await resolve_sender(session, msg.channel, msg.sender_id)
+        if as_person is not None:
+            sender = await sender_for_person(session, as_person, msg.channel)
+        else:
+            sender = await resolve_sender(session, msg.channel, msg.sender_id)
         router = self.services.router
         matched = router.match(text) if text else None
         if matched is None:

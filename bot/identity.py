@@ -57,3 +57,16 @@ async def resolve_sender(session: AsyncSession, channel: str, platform_user_id: 
     if not person.active:
         return None
     return Sender(person, await roles_of(session, person.id), unit_name or "", channel, platform_user_id)
+
+
+async def sender_for_person(session: AsyncSession, person_id: int, channel: str) -> Sender | None:
+    """The roster person acting directly (the CLI), without a chat account."""
+    row = (
+        await session.exec(
+            select(Person, Unit.name).join(Unit, Unit.id == Person.unit_id, isouter=True).where(Person.id == person_id)
+        )
+    ).first()
+    if row is None or not row[0].active:
+        return None
+    person, unit_name = row
+    return Sender(person, await roles_of(session, person_id), unit_name or "", channel, f"person:{person_id}")

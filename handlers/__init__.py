@@ -2,10 +2,10 @@
 
 from bot.router import Router
 
-from . import mentoring, people, principles, stats
+from . import mentoring, mentoring_staff, people, principles, stats
 
 
 def build_router() -> Router:
     router = Router()
-    router.include(people.router, mentoring.router, principles.router, stats.router)
+    router.include(people.router, mentoring.router, mentoring_staff.router, principles.router, stats.router)
     return router

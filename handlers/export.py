@@ -11,8 +11,9 @@ from sqlmodel import select
 from bot.clock import Clock
 from bot.text import mask_phone
 from storage.db import Database
-from storage.models import ContactLog, Pairing, Person, PersonRole, PlanItem, Unit
+from storage.models import ContactLog, Pairing, PairReview, Person, PersonRole, PlanItem, Unit
 
+from .mentoring_staff import bundled_assessment
 from .pairs import lapsed_weeks, last_face_to_face, load_pairs
 
 
@@ -50,6 +51,17 @@ async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, i
         rows = [[pair_label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
                  i.done_at.astimezone(clock.tz).date() if i.done_at else ""] for i in items]
         counts["培养计划"] = _sheet(wb.create_sheet(), "培养计划", ["结对", "序号", "内容", "状态", "完成日期"], rows)
+        reviews = (await session.exec(select(PairReview).order_by(PairReview.quarter, PairReview.pairing_id))).all()
+        rows = [[r.quarter, pair_label.get(r.pairing_id, ""), r.rating, r.comment] for r in reviews]
+        counts["季评"] = _sheet(wb.create_sheet(), "季评", ["季度", "结对", "评价", "评语"], rows)
+        rows = []
+        for v in await bundled_assessment(session, today.year):
+            verdict = ("待定" if v.missing else "优先确定为优秀（优秀导师）" if v.preferred
+                       else "具备评优评先资格" if v.eligible else "不具备评优评先资格")
+            grades = "；".join(f"{p.name} {g.grade if g else '未录入'}{'（表彰）' if g and g.commended else ''}"
+                              for p, g in v.mentees)
+            rows.append([today.year, v.mentor.name, grades, verdict])
+        counts["捆绑考核"] = _sheet(wb.create_sheet(), "捆绑考核", ["年度", "导师", "徒弟考核", "导师评优资格"], rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return counts

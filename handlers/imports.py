@@ -19,9 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.dates import DateError, parse_sheet_date
 from bot.text import fold
 from storage.db import Database
-from storage.models import AuditLog, ChatIdentity, Pairing, PairingMentor, Person, PersonRole, Role, Unit
+from storage.models import AuditLog, ChatIdentity, Person, PersonRole, Role, Unit
 
-from .pairs import load_pairs
+from .pairing_ops import Actor, NotFound, find_person, set_mentors
 from .sheets import Sheet, SheetError, read_sheet
 
 ROSTER_COLUMNS = {
@@ -50,7 +50,6 @@ ROLE_WORDS = {r.value: r.value for r in Role} | {
     "退职": Role.RETIRED, "退出现职干部": Role.RETIRED, "退出现职领导干部": Role.RETIRED,
 }
 _LIST_SPLIT = re.compile(r"[、,，;；/\s]+")
-_NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
 
 
 @dataclass
@@ -174,7 +173,7 @@ async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn, no
                 try:
                     async with session.begin_nested():
                         outcome = await row_fn(session, line, row)
-                except RowError as exc:
+                except (RowError, NotFound) as exc:
                     report.errors.append((line, str(exc)))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
@@ -275,24 +274,6 @@ async def _roster_row(
     return outcome
 
 
-async def _find_person(session: AsyncSession, raw: str, unit_hint: str = "") -> Person:
-    text = _text(raw)
-    name, unit_name = text, unit_hint
-    if m := _NAME_WITH_UNIT.match(text):
-        name, unit_name = m.group(1).strip(), m.group(2).strip()
-    query = select(Person, Unit.name).join(Unit, Unit.id == Person.unit_id, isouter=True).where(
-        Person.name == name, Person.active == True  # noqa: E712
-    )
-    found = (await session.exec(query)).all()
-    if unit_name:
-        found = [(p, u) for p, u in found if u == unit_name]
-    if not found:
-        raise RowError(f"花名册中没有“{text}”" + ("" if unit_name else "，请先导入花名册"))
-    if len(found) > 1:
-        raise RowError(f"花名册中有 {len(found)} 名“{name}”，请写成“{name}（单位）”区分")
-    return found[0][0]
-
-
 async def import_pairs(
     db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
 ) -> ImportReport:
@@ -315,10 +296,10 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
     mentor_words = [w for w in re.split(r"[、,，;；]+", _text(row.get("mentors"))) if w.strip()]
     if not mentor_words:
         raise RowError("导师为空")
-    mentee = await _find_person(session, row["mentee"], _text(row.get("mentee_unit")))
+    mentee = await find_person(session, row["mentee"], _text(row.get("mentee_unit")))
     mentors: list[Person] = []
     for word in mentor_words:
-        person = await _find_person(session, word.strip())
+        person = await find_person(session, word.strip())
         if person.id == mentee.id:
             raise RowError(f"{mentee.name} 不能做自己的导师")
         if any(m.id == person.id for m in mentors):
@@ -326,7 +307,7 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
         mentors.append(person)
     lead = mentors[0]
     if lead_word := _text(row.get("lead")):
-        lead_person = await _find_person(session, lead_word)
+        lead_person = await find_person(session, lead_word)
         if not any(m.id == lead_person.id for m in mentors):
             raise RowError(f"牵头导师“{lead_word}”不在导师名单中")
         lead = lead_person
@@ -343,43 +324,5 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
         raise RowError(f"徒弟 {mentee.name} 在第 {seen[mentee.id]} 行已有结对")
     seen[mentee.id] = line  # type: ignore[index]
 
-    current = (await session.exec(select(Pairing).where(Pairing.mentee_id == mentee.id, Pairing.active == True))).first()  # noqa: E712
-    wanted_ids = {m.id for m in mentors}
-    outcome = "created"
-    if current is not None:
-        view = (await load_pairs(session, pairing_ids=[current.id]))[0]
-        if {m.id for m in view.mentors} == wanted_ids:
-            changed = False
-            if (current.start_date, current.agreement_date) != (start, agreement):
-                current.start_date, current.agreement_date = start, agreement
-                session.add(current)
-                changed = True
-            if view.lead_id != lead.id:
-                for link in (await session.exec(select(PairingMentor).where(PairingMentor.pairing_id == current.id))).all():
-                    link.is_lead = link.person_id == lead.id
-                    session.add(link)
-                changed = True
-            await _ensure_roles(session, mentee, mentors)
-            return "updated" if changed else "unchanged"
-        # 调整帮带关系: the old pairing ends and stays as history.
-        current.active, current.ended_on, current.end_reason = False, max(start, current.start_date), "导入调整帮带关系"
-        session.add(current)
-        session.add(AuditLog(at=now, actor_label=actor, action="pairing.rematch", target=f"pairing:{current.id}",
-                             detail={"mentee": mentee.name, "old": view.mentor_names,
-                                     "new": "、".join(m.name for m in mentors)}))
-        outcome = "updated"
-    pairing = Pairing(mentee_id=mentee.id, start_date=start, agreement_date=agreement, created_at=now)  # type: ignore[arg-type]
-    session.add(pairing)
-    await session.flush()
-    for m in mentors:
-        session.add(PairingMentor(pairing_id=pairing.id, person_id=m.id, is_lead=m.id == lead.id))  # type: ignore[arg-type]
-    await _ensure_roles(session, mentee, mentors)
-    await session.flush()
-    return outcome
-
-
-async def _ensure_roles(session: AsyncSession, mentee: Person, mentors: list[Person]) -> None:
-    wanted = [(mentee.id, Role.MENTEE)] + [(m.id, Role.MENTOR) for m in mentors]
-    for person_id, role in wanted:
-        if await session.get(PersonRole, (person_id, str(role))) is None:
-            session.add(PersonRole(person_id=person_id, role=str(role)))
+    return await set_mentors(session, mentee, mentors, lead, start=start, agreement=agreement,
+                             reason="导入调整帮带关系", actor=Actor(actor), now=now)

@@ -31,3 +31,30 @@ async def upgrade_async(url: str, revision: str = "heads") -> None:
 
 def current(url: str) -> None:
     command.current(alembic_config(url), verbose=False)
+
+
+def heads() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+async def pending(db) -> set[str]:
+    """The newest revisions this database has not reached yet (empty when it is up to date)."""
+    from sqlalchemy import text
+
+    try:
+        async with db.engine.connect() as conn:
+            current = {row[0] for row in (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()}
+    except Exception:
+        current = set()
+    wanted = heads()
+    if current == wanted:
+        return set()
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    reached = set()
+    for rev in current:
+        reached |= {r.revision for r in script.iterate_revisions(rev, "base")}
+    return wanted - reached

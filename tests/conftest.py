@@ -82,6 +82,9 @@ def clock() -> FrozenClock:
 def config(db_url: str) -> Config:
     config = Config()
     config.database.url = db_url
+    # Tests drive jobs and deliveries step by step; the tests of the running service turn these on.
+    config.schedule.enabled = False
+    config.outbox.dispatch = False
     return config
 
 

@@ -108,3 +108,31 @@ def test_serve_demo_chat_and_clean_stop(cfg, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_jobs_and_outbox_commands(cfg, tmp_path):
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
+    listed = bangdai("jobs", "list", "--config", str(cfg))
+    assert listed.returncode == 0 and "weekly_reminder" in listed.stdout and "下次" in listed.stdout
+    run = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--config", str(cfg))
+    assert "weekly_reminder 2026-W47：新排队 4 条消息" in run.stdout, run.stdout + run.stderr
+    again = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19 17:00", "--config", str(cfg))
+    assert "新排队 0 条消息（该周期已运行过" in again.stdout
+    unknown = bangdai("jobs", "run", "nosuch", "--config", str(cfg))
+    assert unknown.returncode == 2 and "weekly_reminder" in unknown.stderr and "Traceback" not in unknown.stderr
+    bad_at = bangdai("jobs", "run", "weekly_reminder", "--at", "下周四", "--config", str(cfg))
+    assert bad_at.returncode == 2 and "2026-11-19T16:00" in bad_at.stderr
+    outbox = bangdai("outbox", "--failed", "--config", str(cfg))
+    assert "排队 4" in outbox.stdout and outbox.returncode == 0
+
+
+def test_staff_commands_from_the_cli(cfg, tmp_path):
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
+    done = bangdai("do", "--as", "陈静", "季评", "李娜", "较好", "帮带扎实", "--config", str(cfg))
+    assert "季评：张伟、王芳 — 李娜 — 较好" in done.stdout, done.stdout + done.stderr
+    refused = bangdai("do", "--as", "张伟", "季评", "--config", str(cfg))
+    assert "仅限管理员、组工干部使用" in refused.stdout
+    unknown = bangdai("do", "--as", "王五", "季评", "--config", str(cfg))
+    assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr

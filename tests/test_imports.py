@@ -166,4 +166,5 @@ async def test_export_masks_phones(services, tmp_path, seeded):
     wb = load_workbook(path)
     values = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row]
     assert "138****1234" in values and "13800001234" not in values
-    assert wb.sheetnames == ["人员", "结对", "联系记录", "培养计划"]
+    assert wb.sheetnames == ["人员", "结对", "联系记录", "培养计划", "季评", "捆绑考核"]
+    assert counts["捆绑考核"] == 2 and wb["捆绑考核"]["D2"].value == "待定"

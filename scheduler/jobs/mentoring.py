@@ -49,18 +49,23 @@ async def weekly_reminder(ctx: JobContext) -> int:
         for m in mentors[pid]:
             if m in names:
                 todo[m].append(f"徒弟 {names[mentee]}")
-    template = services.renderer.env.get_template("jobs/weekly_reminder.md")
+    render = services.renderer.renderer_for("jobs/weekly_reminder")
     week = iso_week(ctx.today)
-    messages = [
-        Outgoing(
-            key=f"weekly-reminder:{person}:{week}",
-            person_id=person,
-            body=template.render(name=names[person], counterparts=sorted(items), deadline=first + dt.timedelta(days=6)).strip(),
-            source="weekly_reminder",
-        )
-        for person, items in todo.items()
-    ]
-    return await services.outbox.enqueue_many(session, messages)
+    deadline = first + dt.timedelta(days=6)
+    queued = 0
+    people = list(todo.items())
+    for start in range(0, len(people), 5000):  # bounded memory however many people are lapsed
+        messages = [
+            Outgoing(
+                key=f"weekly-reminder:{person}:{week}",
+                person_id=person,
+                body=render(name=names[person], counterparts=sorted(items), deadline=deadline),
+                source="weekly_reminder",
+            )
+            for person, items in people[start:start + 5000]
+        ]
+        queued += await services.outbox.enqueue_many(session, messages)
+    return queued
 
 
 async def staff_ids(session) -> list[int]:

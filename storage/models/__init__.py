@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
-from .mentoring import CONTACT_MODES, ContactLog, Pairing, PairingMentor, PlanItem
+from .mentoring import ANNUAL_GRADES, CONTACT_MODES, REVIEW_RATINGS, AnnualGrade, ContactLog, Pairing, PairingMentor, PairReview, PlanItem
 from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .system import AuditLog, LocalDelivery, ProcessedMessage
 from .dingtalk import DingTalkApiUsage
@@ -11,6 +11,6 @@ from .dingtalk import DingTalkApiUsage
 metadata = SQLModel.metadata
 
 __all__ = [
-    "AuditLog", "BindAttempt", "DingTalkApiUsage", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
+    "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
 ]

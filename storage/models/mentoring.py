@@ -56,3 +56,37 @@ class ContactLog(SQLModel, table=True):
     mode: str = Field(max_length=10)
     note: str = Field(max_length=2000)
     created_at: dt.datetime
+
+
+REVIEW_RATINGS = ("好", "较好", "一般", "差")
+ANNUAL_GRADES = ("优秀", "称职", "基本称职", "不称职")
+
+
+class PairReview(SQLModel, table=True):
+    """季评 — the organization department's quarterly review of one pair (分析研判)."""
+
+    __table_args__ = (UniqueConstraint("pairing_id", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pairing_id: int = Field(foreign_key="pairing.id", index=True)
+    quarter: str = Field(max_length=10)  # 2026-Q4
+    rating: str = Field(max_length=10)
+    comment: str = Field(default="", max_length=2000)
+    reviewer_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: dt.datetime
+
+
+class AnnualGrade(SQLModel, table=True):
+    """年度考核 of a mentee, the basis of 捆绑考核: the mentor may be rated 优秀 only if the mentee is
+    称职 or better, and is preferred for 优秀 (with the 优秀导师 certificate) when the mentee is 优秀 or
+    was commended by the county (县委县政府以上表彰)."""
+
+    __table_args__ = (UniqueConstraint("person_id", "year"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    year: int
+    grade: str = Field(max_length=10)
+    commended: bool = False
+    recorded_by: int | None = Field(default=None, foreign_key="person.id")
+    created_at: dt.datetime
