@@ -65,8 +65,11 @@ class DingTalkConfig:
     robot_code: str = ""
     api_base: str = "https://api.dingtalk.com"
     rate_per_second: float = 15.0
-    monthly_api_quota: int = 10000
-    groups: dict[str, str] = field(default_factory=dict)
+    monthly_api_quota: int = 10000  # staff are warned at 80 %
+    groups: dict[str, str] = field(default_factory=dict)  # group name -> openConversationId
+    reconnect_base_seconds: float = 1.0  # stream reconnect delay doubles from this, with jitter
+    reconnect_max_seconds: float = 60.0
+    http_timeout_seconds: float = 10.0  # every OpenAPI and sessionWebhook call
 
 
 @dataclass

@@ -23,6 +23,8 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import metadata
 
+from fakes.dingtalk_fixtures import dingtalk, dingtalk_fake  # noqa: F401  (fixtures: a loopback DingTalk)
+
 PG_URL = os.environ.get("BANGDAI_TEST_DATABASE_URL", "")
 # Thursday of ISO week 47, 2026: a working day, mid-quarter, far from holidays.
 DEFAULT_NOW = dt.datetime(2026, 11, 19, 10, 0, tzinfo=TZ)

@@ -1,7 +1,7 @@
 """join the programme branches
 
 Revision ID: 0007_merge
-Revises: 0004_sanling, 0005_changqing, 0006_reviews
+Revises: 0003_dingtalk, 0004_sanling, 0005_changqing, 0006_reviews
 Create Date: 2026-11-21 09:08:14.366141
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = '0007_merge'
-down_revision: Union[str, Sequence[str], None] = ('0004_sanling', '0005_changqing', '0006_reviews')
+down_revision: Union[str, Sequence[str], None] = ('0003_dingtalk', '0004_sanling', '0005_changqing', '0006_reviews')
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
