@@ -41,15 +41,20 @@ def resolve_role(word: str) -> str:
     raise Refusal("changqing/role_unknown", word=word, close=close[:3], roles=SIX_ROLES)
 
 
+def counted(query):
+    """Limit a query over SignUp to the sign-ups that count: active people who still hold 退职干部.
+    Every 集结 figure goes through this, so the parts always add up to the whole."""
+    return (
+        query.join(Person, col(Person.id) == SignUp.person_id)
+        .join(PersonRole, (PersonRole.person_id == SignUp.person_id) & (PersonRole.role == Role.RETIRED.value))
+        .where(Person.active == True)  # noqa: E712
+    )
+
+
 async def signup_counts(session: AsyncSession) -> tuple[int, int]:
     """(retired cadres signed up, retired cadres in all) — active people holding the role."""
     total = len(await retired_cadres(session))
-    signed = (await session.exec(
-        select(func.count()).select_from(SignUp)
-        .join(Person, col(Person.id) == SignUp.person_id)
-        .join(PersonRole, (PersonRole.person_id == SignUp.person_id) & (PersonRole.role == Role.RETIRED.value))
-        .where(Person.active == True)  # noqa: E712
-    )).one()
+    signed = (await session.exec(counted(select(func.count()).select_from(SignUp)))).one()
     return signed, total
 
 
@@ -92,24 +97,20 @@ async def signup_figures(session: AsyncSession, services: Services) -> str:
     """集结: how many of the retired cadres answered, for which roles, and how fast."""
     signed, total = await signup_counts(session)
     by_role = dict((await session.exec(
-        select(SignUp.role, func.count())
-        .join(Person, col(Person.id) == SignUp.person_id)
-        .join(PersonRole, (PersonRole.person_id == SignUp.person_id) & (PersonRole.role == Role.RETIRED.value))
-        .where(Person.active == True)  # noqa: E712
-        .group_by(col(SignUp.role))
+        counted(select(SignUp.role, func.count()).select_from(SignUp)).group_by(col(SignUp.role))
     )).all())
     first_call = (await session.exec(
         select(Broadcast.sent_at).where(Broadcast.status == BroadcastStatus.SENT).order_by(col(Broadcast.sent_at))
     )).first()
     first = (await session.exec(
-        select(Person.name, SignUp.signed_at).join(Person, col(Person.id) == SignUp.person_id)
+        counted(select(Person.name, SignUp.signed_at).select_from(SignUp))
         .order_by(col(SignUp.signed_at), col(SignUp.id)).limit(FIRST_SHOWN)
     )).all()
     within_day = None
-    if first_call is not None:
+    if first_call is not None:  # answers to the call: from the first broadcast to a day after it
         within_day = (await session.exec(
-            select(func.count()).select_from(SignUp)
-            .where(SignUp.signed_at <= first_call + dt.timedelta(hours=24))
+            counted(select(func.count()).select_from(SignUp)).where(
+                SignUp.signed_at >= first_call, SignUp.signed_at <= first_call + dt.timedelta(hours=24))
         )).one()
     tz = services.clock.tz
     return services.renderer.text(

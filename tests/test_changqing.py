@@ -546,3 +546,21 @@ def test_cli_import_squads_and_broadcast(tmp_path, capsys):
     assert code == 1 and "太长" in err
     code, _, err = bangdai("broadcast", "青蓝", "x")
     assert code == 2 and "不认识广播对象" in err
+
+
+async def test_sign_up_figures_count_only_answers_from_active_retired_cadres(chat, roster, services, clock):
+    from storage.models import Person
+
+    assert "报名成功" in await chat.say("r1", "报名")  # before any call: not an answer to it
+    clock.advance(hours=1)
+    await chat.say("s1", f"广播 常青藤 {TEXT}")
+    for user in ("r2", "r3"):
+        clock.advance(minutes=10)
+        await chat.say(user, "报名")
+    async with services.db.transaction() as s:  # r3 leaves the roster
+        person = (await s.exec(select(Person).where(Person.name == retired_names()[2]))).one()
+        person.active = False
+        s.add(person)
+    stats = await chat.say("s1", "统计")
+    assert "已报名 2 人" in stats and "24 小时内报名 1 人" in stats, stats
+    assert retired_names()[2] not in stats
