@@ -12,7 +12,9 @@ import logging
 from typing import Any
 
 from prometheus_client import Counter
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ProcessedMessage
@@ -62,23 +64,36 @@ class Gateway:
         if not msg.msg_id:
             return None
         async with self.services.db.transaction() as session:
-            prior = await session.get(ProcessedMessage, (msg.channel, msg.msg_id))
-            return [Reply(**r) for r in prior.replies] if prior else None
+            return await self._prior(session, msg)
+
+    @staticmethod
+    async def _prior(session: AsyncSession, msg: InboundMessage) -> list[Reply] | None:
+        row = (
+            await session.exec(
+                select(ProcessedMessage.replies).where(
+                    ProcessedMessage.channel == msg.channel, ProcessedMessage.msg_id == msg.msg_id
+                )
+            )
+        ).first()
+        return None if row is None else [Reply(**r) for r in row]
+
+    async def _remember(self, session: AsyncSession, msg: InboundMessage, replies: list[Reply]) -> None:
+        """Record the message as handled, with its replies, in the transaction of its effects. A
+        concurrent copy of the same message fails here on the primary key, and its effects roll back."""
+        await session.exec(
+            insert(ProcessedMessage).values(
+                channel=msg.channel, msg_id=msg.msg_id, received_at=self.services.clock.now(),
+                replies=[r.as_dict() for r in replies],
+            )
+        )  # type: ignore[call-overload]
 
     async def _handle_once(self, msg: InboundMessage, as_person: int | None = None) -> list[Reply]:
         renderer = self.services.renderer
         try:
             async with self.services.db.transaction() as session:
-                if msg.msg_id:
-                    prior = await session.get(ProcessedMessage, (msg.channel, msg.msg_id))
-                    if prior is not None:
-                        MESSAGES.labels(msg.channel, "duplicate").inc()
-                        return [Reply(**r) for r in prior.replies]
-                    record = ProcessedMessage(
-                        channel=msg.channel, msg_id=msg.msg_id, received_at=self.services.clock.now(), replies=[]
-                    )
-                    session.add(record)
-                    await session.flush()  # claim the id now: a concurrent copy waits or fails here
+                if msg.msg_id and (prior := await self._prior(session, msg)) is not None:
+                    MESSAGES.labels(msg.channel, "duplicate").inc()
+                    return prior
                 try:
                     answers = await self._dispatch(session, msg, as_person)
                 except (Refusal, UsageError) as exc:
@@ -86,21 +101,13 @@ class Gateway:
                     raise _Refused([renderer.reply(self._refusal_answer(exc))]) from exc
                 replies = [renderer.reply(a) for a in answers]
                 if msg.msg_id:
-                    record.replies = [r.as_dict() for r in replies]
-                    session.add(record)
+                    await self._remember(session, msg, replies)
             MESSAGES.labels(msg.channel, "ok").inc()
             return replies
         except _Refused as refused:
             if msg.msg_id:  # the refusal is remembered like any answer
                 async with self.services.db.transaction() as session:
-                    session.add(
-                        ProcessedMessage(
-                            channel=msg.channel,
-                            msg_id=msg.msg_id,
-                            received_at=self.services.clock.now(),
-                            replies=[r.as_dict() for r in refused.replies],
-                        )
-                    )
+                    await self._remember(session, msg, refused.replies)
             MESSAGES.labels(msg.channel, "refused").inc()
             return refused.replies
 

@@ -43,20 +43,21 @@ async def roles_of(session: AsyncSession, person_id: int) -> frozenset[str]:
 
 
 async def resolve_sender(session: AsyncSession, channel: str, platform_user_id: str) -> Sender | None:
-    row = (
+    """The person behind a chat account, with their unit and roles — one query, on every message."""
+    rows = (
         await session.exec(
-            select(Person, Unit.name)
+            select(Person, Unit.name, PersonRole.role)
             .join(ChatIdentity, ChatIdentity.person_id == Person.id)
             .join(Unit, Unit.id == Person.unit_id, isouter=True)
+            .join(PersonRole, PersonRole.person_id == Person.id, isouter=True)
             .where(ChatIdentity.channel == channel, ChatIdentity.platform_user_id == platform_user_id)
         )
-    ).first()
-    if row is None:
+    ).all()
+    if not rows or not rows[0][0].active:
         return None
-    person, unit_name = row
-    if not person.active:
-        return None
-    return Sender(person, await roles_of(session, person.id), unit_name or "", channel, platform_user_id)
+    person, unit_name, _ = rows[0]
+    roles = frozenset(role for _, _, role in rows if role)
+    return Sender(person, roles, unit_name or "", channel, platform_user_id)
 
 
 async def sender_for_person(session: AsyncSession, person_id: int, channel: str) -> Sender | None:

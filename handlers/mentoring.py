@@ -56,22 +56,25 @@ async def week_status(session: AsyncSession, views: list[P.PairView], today: dt.
     """Per pair: this week's contacts, whether a 面谈 happened, the quarter's count, plan progress."""
     ids = [v.id for v in views]
     first = week_start(today)
-    week = await P.contacts_between(session, ids, first, first + dt.timedelta(days=6))
     q_first, q_last = P.quarter_range(today)
-    quarter = await P.contact_counts(session, ids, q_first, q_last)
+    # One read of the quarter's contacts gives both the week's list and the quarter's count (a week can
+    # begin in the previous quarter, so the read starts at whichever is earlier).
+    contacts = await P.contacts_between(session, ids, min(first, q_first), max(first + dt.timedelta(days=6), q_last))
     plans = await P.plan_progress(session, ids)
     people = {p.id: p.name for v in views for p in [v.mentee, *v.mentors]}
-    return [
-        {
+    statuses = []
+    for v in views:
+        mine = contacts.get(v.id, [])
+        week = [c for c in mine if first <= c.day <= first + dt.timedelta(days=6)]
+        statuses.append({
             "view": v,
-            "contacts": [{"log": c, "author": people.get(c.author_id, "")} for c in week.get(v.id, [])],
-            "face_done": any(c.mode == FACE_TO_FACE for c in week.get(v.id, [])),
-            "quarter_count": quarter.get(v.id, 0),
+            "contacts": [{"log": c, "author": people.get(c.author_id, "")} for c in week],
+            "face_done": any(c.mode == FACE_TO_FACE for c in week),
+            "quarter_count": sum(1 for c in mine if q_first <= c.day <= q_last),
             "plan_done": plans.get(v.id, (0, 0))[0],
             "plan_total": plans.get(v.id, (0, 0))[1],
-        }
-        for v in views
-    ]
+        })
+    return statuses
 
 
 @router.command(

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import func, or_
+from sqlalchemy import Select, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import quarter_start, week_start
-from storage.models import ContactLog, Pairing, PairingMentor, Person, PlanItem, Unit
+from storage.models import ContactLog, Pairing, PairingMentor, Person, PlanItem
 from storage.models.mentoring import FACE_TO_FACE
 
 
@@ -25,7 +25,6 @@ class PairView:
     mentee: Person
     mentors: list[Person]
     lead_id: int | None
-    units: dict[int, str] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -60,13 +59,16 @@ class PairView:
 
 
 async def load_pairs(
-    session: AsyncSession, *, pairing_ids: Iterable[int] | None = None, active_only: bool = True
+    session: AsyncSession, *, pairing_ids: Iterable[int] | Select | None = None, active_only: bool = True
 ) -> list[PairView]:
-    """Pairings with their people, in three queries however many pairs there are."""
+    """Pairings with their people, in three queries however many pairs there are. ``pairing_ids`` may be
+    a list or a subquery of ids."""
     query = select(Pairing)
     if active_only:
         query = query.where(Pairing.active == True)  # noqa: E712
-    if pairing_ids is not None:
+    if isinstance(pairing_ids, Select):
+        query = query.where(col(Pairing.id).in_(pairing_ids))
+    elif pairing_ids is not None:
         ids = list(pairing_ids)
         if not ids:
             return []
@@ -82,12 +84,6 @@ async def load_pairs(
     people = {
         p.id: p for p in (await session.exec(select(Person).where(col(Person.id).in_(person_ids)))).all()
     }
-    unit_ids = {p.unit_id for p in people.values() if p.unit_id}
-    units = (
-        {u.id: u.name for u in (await session.exec(select(Unit).where(col(Unit.id).in_(unit_ids)))).all()}
-        if unit_ids
-        else {}
-    )
     mentors: dict[int, list[PairingMentor]] = defaultdict(list)
     for link in links:
         mentors[link.pairing_id].append(link)
@@ -95,22 +91,15 @@ async def load_pairs(
     for p in pairings:
         ordered = sorted(mentors[p.id], key=lambda link: (not link.is_lead, link.person_id))
         lead = next((link.person_id for link in ordered if link.is_lead), None)
-        views.append(PairView(p, people[p.mentee_id], [people[link.person_id] for link in ordered], lead, units))
+        views.append(PairView(p, people[p.mentee_id], [people[link.person_id] for link in ordered], lead))
     return views
 
 
 async def pairs_of(session: AsyncSession, person_id: int) -> list[PairView]:
     """The active pairings a person is in, as mentor or as mentee."""
     as_mentor = select(PairingMentor.pairing_id).where(PairingMentor.person_id == person_id)
-    ids = (
-        await session.exec(
-            select(Pairing.id).where(
-                Pairing.active == True,  # noqa: E712
-                or_(Pairing.mentee_id == person_id, col(Pairing.id).in_(as_mentor)),
-            )
-        )
-    ).all()
-    return await load_pairs(session, pairing_ids=ids)
+    mine = select(Pairing.id).where(or_(Pairing.mentee_id == person_id, col(Pairing.id).in_(as_mentor)))
+    return await load_pairs(session, pairing_ids=mine)
 
 
 async def contacts_between(
