@@ -28,7 +28,12 @@ def _percent(part: int, whole: int) -> str:
 
 
 class Renderer:
-    """Jinja2 over templates/: StrictUndefined so a typo fails a test, ``md`` to escape user text."""
+    """Jinja2 over templates/: StrictUndefined so a typo fails a test, ``md`` to escape user text.
+
+    Blocks on lines of their own leave no trace (trim_blocks, lstrip_blocks). A line with text that
+    *ends* in a block tag must close it with ``+%}`` (``…{% endif +%}``), or its newline is eaten and the
+    next line joins it.
+    """
 
     def __init__(self, templates_dir: str | Path) -> None:
         self.env = jinja2.Environment(

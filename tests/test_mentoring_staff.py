@@ -66,6 +66,8 @@ async def test_quarterly_review(chat, services):
 async def test_bundled_assessment(chat, services):
     pending = await chat.say("u5", "考核")
     assert "张伟：待定，徒弟 李娜、赵强 尚未录入考核" in pending
+    assert [line for line in pending.splitlines() if line.startswith("- ")] == [  # one mentor a line
+        "- 张伟：待定，徒弟 李娜、赵强 尚未录入考核", "- 王芳：待定，徒弟 李娜 尚未录入考核"]
     assert "已录入 李娜 2026 年度考核：优秀" in await chat.say("u5", "考核 李娜 优秀")
     await chat.say("u5", "考核 赵强 称职")
     result = await chat.say("u5", "考核")

@@ -78,3 +78,18 @@ def test_lock_after_five_failures_in_an_hour():
     spread = [now - dt.timedelta(minutes=m) for m in (1, 20, 40, 61, 80)]
     assert lock_until(spread, now, 5, hour) is None  # five failures, but not within one hour
     assert lock_until(five, now + hour, 5, hour) is None  # the lock has run out
+
+
+def test_templates_keep_the_newline_after_an_inline_block_tag():
+    """A text line ending in ``{% endif %}`` loses its newline under trim_blocks; templates use ``+%}``."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "templates"
+    offenders = []
+    for path in root.rglob("*.md"):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for n, line in enumerate(lines[:-1], start=1):
+            if re.search(r"\S.*\{%-?[^%]*[^+]%\}\s*$", line) and not re.match(r"^\s*\{%", line):
+                offenders.append(f"{path.relative_to(root)}:{n}")
+    assert offenders == []
