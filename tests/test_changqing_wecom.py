@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from bot.clock import TZ
-from bot.config import Config, Secret
-from fakes.wecom import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom
+from bot.config import Config
+from fakes.wecom import FakeWeCom, point_at, serving
 from scheduler.outbox import Dispatcher
 from scheduler.runner import run_job
 from test_changqing import SMALL, TEXT, load_roster
@@ -21,21 +20,13 @@ ROBOT_KEY = "changqing-robot-key"
 
 @pytest.fixture
 async def fake(clock):
-    fake = FakeWeCom(clock, webhook_keys={ROBOT_KEY})
-    server = TestServer(fake.app())
-    await server.start_server()
-    fake.base = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serving(FakeWeCom(clock, webhook_keys={ROBOT_KEY})) as fake:
+        yield fake
 
 
 @pytest.fixture
 def config(config, fake) -> Config:
-    w = config.wecom
-    w.enabled, w.corp_id, w.agent_id, w.api_base = True, CORP_ID, AGENT_ID, fake.base
-    w.secret, w.token, w.encoding_aes_key = Secret(SECRET), Secret(TOKEN), Secret(AES_KEY)
-    w.webhooks = {"常青藤二组": Secret(ROBOT_KEY)}
-    w.rate_per_second = 1000.0
+    point_at(config, fake, {"常青藤二组": ROBOT_KEY})
     config.changqing.groups = ["wecom:常青藤二组"]
     return config
 

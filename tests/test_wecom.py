@@ -15,7 +15,7 @@ from sqlmodel import select
 from bot.app import Bangdai
 from bot.channels.wecom_api import split_message
 from bot.config import Config, ConfigError, Secret
-from fakes.wecom import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, FakeWeCom, WeComCallbacks
+from fakes.wecom import FakeWeCom, WeComCallbacks, point_at, serving
 from scheduler.outbox import Dispatcher, Outbox, Outgoing
 from scheduler.runner import run_job
 from storage.models import ChatIdentity, ContactLog, OutboxMessage, OutboxStatus, Person, ProcessedMessage
@@ -25,12 +25,8 @@ ROBOT_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 
 @pytest.fixture
 async def fake(clock):
-    fake = FakeWeCom(clock, webhook_keys={ROBOT_KEY})
-    server = TestServer(fake.app())
-    await server.start_server()
-    fake.base = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+    async with serving(FakeWeCom(clock, webhook_keys={ROBOT_KEY})) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -38,11 +34,7 @@ def config(db_url, fake) -> Config:  # overrides conftest's: WeCom on, pointed a
     config = Config()
     config.database.url = db_url
     config.schedule.enabled = False  # a catch-up run at startup would queue digests of its own
-    w = config.wecom
-    w.enabled, w.corp_id, w.agent_id, w.api_base = True, CORP_ID, AGENT_ID, fake.base
-    w.secret, w.token, w.encoding_aes_key = Secret(SECRET), Secret(TOKEN), Secret(AES_KEY)
-    w.webhooks = {"常青藤一组": Secret(ROBOT_KEY)}
-    w.rate_per_second = 1000.0  # the outbox's own pacing is not under test here
+    point_at(config, fake, {"常青藤一组": ROBOT_KEY})
     return config
 
 

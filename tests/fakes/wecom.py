@@ -21,10 +21,12 @@ import datetime as dt
 import itertools
 import re
 import secrets
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.utils import to_text
 
@@ -230,3 +232,26 @@ class WeComCallbacks:
         echostr = to_text(PrpCrypto(key).encrypt(echo, corp_id or self.corp_id))
         return {"msg_signature": _get_signature(token or self.token, ts, nonce, echostr),
                 "timestamp": ts, "nonce": nonce, "echostr": echostr}
+
+
+@asynccontextmanager
+async def serving(fake: FakeWeCom) -> AsyncIterator[FakeWeCom]:
+    """The fake on a loopback port, with ``fake.base`` set to its address, for the test's duration."""
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.base = str(server.make_url("")).rstrip("/")
+    try:
+        yield fake
+    finally:
+        await server.close()
+
+
+def point_at(config: Any, fake: FakeWeCom, webhooks: dict[str, str]) -> None:
+    """Turn the ``[wecom]`` channel on in ``config``, talking to ``fake`` with its corp's credentials."""
+    from bot.config import Secret
+
+    w = config.wecom
+    w.enabled, w.corp_id, w.agent_id, w.api_base = True, CORP_ID, AGENT_ID, fake.base
+    w.secret, w.token, w.encoding_aes_key = Secret(SECRET), Secret(TOKEN), Secret(AES_KEY)
+    w.webhooks = {name: Secret(key) for name, key in webhooks.items()}
+    w.rate_per_second = 1000.0  # the outbox's own pacing is not under test with the fake
