@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 TZ = ZoneInfo("Asia/Shanghai")
+
+PeriodKind = Literal["day", "week", "month", "quarter"]
 
 
 class Clock:
@@ -48,9 +51,36 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def quarter_start(day: dt.date) -> dt.date:
-    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """Midnight beginning ``day`` in Asia/Shanghai, for comparing stored moments with calendar days."""
+    return dt.datetime.combine(day, dt.time(), TZ)
+
+
+def period_bounds(kind: PeriodKind, day: dt.date) -> tuple[dt.date, dt.date]:
+    """First and last day of the period of ``kind`` that contains ``day``."""
+    if kind == "day":
+        return day, day
+    if kind == "week":
+        first = week_start(day)
+        return first, first + dt.timedelta(days=6)
+    if kind == "month":
+        first = day.replace(day=1)
+    else:
+        first = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    months = 1 if kind == "month" else 3
+    nxt = dt.date(first.year + (first.month + months - 1) // 12, (first.month + months - 1) % 12 + 1, 1)
+    return first, nxt - dt.timedelta(days=1)
+
+
+def period_name(kind: PeriodKind, day: dt.date) -> str:
+    if kind == "day":
+        return day.isoformat()
+    if kind == "week":
+        return iso_week(day)
+    if kind == "month":
+        return f"{day.year}-{day.month:02d}"
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"

@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, day_start
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
@@ -24,7 +24,7 @@ from bot.text import Args
 from scheduler.outbox import Outgoing
 from storage.models import AuditLog, Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
 
-from .changqing_common import MAX_MESSAGE_BYTES, day_start, retired_cadres, utf8_len
+from .changqing_common import MAX_MESSAGE_BYTES, retired_cadres, utf8_len
 
 router = Router()
 

@@ -9,7 +9,7 @@ import re
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import TZ
+from bot.clock import day_start, period_bounds
 from bot.router import Refusal
 from bot.text import fold
 from storage.models import Person, PersonRole, Role, Unit
@@ -89,14 +89,11 @@ async def find_person(session: AsyncSession, raw: str) -> Person:
 
 def month_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """Start of ``day``'s month and of the next one, as Asia/Shanghai moments."""
-    first = day.replace(day=1)
-    nxt = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return dt.datetime.combine(first, dt.time(), TZ), dt.datetime.combine(nxt, dt.time(), TZ)
+    first, last = period_bounds("month", day)
+    return day_start(first), day_start(last + dt.timedelta(days=1))
 
 
 def previous_month(day: dt.date) -> dt.date:
     return day.replace(day=1) - dt.timedelta(days=1)
 
 
-def day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), TZ)

@@ -156,12 +156,6 @@ async def visits_between(session: AsyncSession, first: dt.date, last: dt.date,
     return dict(out)
 
 
-def month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
-    first = day.replace(day=1)
-    nxt = (first + dt.timedelta(days=32)).replace(day=1)
-    return first, nxt - dt.timedelta(days=1)
-
-
 def unit_status(units: list[LinkedUnit], visits: list[Visit]) -> list[dict]:
     """Per linked unit: the visits to it among ``visits`` (a month's, a quarter's)."""
     by_unit: dict[int, list[Visit]] = defaultdict(list)

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import TZ, Clock
+from bot.clock import TZ, Clock, day_start
 from bot.identity import STAFF_ROLES, Sender, staff_ids
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
@@ -88,10 +88,6 @@ def workdays_waited(inquiry: Inquiry, today: dt.date, calendar: WorkCalendar) ->
         day += dt.timedelta(days=1)
         count += calendar.is_workday(day)
     return count
-
-
-def day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=TZ)
 
 
 async def submitter_labels(session: AsyncSession, inquiries: list[Inquiry]) -> dict[int, str]:

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock, week_start
+from bot.clock import Clock, period_bounds, week_start
 from bot.config import Config
 from bot.dates import DateError, check_recent, parse_day
 from bot.identity import Sender
@@ -56,7 +56,7 @@ async def week_status(session: AsyncSession, views: list[P.PairView], today: dt.
     """Per pair: this week's contacts, whether a 面谈 happened, the quarter's count, plan progress."""
     ids = [v.id for v in views]
     first = week_start(today)
-    q_first, q_last = P.quarter_range(today)
+    q_first, q_last = period_bounds("quarter", today)
     # One read of the quarter's contacts gives both the week's list and the quarter's count (a week can
     # begin in the previous quarter, so the read starts at whichever is earlier).
     contacts = await P.contacts_between(session, ids, min(first, q_first), max(first + dt.timedelta(days=6), q_last))

@@ -12,11 +12,10 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, period_name
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
-from scheduler.registry import period_name
 from storage.models import ANNUAL_GRADES, REVIEW_RATINGS, AnnualGrade, AuditLog, Pairing, PairReview, Person
 
 from .pairing_ops import Actor, NotFound, active_pair_of, dismiss_mentor, end_pairing, find_person, set_mentors

@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import quarter_start, week_start
+from bot.clock import week_start
 from storage.models import ContactLog, Pairing, PairingMentor, Person, PlanItem
 from storage.models.mentoring import FACE_TO_FACE
 
@@ -213,9 +213,3 @@ async def face_pairs_between(session: AsyncSession, pairing_ids: list[int], firs
         .distinct()
     )
     return set(rows.all())
-
-
-def quarter_range(day: dt.date) -> tuple[dt.date, dt.date]:
-    first = quarter_start(day)
-    nxt = dt.date(first.year + (first.month == 10), (first.month + 2) % 12 + 1, 1)
-    return first, nxt - dt.timedelta(days=1)

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, period_bounds
 from bot.config import Config
 from bot.dates import DateError, check_recent, parse_day
 from bot.identity import Sender
@@ -16,7 +16,7 @@ from bot.services import Services
 from bot.text import Args
 from storage.models import Role, Unit, Visit
 
-from .liaisons import LinkedUnit, linked_units, month_bounds, unit_status, visits_between
+from .liaisons import LinkedUnit, linked_units, unit_status, visits_between
 from .stats import stats_section
 
 router = Router()
@@ -64,7 +64,7 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     if not units:
         raise Refusal("sanling/visit_no_units")
     if not args:
-        first, last = month_bounds(today)
+        first, last = period_bounds("month", today)
         visits = (await visits_between(session, first, last, [sender.id])).get(sender.id, [])
         return Answer.of("sanling/visit_month", today=today, status=unit_status(units, visits))
     day = _maybe_date(args, today)
@@ -86,7 +86,7 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
         raise UsageError(str(exc), f"走访 {unit.name} 了解年轻干部思想动态") from None
     session.add(Visit(liaison_id=sender.id, unit_id=unit.id, day=day, note=note, created_at=clock.now()))
     await session.flush()
-    first, last = month_bounds(day)
+    first, last = period_bounds("month", day)
     visits = (await visits_between(session, first, last, [sender.id])).get(sender.id, [])
     return Answer.of("sanling/visit_logged", day=day, unit=unit, status=unit_status(units, visits))
 
@@ -94,7 +94,7 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
 @stats_section(order=30)
 async def visit_stats(session: AsyncSession, services: Services) -> str:
     today = services.clock.today()
-    first, last = month_bounds(today)
+    first, last = period_bounds("month", today)
     links = await linked_units(session)
     visits = await visits_between(session, first, last, list(links))
     done_links = sum(1 for pid, units in links.items() for s in unit_status(units, visits.get(pid, [])) if s["visits"])

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Literal
+from typing import Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import TZ, iso_week, week_start
+from bot.clock import TZ, PeriodKind
 
 from .calendar import WorkCalendar
-
-PeriodKind = Literal["day", "week", "month", "quarter"]
-
 
 @dataclass
 class JobContext:
@@ -60,29 +57,3 @@ def job(name: str, *, period: PeriodKind, description: str) -> Callable[[JobFn],
         return fn
 
     return register
-
-
-def period_bounds(kind: PeriodKind, day: dt.date) -> tuple[dt.date, dt.date]:
-    """First and last day of the period of ``kind`` that contains ``day``."""
-    if kind == "day":
-        return day, day
-    if kind == "week":
-        first = week_start(day)
-        return first, first + dt.timedelta(days=6)
-    if kind == "month":
-        first = day.replace(day=1)
-    else:
-        first = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    months = 1 if kind == "month" else 3
-    nxt = dt.date(first.year + (first.month + months - 1) // 12, (first.month + months - 1) % 12 + 1, 1)
-    return first, nxt - dt.timedelta(days=1)
-
-
-def period_name(kind: PeriodKind, day: dt.date) -> str:
-    if kind == "day":
-        return day.isoformat()
-    if kind == "week":
-        return iso_week(day)
-    if kind == "month":
-        return f"{day.year}-{day.month:02d}"
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from sqlmodel import select
 
-from bot.clock import TZ
+from bot.clock import TZ, period_name
 from storage.models import JobRun
 
 from .calendar import WorkCalendar
-from .registry import JOBS, JobContext, period_name
+from .registry import JOBS, JobContext
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import text
 
-from bot.clock import TZ
+from bot.clock import TZ, PeriodKind, period_bounds, period_name
 
 from .calendar import WorkCalendar
-from .registry import JOBS, PeriodKind, period_bounds, period_name
+from .registry import JOBS
 from .runner import has_run, load_jobs, run_job
 
 log = logging.getLogger(__name__)

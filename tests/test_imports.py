@@ -4,7 +4,6 @@ import datetime as dt
 
 import pytest
 from openpyxl import Workbook, load_workbook
-from sqlalchemy import func
 from sqlmodel import select
 
 from conftest import PAIRS_CSV, ROSTER_CSV, write

@@ -2,7 +2,6 @@
 
 import asyncio
 import collections
-import json
 import os
 import random
 import signal
@@ -11,13 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
 from bot.channels.base import Channel, PermanentError, TransientError
 from bot.clock import Clock
-from bot.inbound import Address
 from scheduler.outbox import Dispatcher, Outbox, Outgoing
 from storage.models import ChatIdentity, OutboxMessage, OutboxStatus, Person
 

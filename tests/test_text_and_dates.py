@@ -6,7 +6,8 @@ import pytest
 
 from bot.dates import DateError, check_recent, parse_day, parse_sheet_date
 from bot.text import Args, clean, fold, mask_phone, md_escape
-from handlers.pairs import lapsed_weeks, quarter_range
+from bot.clock import period_bounds
+from handlers.pairs import lapsed_weeks
 from handlers.people import lock_until
 
 TODAY = dt.date(2026, 11, 19)
@@ -64,8 +65,8 @@ def test_lapsed_weeks_counts_whole_weeks_before_this_one():
     assert lapsed_weeks(TODAY, start, dt.date(2026, 11, 10)) == 0  # last week had one
     assert lapsed_weeks(TODAY, start, dt.date(2026, 11, 4)) == 1  # W46 missing
     assert lapsed_weeks(TODAY, dt.date(2026, 11, 17), None) == 0  # started this week
-    assert quarter_range(TODAY) == (dt.date(2026, 10, 1), dt.date(2026, 12, 31))
-    assert quarter_range(dt.date(2026, 2, 3)) == (dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+    assert period_bounds("quarter", TODAY) == (dt.date(2026, 10, 1), dt.date(2026, 12, 31))
+    assert period_bounds("quarter", dt.date(2026, 2, 3)) == (dt.date(2026, 1, 1), dt.date(2026, 3, 31))
 
 
 def test_lock_after_five_failures_in_an_hour():

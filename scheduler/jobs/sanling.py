@@ -8,15 +8,16 @@ from collections import defaultdict
 
 from sqlmodel import col, select
 
-from handlers.liaisons import linked_units, month_bounds, unit_status, visits_between
+from handlers.liaisons import linked_units, unit_status, visits_between
 from handlers.mentoring_staff import review_status
+from bot.clock import day_start, period_bounds, period_name
 from bot.identity import staff_ids
-from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, day_start, is_overdue, mailbox_figures, staff_view
+from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, is_overdue, mailbox_figures, staff_view
 from storage.models import Inquiry, InquiryStatus, Person
 
 from ..outbox import Outgoing
 
-from ..registry import JobContext, job, period_bounds, period_name
+from ..registry import JobContext, job
 
 
 @job("mailbox_overdue", period="day",
@@ -54,8 +55,8 @@ async def monthly_visit_prompt(ctx: JobContext) -> int:
     links = await linked_units(session)
     if not links:
         return 0
-    first, last = month_bounds(ctx.today)
-    prev_first, prev_last = month_bounds(first - dt.timedelta(days=1))
+    first, last = period_bounds("month", ctx.today)
+    prev_first, prev_last = period_bounds("month", first - dt.timedelta(days=1))
     ids = list(links)
     this_month = await visits_between(session, first, last, ids)
     last_month = await visits_between(session, prev_first, prev_last, ids)
@@ -88,8 +89,8 @@ async def quarterly_summary(ctx: JobContext) -> int:
     links = await linked_units(session)
     visits = await visits_between(session, first, last, list(links))
     names = dict((await session.exec(select(Person.id, Person.name).where(col(Person.id).in_(list(links) or [0])))).all())
-    months = [first, month_bounds(first)[1] + dt.timedelta(days=1)]
-    months.append(month_bounds(months[1])[1] + dt.timedelta(days=1))
+    months = [first, period_bounds("month", first)[1] + dt.timedelta(days=1)]
+    months.append(period_bounds("month", months[1])[1] + dt.timedelta(days=1))
     liaisons = []
     for pid, units in sorted(links.items(), key=lambda kv: names.get(kv[0], "")):
         mine = visits.get(pid, [])
