@@ -24,7 +24,8 @@ from storage.models import AuditLog, Commitment, Person, Role, SignUp, Squad, Sq
 from storage.models.changqing import TASK_FORCE_KIND
 
 from .changqing_common import find_person, is_retired
-from .imports import ImportReport, RowError, _load, _run_rows, _text
+from .imports import ImportReport, RowError, cell_text, run_import
+from .sheets import Sheet
 
 router = Router()
 
@@ -288,7 +289,7 @@ _LIST_SPLIT = "、,，;；"
 
 
 def _names(value: object) -> list[str]:
-    text = _text(value)
+    text = cell_text(value)
     for sep in _LIST_SPLIT:
         text = text.replace(sep, " ")
     return [w for w in text.split() if w]
@@ -311,15 +312,11 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
                         actor: str = "cli") -> ImportReport:
     """编组表: 组名, 专班, 组长 (optional), 成员 (names separated by 、). Each row states the whole group:
     listed members are moved in (from wherever they were), members no longer listed leave it."""
-    report = ImportReport("squads", dry_run)
-    sheet = _load(path, SQUAD_COLUMNS, {"name", "task_force"}, report)
-    if sheet is None:
-        return report
     placed: dict[int, tuple[int, str]] = {}  # person -> (line, group) already placed by this file
     names_seen: dict[str, int] = {}
 
-    async def row_fn(session: AsyncSession, line: int, row: dict) -> str:
-        name, tf_name = _text(row.get("name")), _text(row.get("task_force"))
+    async def row_fn(session: AsyncSession, line: int, row: dict, sheet: Sheet) -> str:
+        name, tf_name = cell_text(row.get("name")), cell_text(row.get("task_force"))
         if not name:
             raise RowError("组名为空")
         if not tf_name:
@@ -328,7 +325,7 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
             raise RowError("组名最多 50 字、专班名最多 100 字")
         if name in names_seen:
             raise RowError(f"组名“{name}”与第 {names_seen[name]} 行重复")
-        leader = await _import_person(session, _text(row.get("leader"))) if _text(row.get("leader")) else None
+        leader = await _import_person(session, cell_text(row.get("leader"))) if cell_text(row.get("leader")) else None
         members = [await _import_person(session, w) for w in _names(row.get("members"))]
         if leader is not None and all(m.id != leader.id for m in members):
             members.insert(0, leader)
@@ -375,5 +372,5 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
         await session.flush()
         return outcome
 
-    await _run_rows(db, sheet, report, row_fn, now, actor, path)
-    return report
+    return await run_import(db, path, kind="squads", columns=SQUAD_COLUMNS, required={"name", "task_force"},
+                            row=row_fn, now=now, dry_run=dry_run, actor=actor)

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -84,7 +84,7 @@ class RowError(ValueError):
     pass
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -93,7 +93,7 @@ def _text(value: Any) -> str:
 
 
 def _phone(value: Any) -> str | None:
-    digits = re.sub(r"[\s\-]", "", _text(value))
+    digits = re.sub(r"[\s\-]", "", cell_text(value))
     if not digits:
         return None
     if not re.fullmatch(r"1\d{10}", digits):
@@ -103,7 +103,7 @@ def _phone(value: Any) -> str | None:
 
 def _roles(value: Any) -> set[str]:
     out = set()
-    for word in _LIST_SPLIT.split(_text(value)):
+    for word in _LIST_SPLIT.split(cell_text(value)):
         if not word:
             continue
         role = ROLE_WORDS.get(word.lower()) or ROLE_WORDS.get(word)
@@ -114,7 +114,7 @@ def _roles(value: Any) -> set[str]:
 
 
 def _birth_year(value: Any, today: dt.date) -> int | None:
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         return None
     if not text.isdigit() or not 1920 <= int(text) <= today.year:
@@ -135,44 +135,49 @@ async def _unit(session: AsyncSession, name: str, cache: dict[str, Unit]) -> Uni
     return cache[name]
 
 
-def _load(path: str | Path, columns: dict, required: set[str], report: ImportReport) -> Sheet | None:
+RowFn = Callable[[AsyncSession, int, dict, Sheet], Awaitable[str]]
+
+
+async def run_import(
+    db: Database, path: str | Path, *, kind: str, columns: dict, required: set[str], row: RowFn,
+    now: dt.datetime, dry_run: bool = False, actor: str = "cli",
+) -> ImportReport:
+    """The one way a spreadsheet goes in: read it (a file that can't be used is refused whole), then
+    ``row(session, line, values, sheet)`` for each row, each in a savepoint (a bad row leaves no trace,
+    reported by line), all rows in one transaction, rolled back when ``dry_run``. ``row`` answers
+    "created", "updated" or "unchanged", or raises RowError/NotFound with the reason."""
+    report = ImportReport(kind, dry_run)
     try:
         sheet = read_sheet(path, columns, required)
     except SheetError as exc:
         report.fatal = str(exc)
-        return None
+        return report
     report.empty_lines = sheet.empty_lines
     if sheet.ignored_headers:
         report.warnings.append(f"忽略不认识的列：{'、'.join(sheet.ignored_headers)}")
-    return sheet
+    await _run_rows(db, sheet, report, row, now, actor, path)
+    return report
 
 
 async def import_roster(
     db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
 ) -> ImportReport:
-    report = ImportReport("roster", dry_run)
-    sheet = _load(path, ROSTER_COLUMNS, {"name"}, report)
-    if sheet is None:
-        return report
     units: dict[str, Unit] = {}
     seen: dict[tuple, int] = {}
-
-    async def row_fn(session: AsyncSession, line: int, row: dict) -> str:
-        return await _roster_row(session, row, now, units, seen, line)
-
-    await _run_rows(db, sheet, report, row_fn, now, actor, path)
-    return report
+    return await run_import(
+        db, path, kind="roster", columns=ROSTER_COLUMNS, required={"name"}, now=now, dry_run=dry_run, actor=actor,
+        row=lambda session, line, row, _sheet: _roster_row(session, row, now, units, seen, line),
+    )
 
 
-async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn, now: dt.datetime, actor: str,
+async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: RowFn, now: dt.datetime, actor: str,
                     path: str | Path) -> None:
-    """Each row in a savepoint (a bad row leaves no trace), all rows in one transaction."""
     async with db.sessions() as session:
         try:
             for line, row in sheet.rows:
                 try:
                     async with session.begin_nested():
-                        outcome = await row_fn(session, line, row)
+                        outcome = await row_fn(session, line, row, sheet)
                 except (RowError, NotFound) as exc:
                     report.errors.append((line, str(exc)))
                     continue
@@ -192,16 +197,16 @@ async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn, no
 async def _roster_row(
     session: AsyncSession, row: dict, now: dt.datetime, units: dict[str, Unit], seen: dict[tuple, int], line: int
 ) -> str:
-    name = _text(row.get("name"))
+    name = cell_text(row.get("name"))
     if not name:
         raise RowError("姓名为空")
     if len(name) > 50 or any(ch.isdigit() for ch in name):
         raise RowError(f"姓名“{name}”不像姓名")
     phone = _phone(row.get("phone"))
-    unit_name = _text(row.get("unit"))
+    unit_name = cell_text(row.get("unit"))
     roles = _roles(row.get("roles"))
     birth_year = _birth_year(row.get("birth_year"), now.date())
-    title = _text(row.get("title"))
+    title = cell_text(row.get("title"))
     keys = [("phone", phone)] if phone else []
     keys.append(("name", name, unit_name))
     for key in keys:
@@ -245,7 +250,7 @@ async def _roster_row(
         session.add(PersonRole(person_id=person.id, role=role))
         outcome = "updated" if outcome == "unchanged" else outcome
     for field_name, channel in IDENTITY_FIELDS.items():
-        platform_id = _text(row.get(field_name))
+        platform_id = cell_text(row.get(field_name))
         if not platform_id:
             continue
         owner = (
@@ -277,26 +282,20 @@ async def _roster_row(
 async def import_pairs(
     db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
 ) -> ImportReport:
-    report = ImportReport("pairs", dry_run)
-    sheet = _load(path, PAIR_COLUMNS, {"mentee", "mentors", "start"}, report)
-    if sheet is None:
-        return report
     seen: dict[int, int] = {}
-
-    async def row_fn(session: AsyncSession, line: int, row: dict) -> str:
-        return await _pair_row(session, row, now, seen, line, actor)
-
-    await _run_rows(db, sheet, report, row_fn, now, actor, path)
-    return report
+    return await run_import(
+        db, path, kind="pairs", columns=PAIR_COLUMNS, required={"mentee", "mentors", "start"}, now=now,
+        dry_run=dry_run, actor=actor, row=lambda session, line, row, _sheet: _pair_row(session, row, now, seen, line, actor),
+    )
 
 
 async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: dict[int, int], line: int, actor: str) -> str:
-    if not _text(row.get("mentee")):
+    if not cell_text(row.get("mentee")):
         raise RowError("徒弟为空")
-    mentor_words = [w for w in re.split(r"[、,，;；]+", _text(row.get("mentors"))) if w.strip()]
+    mentor_words = [w for w in re.split(r"[、,，;；]+", cell_text(row.get("mentors"))) if w.strip()]
     if not mentor_words:
         raise RowError("导师为空")
-    mentee = await find_person(session, row["mentee"], _text(row.get("mentee_unit")))
+    mentee = await find_person(session, row["mentee"], cell_text(row.get("mentee_unit")))
     mentors: list[Person] = []
     for word in mentor_words:
         person = await find_person(session, word.strip())
@@ -306,7 +305,7 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
             raise RowError(f"导师“{person.name}”写了两次")
         mentors.append(person)
     lead = mentors[0]
-    if lead_word := _text(row.get("lead")):
+    if lead_word := cell_text(row.get("lead")):
         lead_person = await find_person(session, lead_word)
         if not any(m.id == lead_person.id for m in mentors):
             raise RowError(f"牵头导师“{lead_word}”不在导师名单中")

@@ -20,7 +20,7 @@ from storage.db import Database
 from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
 
 from .export import export_sheets
-from .imports import ImportReport, RowError, _load, _run_rows, _text
+from .imports import ImportReport, RowError, cell_text, run_import
 from .pairing_ops import NotFound, find_person
 
 LIAISON_COLUMNS = {
@@ -43,34 +43,28 @@ async def import_liaisons(
     db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
 ) -> ImportReport:
     """``联系人, 单位, 类型[, 状态]``: one row per link; 状态 撤销 ends a link (kept as history)."""
-    report = ImportReport("liaisons", dry_run)
-    sheet = _load(path, LIAISON_COLUMNS, {"person", "unit", "kind"}, report)
-    if sheet is None:
-        return report
     seen: dict[tuple[int, str], int] = {}
     kinds: dict[str, tuple[str, int]] = {}
-
-    async def row_fn(session: AsyncSession, line: int, row: dict) -> str:
-        return await _liaison_row(session, row, now, seen, kinds, line)
-
-    await _run_rows(db, sheet, report, row_fn, now, actor, path)
-    return report
+    return await run_import(
+        db, path, kind="liaisons", columns=LIAISON_COLUMNS, required={"person", "unit", "kind"}, now=now,
+        dry_run=dry_run, actor=actor, row=lambda session, line, row, _sheet: _liaison_row(session, row, now, seen, kinds, line),
+    )
 
 
 async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen: dict[tuple[int, str], int],
                        kinds: dict[str, tuple[str, int]], line: int) -> str:
-    if not _text(row.get("person")):
+    if not cell_text(row.get("person")):
         raise RowError("联系人为空")
-    unit_name = _text(row.get("unit"))
+    unit_name = cell_text(row.get("unit"))
     if not unit_name:
         raise RowError("单位为空")
     if len(unit_name) > 100:
         raise RowError("单位名称超过 100 字")
-    kind_word = _text(row.get("kind"))
+    kind_word = cell_text(row.get("kind"))
     kind = _KIND_WORDS.get(kind_word.lower()) or _KIND_WORDS.get(kind_word)
     if kind is None:
         raise RowError(f"类型“{kind_word}”不对，应为 {'、'.join(UNIT_KINDS)} 之一" if kind_word else "类型为空")
-    status = _text(row.get("status")).lower()
+    status = cell_text(row.get("status")).lower()
     if status not in _ENDED | _ACTIVE:
         raise RowError(f"状态“{status}”不认识：留空表示在联，写“撤销”表示解除联系")
     active = status not in _ENDED
