@@ -172,7 +172,7 @@ async def import_roster(
 
 async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: RowFn, now: dt.datetime, actor: str,
                     path: str | Path) -> None:
-    async with db.sessions() as session:
+    async with db.turn(), db.sessions() as session:
         try:
             for line, row in sheet.rows:
                 try:

@@ -2,11 +2,15 @@
 
 SQLite gets the settings PLATFORMS.md measured as both atomic and free of "database is locked" under
 concurrent writers: WAL, synchronous=NORMAL, busy_timeout, foreign keys, driver autocommit and
-``BEGIN IMMEDIATE`` for every transaction.
+``BEGIN IMMEDIATE`` for every transaction. Inside one process, transactions on SQLite also take turns
+on an asyncio lock: SQLite has one writer, and writers queued in its busy handler are served in no
+order (some wait past ``busy_timeout`` and fail with "database is locked" under sustained load), while
+the lock serves them first come, first served. Other processes still meet ``busy_timeout``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -19,23 +23,23 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, echo: bool = False, busy_timeout_ms: int = 5000) -> AsyncEngine:
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, busy_timeout_ms)
     else:
         engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
     return engine
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised by every test
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -44,21 +48,50 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class NestedTransaction(RuntimeError):
+    """A task opened a transaction while holding one: on SQLite the second would wait for the first forever."""
+
+
 class Database:
     """One engine and its session factory. ``async with db.transaction() as s`` is the usual way in."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    # How long a transaction waits for its turn on SQLite before giving up (then it fails like a
+    # "database is locked" would, and the gateway answers that the message was not handled).
+    TURN_TIMEOUT = 30.0
+
+    def __init__(self, url: str, echo: bool = False, busy_timeout_ms: int = 5000) -> None:
         self.url = url
-        self.engine = create_engine(url, echo)
+        self.engine = create_engine(url, echo, busy_timeout_ms)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._turn = asyncio.Lock() if is_sqlite(url) else None
+        self._turn_holder: asyncio.Task | None = None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """This process's turn to write (SQLite); nothing to wait for on PostgreSQL. Every transaction
+        takes it; so does anything else that writes through its own session (the spreadsheet imports)."""
+        if self._turn is None:
+            yield
+            return
+        task = asyncio.current_task()
+        if task is not None and self._turn_holder is task:
+            raise NestedTransaction("a transaction was opened inside another one on SQLite")
+        async with asyncio.timeout(self.TURN_TIMEOUT):
+            await self._turn.acquire()
+        self._turn_holder = task
+        try:
+            yield
+        finally:
+            self._turn_holder = None
+            self._turn.release()
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
+        async with self.turn(), self.sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> bool:

@@ -93,10 +93,6 @@ class DingTalkChannel(Channel):
         self._tasks: set[asyncio.Task] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}
-        # SQLite has one writer and every transaction here begins IMMEDIATE: handlers that queue for
-        # the lock inside SQLite sleep in its busy handler (up to 100 ms a try) and time out under load,
-        # so one at a time is both faster and safe. PostgreSQL takes several.
-        self._db_slots = asyncio.Semaphore(1 if services.db.dialect == "sqlite" else 10)
         self._started = time.time()
         self.received = 0
         self.last_message_at: dt.datetime | None = None
@@ -192,14 +188,14 @@ class DingTalkChannel(Channel):
         sender = message.sender_staff_id or message.sender_id
         try:
             async with self._in_order(f"{message.conversation_id}\x00{sender}"):
-                async with self._db_slots:
-                    if maybe_seen and await self._handled_before(message.message_id):
-                        DUPLICATES.inc()
-                        return
-                    if message.message_type == "text":
-                        replies = await self.handle(self.inbound(message))
-                    else:
-                        replies = await self._not_text(message)
+                # (On SQLite the database itself serves transactions one at a time, in order.)
+                if maybe_seen and await self._handled_before(message.message_id):
+                    DUPLICATES.inc()
+                    return
+                if message.message_type == "text":
+                    replies = await self.handle(self.inbound(message))
+                else:
+                    replies = await self._not_text(message)
                 for reply in replies:
                     await self.reply(message, reply)
         except Exception:
