@@ -127,6 +127,7 @@ class Gateway:
         text = clean(msg.text)
         if len(text) > config.max_text_chars:
             raise Refusal("errors/too_long", limit=config.max_text_chars, length=len(text))
+        await self.services.db.directory.begin(session)
         if as_person is not None:
             sender = await sender_for_person(session, as_person, msg.channel)
         else:

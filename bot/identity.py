@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.directory import memo
 from storage.models import ChatIdentity, Person, PersonRole, Role, Unit
 
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
@@ -43,7 +44,14 @@ async def roles_of(session: AsyncSession, person_id: int) -> frozenset[str]:
 
 
 async def resolve_sender(session: AsyncSession, channel: str, platform_user_id: str) -> Sender | None:
-    """The person behind a chat account, with their unit and roles — one query, on every message."""
+    """The person behind a chat account, with their unit and roles — on every message, so remembered
+    while the directory is unchanged (``storage.directory``)."""
+    return await memo(session, ("sender", channel, platform_user_id),
+                      lambda: _load_sender(session, channel, platform_user_id),
+                      lambda sender: [sender.person] if sender else [])
+
+
+async def _load_sender(session: AsyncSession, channel: str, platform_user_id: str) -> Sender | None:
     rows = (
         await session.exec(
             select(Person, Unit.name, PersonRole.role)

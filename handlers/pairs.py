@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import week_start
+from storage.directory import memo
 from storage.models import ContactLog, Pairing, PairingMentor, Person, PlanItem
 from storage.models.mentoring import FACE_TO_FACE
 
@@ -96,7 +97,14 @@ async def load_pairs(
 
 
 async def pairs_of(session: AsyncSession, person_id: int) -> list[PairView]:
-    """The active pairings a person is in, as mentor or as mentee."""
+    """The active pairings a person is in, as mentor or as mentee; read by most chat commands, so
+    remembered while the directory is unchanged (``storage.directory``). The views are read-only."""
+    views = await memo(session, ("pairs", person_id), lambda: _load_pairs_of(session, person_id),
+                       lambda views: [o for v in views for o in (v.pairing, v.mentee, *v.mentors)])
+    return list(views)
+
+
+async def _load_pairs_of(session: AsyncSession, person_id: int) -> list[PairView]:
     as_mentor = select(PairingMentor.pairing_id).where(PairingMentor.person_id == person_id)
     mine = select(Pairing.id).where(or_(Pairing.mentee_id == person_id, col(Pairing.id).in_(as_mentor)))
     return await load_pairs(session, pairing_ids=mine)

@@ -18,6 +18,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .directory import DirectoryCache
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -65,6 +67,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._turn = asyncio.Lock() if is_sqlite(url) else None
         self._turn_holder: asyncio.Task | None = None
+        self.directory = DirectoryCache()  # this process's memo of senders and pairs (storage.directory)
 
     @property
     def dialect(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 
@@ -40,3 +40,12 @@ class LocalDelivery(SQLModel, table=True):
     format: str = Field(default="markdown", max_length=20)
     key: str = Field(max_length=200, unique=True)
     sent_at: dt.datetime
+
+
+class DirectoryVersion(SQLModel, table=True):
+    """One row counting changes to the directory tables (people, roles, chat accounts, units, pairings);
+    database triggers bump it (migration 0008), so a process can tell whether what it remembers of the
+    directory is still true with one read. See ``storage.directory``."""
+
+    id: int = Field(default=1, primary_key=True)
+    value: int = Field(default=0, sa_type=BigInteger)

@@ -1,0 +1,109 @@
+"""The per-process memo of senders and pairs (storage/directory.py): read once while the directory is
+unchanged, and never stale — whoever changes it, in this process or another, in the ORM or in raw SQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, text
+
+from storage.db import Database
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+class Statements:
+    """The SQL statements the service's engine runs, as text."""
+
+    def __init__(self, db: Database) -> None:
+        self.seen: list[str] = []
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn, _cursor, statement, _params, _context, _many) -> None:
+        self.seen.append(" ".join(statement.split()).lower())
+
+    def reading(self, table: str) -> list[str]:
+        return [s for s in self.seen if s.startswith("select") and f"from {table}" in s]
+
+
+async def test_sender_and_pairs_are_read_once_while_the_directory_is_unchanged(chat, services):
+    statements = Statements(services.db)
+    first = await chat.say("u2", "本周")
+    assert "导师 张伟、王芳" in first
+    assert statements.reading("person") and statements.reading("pairing")
+    statements.seen.clear()
+    assert await chat.say("u2", "本周") == first
+    assert "已记录" in await chat.say("u2", "记录 面谈 谈谈调研方法")
+    assert statements.reading("person") == [] and statements.reading("pairing") == []
+    assert services.db.directory.hits >= 4
+
+
+async def test_a_change_made_elsewhere_in_raw_sql_is_seen_by_the_next_message(chat, services):
+    assert "导师 张伟" in await chat.say("u4", "本周")
+    # Another process (the CLI, a second serve, an operator's SQL console) deactivates 赵强 and
+    # gives 李娜's pair a new mentor; the database triggers bump the directory version.
+    other = Database(services.config.database.url)
+    try:
+        async with other.transaction() as session:
+            await session.exec(text("UPDATE person SET active = false WHERE name = '赵强'"))  # type: ignore[call-overload]
+    finally:
+        await other.close()
+    assert "绑定" in await chat.say("u4", "本周")  # no longer an active roster person
+
+
+async def test_staff_changes_in_chat_reach_the_mentee_at_once(chat):
+    assert "导师 张伟、王芳" in await chat.say("u2", "本周")
+    assert "张伟" in await chat.say("u2", "记录 张伟 面谈 汇报近况")
+    assert "改为 王芳" in await chat.say("u5", "结对 李娜 王芳 工作调整")
+    week = await chat.say("u2", "本周")
+    assert "与导师 王芳**" in week
+    assert "“张伟”不是您的导师" in await chat.say("u2", "记录 张伟 面谈 再次汇报")
+
+
+async def test_a_refused_message_does_not_spoil_what_it_read(chat):
+    # The pairs are first read by a message that is then refused and rolled back.
+    assert "已记录" not in await chat.say("u2", "记录 周敏 面谈 不是我的导师")
+    week = await chat.say("u2", "本周")
+    assert "导师 张伟、王芳" in week
+    assert "已记录" in await chat.say("u2", "记录 王芳 面谈 谈谈调研方法")
+
+
+async def test_a_bind_is_recognised_by_the_next_message(chat, services):
+    assert "绑定 姓名 手机后四位" in await chat.say("phone-2", "本周")  # nobody yet, and remembered so
+    other = Database(services.config.database.url)  # 周敏's old account is removed elsewhere
+    try:
+        async with other.transaction() as session:
+            await session.exec(text("DELETE FROM chatidentity WHERE platform_user_id = 'u6'"))  # type: ignore[call-overload]
+    finally:
+        await other.close()
+    assert "绑定成功" in await chat.say("phone-2", "绑定 周敏 6789")
+    after = await chat.say("phone-2", "本周")
+    assert "绑定 姓名 手机后四位" not in after and "结对" in after
+
+
+async def test_a_transaction_that_changes_the_directory_reads_its_own_changes(services):
+    from sqlmodel import delete
+
+    from bot.identity import resolve_sender
+    from storage.models import ChatIdentity, PersonRole, Role
+
+    db = services.db
+
+    async def remembered() -> None:
+        async with db.transaction() as session:
+            await db.directory.begin(session)
+            assert (await resolve_sender(session, "local", "u2")).roles == {Role.MENTEE}
+            assert await resolve_sender(session, "local", "u4") is not None
+
+    await remembered()
+    async with db.transaction() as session:
+        await db.directory.begin(session)
+        await session.exec(delete(ChatIdentity).where(ChatIdentity.platform_user_id == "u4"))  # a bulk statement
+        assert await resolve_sender(session, "local", "u4") is None
+        await session.rollback()
+    await remembered()
+    async with db.transaction() as session:
+        await db.directory.begin(session)
+        sender = await resolve_sender(session, "local", "u2")  # from the memo
+        session.add(PersonRole(person_id=sender.id, role=Role.RETIRED))  # an ORM write
+        await session.flush()
+        assert (await resolve_sender(session, "local", "u2")).roles == {Role.MENTEE, Role.RETIRED}
