@@ -6,6 +6,7 @@ concurrent writers: WAL, synchronous=NORMAL, busy_timeout, foreign keys, driver 
 on an asyncio lock: SQLite has one writer, and writers queued in its busy handler are served in no
 order (some wait past ``busy_timeout`` and fail with "database is locked" under sustained load), while
 the lock serves them first come, first served. Other processes still meet ``busy_timeout``.
+SQLite connections come from ``storage.sqlite_driver`` (one thread hop per statement, not four).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from . import sqlite_driver
 from .directory import DirectoryCache
 
 
@@ -27,27 +29,19 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, echo: bool = False, busy_timeout_ms: int = 5000) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
-        _tune_sqlite(engine, busy_timeout_ms)
+        path = make_url(url).database
+        if not path or path == ":memory:" or "?" in url:
+            raise ValueError(f"SQLite needs a database file, without URL options: {url}")
+        pragmas = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                   f"PRAGMA busy_timeout={int(busy_timeout_ms)}", "PRAGMA foreign_keys=ON")
+        engine = create_async_engine(url, echo=echo, async_creator=sqlite_driver.connector(path, pragmas))
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn):  # pragma: no cover - exercised by every test
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
     return engine
-
-
-def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised by every test
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn):  # pragma: no cover
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class NestedTransaction(RuntimeError):

@@ -39,3 +39,40 @@ async def test_a_transaction_inside_another_fails_at_once_instead_of_waiting_for
                 pass  # pragma: no cover
     async with sqlite_db.transaction() as session:  # the turn was given back
         await session.exec(text("INSERT INTO t VALUES (1)"))
+
+
+async def test_sqlite_statements_run_off_the_event_loop(sqlite_db):
+    """A long statement (a big export, a job over every pair) must not stall acks and heartbeats."""
+    ticks = 0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while running:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+            "SELECT count(*) FROM n")
+    async with sqlite_db.transaction() as session:
+        before = ticks
+        assert (await session.exec(text(slow))).scalar() == 300000
+        during = ticks - before
+    running = False
+    await task
+    assert during >= 3  # the loop went on while SQLite counted
+
+
+async def test_the_sqlite_connection_answers_like_the_dbapi(sqlite_db):
+    async with sqlite_db.transaction() as session:
+        conn = await session.connection()
+        result = await conn.exec_driver_sql("INSERT INTO t VALUES (?)", (7,))
+        assert result.rowcount == 1 and result.lastrowid is not None
+        many = await conn.exec_driver_sql("INSERT INTO t VALUES (?)", [(8,), (9,)])
+        assert many.rowcount == 2
+        rows = (await conn.exec_driver_sql("SELECT i FROM t ORDER BY i")).all()
+        assert [r[0] for r in rows] == [7, 8, 9]
+        streamed = await conn.stream(text("SELECT i FROM t ORDER BY i"))
+        assert [r[0] async for r in streamed] == [7, 8, 9]
