@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import Select, func, or_
+from sqlalchemy import Select, bindparam, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -110,18 +110,26 @@ async def _load_pairs_of(session: AsyncSession, person_id: int) -> list[PairView
     return await load_pairs(session, pairing_ids=mine)
 
 
+# Built once: chat commands run these on every 本周 and 记录.
+_CONTACTS = (
+    select(ContactLog)
+    .where(col(ContactLog.pairing_id).in_(bindparam("ids", expanding=True)),
+           col(ContactLog.day) >= bindparam("first"), col(ContactLog.day) <= bindparam("last"))
+    .order_by(ContactLog.day, ContactLog.id)
+)
+_PLAN_PROGRESS = (
+    select(PlanItem.pairing_id, func.count(), func.count(PlanItem.done_at))
+    .where(col(PlanItem.pairing_id).in_(bindparam("ids", expanding=True)))
+    .group_by(PlanItem.pairing_id)
+)
+
+
 async def contacts_between(
     session: AsyncSession, pairing_ids: list[int], first: dt.date, last: dt.date
 ) -> dict[int, list[ContactLog]]:
     if not pairing_ids:
         return {}
-    rows = (
-        await session.exec(
-            select(ContactLog)
-            .where(col(ContactLog.pairing_id).in_(pairing_ids), ContactLog.day >= first, ContactLog.day <= last)
-            .order_by(ContactLog.day, ContactLog.id)
-        )
-    ).all()
+    rows = (await session.exec(_CONTACTS, params={"ids": pairing_ids, "first": first, "last": last})).all()
     out: dict[int, list[ContactLog]] = defaultdict(list)
     for row in rows:
         out[row.pairing_id].append(row)
@@ -151,11 +159,7 @@ async def plan_progress(session: AsyncSession, pairing_ids: list[int]) -> dict[i
     """(done, total) plan items per pairing."""
     if not pairing_ids:
         return {}
-    rows = await session.exec(
-        select(PlanItem.pairing_id, func.count(), func.count(PlanItem.done_at))
-        .where(col(PlanItem.pairing_id).in_(pairing_ids))
-        .group_by(PlanItem.pairing_id)
-    )
+    rows = await session.exec(_PLAN_PROGRESS, params={"ids": pairing_ids})
     return {pid: (done, total) for pid, total, done in rows.all()}
 
 

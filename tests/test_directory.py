@@ -107,3 +107,16 @@ async def test_a_transaction_that_changes_the_directory_reads_its_own_changes(se
         session.add(PersonRole(person_id=sender.id, role=Role.RETIRED))  # an ORM write
         await session.flush()
         assert (await resolve_sender(session, "local", "u2")).roles == {Role.MENTEE, Role.RETIRED}
+
+
+async def test_a_familiar_sender_costs_few_statements(chat, services):
+    """What a repeated 本周 runs: the version, this week's contacts, plan progress and the record of the
+    message (a copy of a message is caught by that record's primary key, not by a look-up first)."""
+    await chat.say("u2", "本周")
+    statements = Statements(services.db)
+    await chat.say("u2", "本周", msg_id="m-1")
+    reads = [s for s in statements.seen if s.startswith("select")]
+    assert len(reads) == 3, reads
+    assert not statements.reading("processedmessage")
+    assert [s for s in statements.seen if s.startswith("insert")] == [
+        s for s in statements.seen if s.startswith("insert into processedmessage")]
