@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,6 +28,7 @@ MODE_WORDS = {
     "线上": "线上", "微信": "线上", "钉钉": "线上", "online": "线上",
 }
 PAIR_ROLES = (Role.MENTOR, Role.MENTEE)
+_LOG_CONTACT = insert(ContactLog.__table__)  # type: ignore[arg-type]
 
 
 async def choose_pair(
@@ -121,13 +122,9 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
         counterpart = next(m.id for m in view.mentors if m.name == name)
     elif view.mentee.id != sender.id:
         counterpart = view.mentee.id
-    session.add(
-        ContactLog(
-            pairing_id=view.id, author_id=sender.id, counterpart_id=counterpart, day=day, mode=mode,
-            note=note, created_at=clock.now(),
-        )
-    )
-    await session.flush()
+    connection = await session.connection()  # Core, built once: the busiest write there is
+    await connection.execute(_LOG_CONTACT, {"pairing_id": view.id, "author_id": sender.id, "counterpart_id": counterpart,
+                                            "day": day, "mode": mode, "note": note, "created_at": clock.now()})
     status = (await week_status(session, [view], today))[0]
     return Answer.of("mentoring/logged", day=day, mode=mode, status=status, me=sender.id,
                      this_week=day >= week_start(today))

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import Select, bindparam, func, or_
+from sqlalchemy import Row, Select, bindparam, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -112,7 +112,8 @@ async def _load_pairs_of(session: AsyncSession, person_id: int) -> list[PairView
 
 # Built once: chat commands run these on every 本周 and 记录.
 _CONTACTS = (
-    select(ContactLog)
+    # Plain rows (``row.day``, ``row.mode``…), not ORM objects: a pair's quarter can hold dozens.
+    select(ContactLog.pairing_id, ContactLog.author_id, ContactLog.day, ContactLog.mode, ContactLog.note)
     .where(col(ContactLog.pairing_id).in_(bindparam("ids", expanding=True)),
            col(ContactLog.day) >= bindparam("first"), col(ContactLog.day) <= bindparam("last"))
     .order_by(ContactLog.day, ContactLog.id)
@@ -126,7 +127,8 @@ _PLAN_PROGRESS = (
 
 async def contacts_between(
     session: AsyncSession, pairing_ids: list[int], first: dt.date, last: dt.date
-) -> dict[int, list[ContactLog]]:
+) -> dict[int, list[Row]]:
+    """Per pairing, its contacts between ``first`` and ``last`` in order, as read-only rows."""
     if not pairing_ids:
         return {}
     rows = (await session.exec(_CONTACTS, params={"ids": pairing_ids, "first": first, "last": last})).all()
