@@ -261,7 +261,7 @@ async def test_squads_commitments_and_moves(chat, roster, services):
     assert "年内引进两个亿元项目" in await chat.say("r1", "承诺")
 
     moved = await chat.say("s1", f"编组 调整 {names[1]} 招商二组")
-    assert f"从 招商一组 调整到 **招商二组**" in moved
+    assert "从 招商一组 调整到 **招商二组**" in moved
     assert "没有变化" in await chat.say("s1", f"编组 调整 {names[1]} 招商二组")
     assert "移出 招商一组" in await chat.say("s1", "编组 移出 李忠兴")
     assert "还没有编入常青藤小组" in await chat.say("r1", "编组")
@@ -301,7 +301,7 @@ async def test_squad_wrong_forms_and_staff_only(chat, roster, services):
 
 
 async def test_ranking_with_weighted_achievements_and_the_monthly_job(chat, roster, services, clock):
-    names = await make_squads(chat)
+    await make_squads(chat)
     saved = await chat.say("r1", "实绩 协调万洋众创项目土地指标")
     assert "已记入 招商一组 的实绩（#1" in saved
     await chat.say("r2", "实绩 对接两家客商来常考察")                # #2 group 1

@@ -24,7 +24,6 @@ from bot.channels.dingtalk_stream import StreamConnection
 from bot.clock import TZ
 from bot.inbound import Address
 from conftest import PAIRS_CSV, write
-from fakes.dingtalk import FakeDingTalk
 from fakes.dingtalk_fixtures import configure_dingtalk
 from scheduler.outbox import Outgoing
 from scheduler.runner import run_job

@@ -1,7 +1,6 @@
 """Staff commands of 导师帮带: 结对 (with history), 季评, 考核 (捆绑考核), 清退."""
 
 import pytest
-from sqlalchemy import func
 from sqlmodel import select
 
 from storage.models import AnnualGrade, AuditLog, Pairing, PairingMentor, PairReview, PersonRole
