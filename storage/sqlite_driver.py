@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Callable, Sequence
 
+BATCH = 1000  # rows fetched with the statement; a result this big is read on in batches of this size
+
 
 class Cursor:
-    """A cursor whose ``execute`` runs the statement and fetches all its rows in one trip to the thread."""
+    """A cursor whose ``execute`` runs the statement and fetches its first rows in one trip to the
+    thread — all of them for the usual small result; a big one (an export, ``stream()``) stays open in
+    the thread and is read on in batches."""
 
     arraysize = 1
 
@@ -32,7 +37,8 @@ class Cursor:
         self.description: Any = None
         self.rowcount = -1
         self.lastrowid: int | None = None
-        self._rows: list[Any] = []
+        self._rows: deque[Any] = deque()
+        self._open: sqlite3.Cursor | None = None  # only ever touched in the connection's thread
 
     async def __aenter__(self) -> Cursor:
         return self
@@ -40,42 +46,74 @@ class Cursor:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _run(self, raw: sqlite3.Connection, method: str, operation: str, parameters: Any) -> tuple:
+    @staticmethod
+    def _run(raw: sqlite3.Connection, method: str, operation: str, parameters: Any) -> tuple:
         cursor = raw.cursor()
         try:
             getattr(cursor, method)(operation, parameters)
-            rows = cursor.fetchall() if cursor.description else []
-            return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-        finally:
+            rows = cursor.fetchmany(BATCH) if cursor.description else []
+        except BaseException:
             cursor.close()
+            raise
+        if len(rows) < BATCH:
+            cursor.close()
+            return cursor.description, cursor.rowcount, cursor.lastrowid, rows, None
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows, cursor
+
+    async def _start(self, method: str, operation: str, parameters: Any) -> Cursor:
+        await self.close()
+        self.description, self.rowcount, self.lastrowid, rows, self._open = await self._connection.run(
+            self._run, method, operation, parameters)
+        self._rows = deque(rows)
+        return self
 
     async def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> Cursor:
-        self.description, self.rowcount, self.lastrowid, self._rows = await self._connection.run(
-            self._run, "execute", operation, () if parameters is None else parameters)
-        return self
+        return await self._start("execute", operation, () if parameters is None else parameters)
 
     async def executemany(self, operation: str, seq_of_parameters: Any) -> Cursor:
-        self.description, self.rowcount, self.lastrowid, self._rows = await self._connection.run(
-            self._run, "executemany", operation, seq_of_parameters)
-        return self
+        return await self._start("executemany", operation, seq_of_parameters)
+
+    async def _more(self, size: int | None) -> None:
+        """Read on from the open cursor: ``size`` more rows, or all that are left."""
+        cursor = self._open
+        if cursor is None:
+            return
+
+        def read(_raw: sqlite3.Connection) -> list[Any]:
+            rows = cursor.fetchall() if size is None else cursor.fetchmany(size)
+            if size is None or len(rows) < size:
+                cursor.close()
+            return rows
+
+        rows = await self._connection.run(read)
+        if size is None or len(rows) < size:
+            self._open = None
+        self._rows.extend(rows)
 
     async def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
+        if not self._rows:
+            await self._more(BATCH)
+        return self._rows.popleft() if self._rows else None
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
         size = size or self.arraysize
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        return rows
+        if len(self._rows) < size:
+            await self._more(max(size, BATCH))
+        return [self._rows.popleft() for _ in range(min(size, len(self._rows)))]
 
     async def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
+        await self._more(None)
+        rows, self._rows = list(self._rows), deque()
         return rows
 
     async def nextset(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._rows = []
+        self._rows = deque()
+        cursor, self._open = self._open, None
+        if cursor is not None:
+            await self._connection.run(lambda _raw: cursor.close())
 
 
 class Connection:

@@ -76,3 +76,20 @@ async def test_the_sqlite_connection_answers_like_the_dbapi(sqlite_db):
         assert [r[0] for r in rows] == [7, 8, 9]
         streamed = await conn.stream(text("SELECT i FROM t ORDER BY i"))
         assert [r[0] async for r in streamed] == [7, 8, 9]
+
+
+async def test_a_big_result_is_read_in_full_and_streamed_in_order(sqlite_db):
+    from storage.sqlite_driver import BATCH
+
+    n = 2 * BATCH + 7
+    async with sqlite_db.transaction() as session:
+        conn = await session.connection()
+        await conn.exec_driver_sql("INSERT INTO t VALUES (?)", [(i,) for i in range(n)])
+        assert [r[0] for r in (await conn.exec_driver_sql("SELECT i FROM t ORDER BY i")).all()] == list(range(n))
+        streamed = await conn.stream(text("SELECT i FROM t ORDER BY i"))
+        chunks = [len(c) async for c in streamed.partitions(300)]
+        assert sum(chunks) == n and set(chunks[:-1]) == {300}
+        # a statement run while a big result is still open reads on independently
+        first = await conn.stream(text("SELECT i FROM t ORDER BY i"))
+        assert (await first.fetchmany(5)) and (await conn.exec_driver_sql("SELECT count(*) FROM t")).scalar() == n
+        await first.close()
