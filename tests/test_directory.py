@@ -120,3 +120,118 @@ async def test_a_familiar_sender_costs_few_statements(chat, services):
     assert not statements.reading("processedmessage")
     assert [s for s in statements.seen if s.startswith("insert")] == [
         s for s in statements.seen if s.startswith("insert into processedmessage")]
+
+
+@pytest.mark.parametrize("how", ["core", "text"])
+async def test_what_a_rolled_back_transaction_read_is_never_kept(services, chat, how):
+    """Found in review: a directory write the ORM events cannot see (Core on the connection), read back
+    and rolled back, must not leave its uncommitted rows in the memo."""
+    from sqlalchemy import update
+
+    from bot.identity import resolve_sender
+    from storage.models import Person
+
+    db = services.db
+    assert "导师" in await chat.say("u4", "本周")
+    async with db.transaction() as session:
+        await db.directory.begin(session)
+        if how == "core":
+            connection = await session.connection()
+            await connection.execute(update(Person.__table__).where(Person.__table__.c.name == "李娜").values(active=False))
+        else:
+            await session.exec(text("UPDATE person SET active = false WHERE name = '李娜'"))  # type: ignore[call-overload]
+        assert await resolve_sender(session, "local", "u2") is None  # its own write, read back
+        await session.rollback()
+    assert "导师 张伟、王芳" in await chat.say("u2", "本周")
+
+
+async def test_a_pending_directory_change_is_seen_by_its_own_session(services):
+    from bot.identity import resolve_sender
+    from storage.models import PersonRole, Role
+
+    db = services.db
+    async with db.transaction() as session:
+        await db.directory.begin(session)
+        sender = await resolve_sender(session, "local", "u2")
+    async with db.transaction() as session:
+        await db.directory.begin(session)
+        session.add(PersonRole(person_id=sender.id, role=Role.RETIRED))  # pending, not flushed
+        assert Role.RETIRED in (await resolve_sender(session, "local", "u2")).roles
+        await session.rollback()
+
+
+class _VersionOnly:
+    """Just enough of a session for DirectoryCache.begin and memo: a version read that returns ``v``."""
+
+    class _Sync:
+        def __init__(self) -> None:
+            self.info: dict = {}
+            self.new = self.dirty = self.deleted = ()
+
+        def __contains__(self, _obj: object) -> bool:
+            return False
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.sync_session = self._Sync()
+
+    async def connection(self):
+        version = self.version
+
+        class _Connection:
+            async def execute(self, _statement):
+                class _Result:
+                    def scalar(self):
+                        return version
+                return _Result()
+
+        return _Connection()
+
+
+async def test_the_memo_never_goes_back_to_an_older_version():
+    """Found in review: on PostgreSQL two messages' version reads can finish out of order; the one that
+    read the older version must neither fill nor lower what the newer one relies on."""
+    from storage.directory import DirectoryCache, _after_commit, memo
+
+    async def value(v: str):
+        return v
+
+    cache = DirectoryCache()
+    await cache.begin(_VersionOnly(5))
+    newer = _VersionOnly(6)
+    await cache.begin(newer)
+    older = _VersionOnly(5)
+    await cache.begin(older)  # its read started before the change committed and arrived last
+    assert cache.version == 6
+    assert await memo(older, "k", lambda: value("OLD"), lambda v: []) == "OLD"
+    _after_commit(older.sync_session)  # type: ignore[arg-type]
+    assert await memo(newer, "k", lambda: value("NEW"), lambda v: []) == "NEW"
+    _after_commit(newer.sync_session)  # type: ignore[arg-type]
+    assert cache.entries == {"k": "NEW"}
+
+
+async def test_postgresql_writers_of_different_people_do_not_wait_on_the_version(services):
+    """Found in review: the counter row's lock was taken at the first directory write and held to commit,
+    so two transactions writing different people waited on each other (and could deadlock)."""
+    import asyncio
+
+    from sqlmodel import select, update
+
+    from storage.models import DirectoryVersion, Person
+
+    db = services.db
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite runs one writer at a time by design")
+    async with db.transaction() as session:
+        before = (await session.exec(select(DirectoryVersion.value))).one()
+    async with db.transaction() as first:
+        await first.exec(update(Person).where(Person.name == "李娜").values(title="甲"))  # type: ignore[call-overload]
+        await first.exec(update(Person).where(Person.name == "李娜").values(title="乙"))  # type: ignore[call-overload]
+
+        async def second() -> None:
+            async with db.transaction() as session:
+                await session.exec(update(Person).where(Person.name == "赵强").values(title="丙"))  # type: ignore[call-overload]
+
+        await asyncio.wait_for(second(), timeout=10)  # used to wait for `first` to commit: never, here
+    async with db.transaction() as session:
+        assert (await session.exec(select(DirectoryVersion.value))).one() == before + 2  # once per transaction

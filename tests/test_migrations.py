@@ -31,3 +31,29 @@ async def test_an_empty_database_is_reported_as_pending(tmp_path):
         assert await pending(db) == set()
     finally:
         await db.close()
+
+
+async def test_every_directory_table_has_its_version_trigger(db_url):
+    """The memo of senders and pairs trusts these triggers; a batch migration on SQLite that recreates a
+    table drops them silently, so their presence is checked here for every directory table."""
+    from sqlalchemy import text
+
+    from storage.directory import DIRECTORY_TABLES
+
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as conn:
+            if db.dialect == "sqlite":
+                rows = (await conn.execute(text(
+                    "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'directory_version_%'"))).all()
+                have = {(t, n.rsplit("_", 1)[1]) for t, n in rows}
+                assert have == {(t, op) for t in DIRECTORY_TABLES for op in ("insert", "update", "delete")}
+            else:
+                rows = (await conn.execute(text(
+                    "SELECT c.relname, t.tgname, t.tgdeferrable FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "WHERE t.tgname LIKE 'directory_version%' AND NOT t.tgisinternal"))).all()
+                assert {(r[0], r[1]) for r in rows} == {(t, n) for t in DIRECTORY_TABLES
+                                                        for n in ("directory_version", "directory_version_truncate")}
+                assert all(r[2] for r in rows if r[1] == "directory_version")  # bumped at commit
+    finally:
+        await db.close()
