@@ -92,8 +92,8 @@ class Database:
             yield session
 
     async def ping(self) -> bool:
-        try:
-            async with self.engine.connect() as conn:
+        try:  # in turn: on SQLite every transaction, even this one, begins IMMEDIATE
+            async with self.turn(), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
         except Exception:

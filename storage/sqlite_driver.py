@@ -10,12 +10,15 @@ loop's side. SQLite itself (and its busy handler) still never runs on the event 
 
 It is plugged in through ``create_async_engine(..., async_creator=...)`` (storage.db), so SQLAlchemy's
 own aiosqlite dialect, types and SQL stay as they are; only the connection object differs. It covers the
-calls that adapter makes (``AsyncAdapt_aiosqlite_connection`` / ``AsyncAdapt_dbapi_cursor``).
+calls that adapter makes (``AsyncAdapt_aiosqlite_connection`` / ``AsyncAdapt_dbapi_cursor``), except
+changing ``isolation_level`` after connecting: connections are opened in autocommit mode and every
+transaction is begun explicitly (``BEGIN IMMEDIATE``, storage.db).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +26,7 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 BATCH = 1000  # rows fetched with the statement; a result this big is read on in batches of this size
+_SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
 
 
 class Cursor:
@@ -51,11 +55,16 @@ class Cursor:
         cursor = raw.cursor()
         try:
             getattr(cursor, method)(operation, parameters)
-            rows = cursor.fetchmany(BATCH) if cursor.description else []
+            if cursor.description is None:
+                rows = []
+            elif _SELECT.match(operation):
+                rows = cursor.fetchmany(BATCH)
+            else:  # INSERT/UPDATE/DELETE … RETURNING: rowcount is known only once every row is read
+                rows = cursor.fetchall()
         except BaseException:
             cursor.close()
             raise
-        if len(rows) < BATCH:
+        if len(rows) < BATCH or not _SELECT.match(operation):
             cursor.close()
             return cursor.description, cursor.rowcount, cursor.lastrowid, rows, None
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows, cursor
@@ -168,13 +177,21 @@ def connector(path: str, pragmas: Sequence[str], timeout: float = 30.0) -> Calla
 
     def open_raw() -> sqlite3.Connection:
         raw = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        for pragma in pragmas:
-            raw.execute(pragma)
+        try:
+            for pragma in pragmas:
+                raw.execute(pragma)
+        except BaseException:
+            raw.close()
+            raise
         return raw
 
     async def create() -> Connection:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        raw = await asyncio.get_running_loop().run_in_executor(executor, open_raw)
+        try:
+            raw = await asyncio.get_running_loop().run_in_executor(executor, open_raw)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
         return Connection(raw, executor)
 
     return create

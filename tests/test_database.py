@@ -93,3 +93,28 @@ async def test_a_big_result_is_read_in_full_and_streamed_in_order(sqlite_db):
         first = await conn.stream(text("SELECT i FROM t ORDER BY i"))
         assert (await first.fetchmany(5)) and (await conn.exec_driver_sql("SELECT count(*) FROM t")).scalar() == n
         await first.close()
+
+
+async def test_rowcount_of_a_big_returning_statement(sqlite_db):
+    """Found in review: a DML … RETURNING result is read whole, so its rowcount is right."""
+    from storage.sqlite_driver import BATCH
+
+    n = BATCH + 500
+    async with sqlite_db.transaction() as session:
+        conn = await session.connection()
+        await conn.exec_driver_sql("INSERT INTO t VALUES (?)", [(i,) for i in range(n)])
+        result = await conn.exec_driver_sql("UPDATE t SET i = i + 1 RETURNING i")
+        assert result.rowcount == n and len(result.all()) == n
+
+
+async def test_a_connection_that_cannot_be_set_up_leaves_no_thread(tmp_path):
+    import threading
+
+    from storage import sqlite_driver
+
+    before = {t.name for t in threading.enumerate()}
+    create = sqlite_driver.connector(str(tmp_path / "x.db"), ("PRAGMA no_such_thing = (",))
+    with pytest.raises(Exception):
+        await create()
+    await asyncio.sleep(0.05)
+    assert {t.name for t in threading.enumerate() if t.name.startswith("sqlite")} <= before
