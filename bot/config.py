@@ -102,6 +102,7 @@ class ScheduleConfig:
     mailbox_overdue: str = "0 9 * * *"
     quarterly_summary: str = "first-working-day-of-quarter 09:00"
     monthly_ranking: str = "last-working-day 17:00"
+    purge_processed_messages: str = "30 3 * * *"
 
 
 @dataclass
@@ -123,6 +124,7 @@ class ProgrammeConfig:
     bind_max_failures: int = 5
     bind_lock_minutes: int = 60
     log_max_days_back: int = 30
+    processed_message_days: int = 30  # how long a handled message's record (with its replies) is kept
 
 
 @dataclass

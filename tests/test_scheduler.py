@@ -169,3 +169,32 @@ async def test_only_one_process_leads_on_postgresql(services, config, clock):
         await a.stop()
         await b.stop()
         await other.db.close()
+
+
+# --- housekeeping ---------------------------------------------------------------------------------
+
+async def test_old_records_of_handled_messages_are_purged_and_recent_ones_still_answer_copies(
+        services, clock, chat, seeded):
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from storage.models import ProcessedMessage
+
+    first = await chat.say("u2", "本周", msg_id="old")
+    clock.advance(days=31)
+    recent = await chat.say("u2", "本周", msg_id="recent")
+    assert await chat.say("u2", "本周", msg_id="old") == first  # still remembered before the purge
+
+    result = await run_job(services, "purge_processed_messages", clock.now())
+    assert result.queued == 0
+    async with services.db.transaction() as session:
+        kept = (await session.exec(select(ProcessedMessage.msg_id))).all()
+        assert set(kept) == {"recent"}
+        assert (await session.exec(select(func.count()).select_from(ProcessedMessage))).one() == 1
+    assert await chat.say("u2", "本周", msg_id="recent") == recent  # a copy of a recent one: same answer
+
+    services.config.programme.processed_message_days = 0  # a mistake in the config purges nothing
+    clock.advance(days=400)
+    await run_job(services, "purge_processed_messages", clock.now())
+    async with services.db.transaction() as session:
+        assert (await session.exec(select(func.count()).select_from(ProcessedMessage))).one() == 1
