@@ -63,20 +63,17 @@ class Gateway:
         return [self.services.renderer.reply(Answer.of("errors/internal"))]
 
     async def _stored_replies(self, msg: InboundMessage) -> list[Reply] | None:
+        """What a message handled before was answered, or None."""
         if not msg.msg_id:
             return None
         async with self.services.db.transaction() as session:
-            return await self._prior(session, msg)
-
-    @staticmethod
-    async def _prior(session: AsyncSession, msg: InboundMessage) -> list[Reply] | None:
-        row = (
-            await session.exec(
-                select(ProcessedMessage.replies).where(
-                    ProcessedMessage.channel == msg.channel, ProcessedMessage.msg_id == msg.msg_id
+            row = (
+                await session.exec(
+                    select(ProcessedMessage.replies).where(
+                        ProcessedMessage.channel == msg.channel, ProcessedMessage.msg_id == msg.msg_id
+                    )
                 )
-            )
-        ).first()
+            ).first()
         return None if row is None else [Reply(**r) for r in row]
 
     async def _remember(self, session: AsyncSession, msg: InboundMessage, replies: list[Reply]) -> None:

@@ -132,7 +132,7 @@ async def contacts_between(
     if not pairing_ids:
         return {}
     rows = (await session.exec(_CONTACTS, params={"ids": pairing_ids, "first": first, "last": last})).all()
-    out: dict[int, list[ContactLog]] = defaultdict(list)
+    out: dict[int, list[Row]] = defaultdict(list)
     for row in rows:
         out[row.pairing_id].append(row)
     return out

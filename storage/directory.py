@@ -47,7 +47,6 @@ class DirectoryCache:
         self.version: int | None = None
         self.entries: dict[Hashable, Any] = {}
         self.hits = 0
-        self.misses = 0
 
     async def begin(self, session: AsyncSession) -> None:
         """Read the directory version in this session's transaction and let the session use the memo."""
@@ -93,7 +92,6 @@ async def memo(session: AsyncSession, key: Hashable, load: Callable[[], Awaitabl
         return cache.entries[key]
     if key in binding.loaded:
         return binding.loaded[key]
-    cache.misses += 1
     value = await load()
     if sync.info.get(_KEY) is binding:  # not forgotten by a write during the load
         for obj in instances(value):

@@ -52,19 +52,20 @@ class Cursor:
 
     @staticmethod
     def _run(raw: sqlite3.Connection, method: str, operation: str, parameters: Any) -> tuple:
+        # A big SELECT is read on in batches; DML … RETURNING is read whole, as sqlite3 counts its
+        # rowcount only once every row is read.
+        batched = bool(_SELECT.match(operation))
         cursor = raw.cursor()
         try:
             getattr(cursor, method)(operation, parameters)
             if cursor.description is None:
                 rows = []
-            elif _SELECT.match(operation):
-                rows = cursor.fetchmany(BATCH)
-            else:  # INSERT/UPDATE/DELETE … RETURNING: rowcount is known only once every row is read
-                rows = cursor.fetchall()
+            else:
+                rows = cursor.fetchmany(BATCH) if batched else cursor.fetchall()
         except BaseException:
             cursor.close()
             raise
-        if len(rows) < BATCH or not _SELECT.match(operation):
+        if not batched or len(rows) < BATCH:
             cursor.close()
             return cursor.description, cursor.rowcount, cursor.lastrowid, rows, None
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows, cursor

@@ -39,8 +39,8 @@ async def test_sender_and_pairs_are_read_once_while_the_directory_is_unchanged(c
 
 async def test_a_change_made_elsewhere_in_raw_sql_is_seen_by_the_next_message(chat, services):
     assert "导师 张伟" in await chat.say("u4", "本周")
-    # Another process (the CLI, a second serve, an operator's SQL console) deactivates 赵强 and
-    # gives 李娜's pair a new mentor; the database triggers bump the directory version.
+    # Another process (the CLI, a second serve, an operator's SQL console) deactivates 赵强 in plain
+    # SQL; only the database triggers can tell this process's memo.
     other = Database(services.config.database.url)
     try:
         async with other.transaction() as session:
