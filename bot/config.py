@@ -145,6 +145,17 @@ class ChangqingConfig:
 
 
 @dataclass
+class SanlingConfig:
+    """三零 零跑腿: where the files sent for 预审 cases are kept, how big they may be, how long they stay,
+    and who records each department's part of a 调任联办单 when it has no 三联 contact."""
+
+    files_dir: str = str(REPO_ROOT / "data" / "case_files")
+    max_file_mb: float = 20.0
+    retention_days: int = 365  # files and the case are removed this long after the decision
+    department_staff: dict = field(default_factory=dict)  # "县人社局" = ["周敏"]
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -155,6 +166,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
+    sanling: SanlingConfig = field(default_factory=SanlingConfig)
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -206,6 +218,9 @@ def _resolve_paths(config: Config) -> None:
         value = Path(getattr(config.programme, name))
         if not value.is_absolute():
             setattr(config.programme, name, str(REPO_ROOT / value))
+    files = Path(config.sanling.files_dir)
+    if not files.is_absolute():
+        config.sanling.files_dir = str(REPO_ROOT / files)
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -131,6 +131,8 @@ class Gateway:
             sender = await resolve_sender(session, msg.channel, msg.sender_id)
         router = self.services.router
         matched = router.match(text) if text else None
+        if matched is None and msg.attachments and not text and router.for_attachments() is not None:
+            matched = (router.for_attachments(), "")  # a file or picture on its own belongs to its case
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
@@ -164,6 +166,7 @@ class Gateway:
             "router": s.router,
             "command": command,
             "outbox": s.outbox,
+            "fetch": s.fetchers.get(msg.channel),
         }
         missing = [p for p in command.params if p not in available]
         if missing:
