@@ -103,6 +103,8 @@ class ScheduleConfig:
     quarterly_summary: str = "first-working-day-of-quarter 09:00"
     monthly_ranking: str = "last-working-day 17:00"
     purge_processed_messages: str = "30 3 * * *"
+    case_overdue: str = "5 9 * * *"
+    purge_case_files: str = "45 3 * * *"
 
 
 @dataclass

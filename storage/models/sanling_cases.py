@@ -17,10 +17,11 @@ class CaseStatus:
     TRANSFERRED = "transferred"  # 转办 to another department
     JOINT = "joint"  # 联办单 accepted (一科受理), the departments' parts are coming in
     CLOSED = "closed"  # 联办单: every department's part is in
+    WITHDRAWN = "withdrawn"  # 撤回 by the submitter before a decision
 
     OPEN_FOR_SUBMITTER = (DRAFT, RETURNED)
     WAITING = (SUBMITTED,)
-    DECIDED = (APPROVED, TRANSFERRED, CLOSED)
+    DECIDED = (APPROVED, TRANSFERRED, CLOSED, WITHDRAWN)
 
 
 class ReviewCase(SQLModel, table=True):
