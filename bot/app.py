@@ -72,6 +72,8 @@ class Bangdai:
                 module, _, cls = PLATFORM_CHANNELS[name].partition(":")
                 channel = getattr(importlib.import_module(module), cls)(services, self.gateway.handle)
             self.channels[name] = channel
+            if callable(getattr(channel, "fetch", None)):  # the channel can hand over files people send it
+                services.fetchers[name] = channel.fetch  # type: ignore[attr-defined]
         self.dispatchers = {
             name: Dispatcher(services.outbox, channel, channel.rate_per_second) for name, channel in self.channels.items()
         }

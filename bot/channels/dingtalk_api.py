@@ -38,6 +38,7 @@ API_ERRORS = Counter("bangdai_dingtalk_api_errors_total", "DingTalk OpenAPI erro
 TOKEN_PATH = "/v1.0/oauth2/accessToken"
 BATCH_SEND_PATH = "/v1.0/robot/oToMessages/batchSend"
 GROUP_SEND_PATH = "/v1.0/robot/groupMessages/send"
+FILE_DOWNLOAD_PATH = "/v1.0/robot/messageFiles/download"
 BATCH_LIMIT = 20  # userIds per batchSend
 
 # 20 QPS per app per API: the old code and the new one, both HTTP 403.
@@ -256,3 +257,12 @@ class OpenApi:
         data = await self.call(GROUP_SEND_PATH, {"robotCode": self.robot_code, "openConversationId": open_conversation_id,
                                                  "msgKey": key, "msgParam": param}, api="groupSend")
         return str(data.get("processQueryKey") or "")
+
+    async def download_url(self, download_code: str) -> str:
+        """The short-lived URL of a file or picture someone sent the robot (``messageFiles/download``)."""
+        data = await self.call(FILE_DOWNLOAD_PATH, {"downloadCode": download_code, "robotCode": self.robot_code},
+                               api="messageFilesDownload")
+        url = data.get("downloadUrl")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise PermanentError("钉钉文件下载接口没有给出 downloadUrl")
+        return url

@@ -40,7 +40,7 @@ from storage.models import ChatIdentity, OutboxMessage, OutboxStatus
 
 from ..config import ConfigError
 from ..identity import resolve_sender
-from ..inbound import Address, InboundMessage, Reply
+from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
 from .base import Channel, DeliveryError, PermanentError, TransientError
 from .limits import SlidingWindow
 from .wecom_api import WeComApi, WeComError, WeComUnavailable, split_message, to_plain, uses_markdown
@@ -68,6 +68,10 @@ REJECTED = Counter("bangdai_wecom_rejected_total", "WeCom callbacks refused, by 
 SENDS = Counter("bangdai_wecom_sends_total", "Messages WeCom accepted, by kind (app, webhook)", ["kind"])
 API_ERRORS = Counter("bangdai_wecom_api_errors_total", "WeCom API errors, by errcode", ["code"])
 DEFERRED = Counter("bangdai_wecom_deferred_total", "Sends held back by our own per-member/robot limit", ["kind"])
+
+
+# Messages whose MediaId the handler may fetch through media/get (WeCom's name → ours).
+FILE_KINDS = {"image": "picture", "video": "video", "file": "file"}
 
 
 def _verified(check, *args):
@@ -254,7 +258,7 @@ class WeComChannel(Channel):
             return self._reject(exc)
         self.last_callback_at = self.clock.now()
         self.counts["received"] += 1
-        RECEIVED.labels(kind if kind in {"text", "event"} else "other").inc()
+        RECEIVED.labels(kind if kind in {"text", "event"} else "file" if kind in FILE_KINDS else "other").inc()
         self._spawn(self._process(kind, user, fields))
         return web.Response(status=200, text="")
 
@@ -267,6 +271,9 @@ class WeComChannel(Channel):
         try:
             if kind == "text":
                 new = await self._on_text(user, fields)
+            elif kind in FILE_KINDS and str(fields.get("MediaId") or ""):
+                new = await self._on_text(user, fields, (Attachment(
+                    kind=FILE_KINDS[kind], code=str(fields["MediaId"]), name=str(fields.get("FileName") or "")[:200]),))
             elif kind == "event":
                 new = await self._on_event(user, fields)
             else:
@@ -277,17 +284,25 @@ class WeComChannel(Channel):
         except Exception:
             log.exception("wecom: handling a %s from %s failed", kind, user)
 
-    async def _on_text(self, user: str, fields: dict) -> bool:
+    async def _on_text(self, user: str, fields: dict, attachments: tuple[Attachment, ...] = ()) -> bool:
+        """A text — or a picture, video or file, whose media_id the handler may fetch (``fetch``)."""
         msg_id = _msg_id(fields)
         msg = InboundMessage(
             channel=self.name, sender_id=user, conversation_id=user, text=str(fields.get("Content") or ""),
-            msg_id=msg_id, received_at=self.clock.now(),
+            msg_id=msg_id, received_at=self.clock.now(), attachments=attachments,
         )
         replies = await self.handle(msg)
         queued = await self.queue_to_user(
             user, [(f"reply:wecom:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
         )
         return queued > 0
+
+    async def fetch(self, attachment: Attachment, limit: int) -> bytes:
+        """The bytes of a media_id a member sent (valid for three days on WeCom's side)."""
+        try:
+            return await self.api.download_media(attachment.code, limit)
+        except (WeComError, WeComUnavailable) as exc:
+            raise FetchError(str(exc)) from None
 
     async def _on_event(self, user: str, fields: dict) -> bool | None:
         event = str(fields.get("Event") or "").lower()
