@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     do.add_argument("--as", dest="person", required=True, metavar="姓名", help="执行人姓名，如 陈静 或 陈静（县委组织部）")
     do.add_argument("text", nargs="+", help="聊天命令，如：季评 李娜 较好 帮带扎实")
 
+    cases = _common(sub.add_parser("cases", help="预审：把某件预审收到的文件复制到一个目录，供审核"))
+    cases.add_argument("action", choices=["files"])
+    cases.add_argument("case", type=int, metavar="编号", help="预审编号，如 7")
+    cases.add_argument("target", metavar="目录", help="复制到这个目录（不存在会新建）")
+
     jobs = _common(sub.add_parser("jobs", help="定时任务：列出下次运行时间，或手动运行一次"))
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     _common(jobs_sub.add_parser("list", help="各任务的时间表和下次运行时间"))
@@ -149,6 +154,31 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
     counts = asyncio.run(run())
     print(f"已导出 {args.file}：" + "，".join(f"{k} {v} 行" for k, v in counts.items()))
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace, config: Config) -> int:
+    from handlers.sanling_case_ops import copy_case_files
+    from storage.files import FileStore
+
+    _prepare_database(config)
+
+    async def run() -> list[Path] | None:
+        db = Database(config.database.url)
+        try:
+            async with db.transaction() as session:
+                return await copy_case_files(session, FileStore(config.sanling.files_dir), args.case,
+                                             Path(args.target), Clock().now())
+        finally:
+            await db.close()
+
+    copied = asyncio.run(run())
+    if copied is None:
+        print(f"没有预审 #{args.case}", file=sys.stderr)
+        return 1
+    print(f"预审 #{args.case}：已复制 {len(copied)} 个文件到 {args.target}")
+    for path in copied:
+        print(f"  {path.name}")
     return 0
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import delete, func
 from sqlmodel import col, select
@@ -175,6 +176,25 @@ async def case_figures(session: AsyncSession, first: dt.date, last: dt.date, now
         if c.decided_at is not None and c.first_submitted_at is not None:
             f.decision_days.append(workdays_between(c.first_submitted_at, c.decided_at, calendar))
     return list(out.values())
+
+
+async def copy_case_files(session: AsyncSession, store: FileStore, case_id: int, target: Path,
+                          now: dt.datetime) -> list[Path] | None:
+    """Copy a case's files out for staff to read (``bangdai cases files 7 目录``), named by checklist item
+    and original name; None when there is no such case. Audited: the files are personal records."""
+    case = await session.get(ReviewCase, case_id)
+    if case is None:
+        return None
+    target.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n, f in enumerate(await files_of(session, case_id), start=1):
+        safe = re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", f.name).strip(". ") or "file"
+        path = target / f"{case_id}-{f.item_number}-{n}-{safe}"
+        path.write_bytes(store.read(f.sha256))
+        out.append(path)
+    session.add(AuditLog(at=now, actor_id=None, actor_label="cli", action="case.files_copied",
+                         target=f"case:{case_id}", detail={"files": len(out)}))
+    return out
 
 
 # --- retention ------------------------------------------------------------------------------------------

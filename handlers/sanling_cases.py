@@ -211,7 +211,7 @@ async def _attach(sender: Sender, session: AsyncSession, clock: Clock, config: C
         try:
             data = await fetch(attachment, limit)
         except FileTooLarge as exc:
-            raise Refusal("sanling/case_file_too_large", size=exc.size, limit=limit, name=attachment.name) from None
+            raise Refusal("sanling/case_file_too_large", size_=exc.size, limit=limit, name=attachment.name) from None
         except FetchError as exc:
             log.warning("case %s: a %s could not be fetched: %s", case.id, attachment.kind, exc.reason)
             raise Refusal("sanling/case_file_failed") from None
@@ -311,7 +311,7 @@ async def _decide(session: AsyncSession, services: Services, sender: Sender, cas
                   reason: str, notice: str, **values) -> None:
     """Record a staff decision, audit it and tell the submitter privately."""
     session.add(ReviewDecision(case_id=case.id, action=action, actor_id=sender.id, reason=reason, at=now))  # type: ignore[arg-type]
-    entry = audit(session, now, sender, f"case.{notice}", case, action=action, reason=reason)
+    entry = audit(session, now, sender, f"case.{notice}", case, step=action, reason=reason)
     await session.flush()
     body = services.renderer.text(f"sanling/case_{notice}_notice", c=case, reason=reason,
                                   items=await checklist(session, case), **values)
