@@ -258,12 +258,19 @@ async def _withdraw(sender: Sender, session: AsyncSession, clock: Clock) -> Answ
     return Answer.of("sanling/case_withdrawn", c=case)
 
 
-async def _find(session: AsyncSession, sender: Sender, number: int) -> ReviewCase:
+async def _find(session: AsyncSession, sender: Sender, number: int, readers: bool = False) -> ReviewCase:
+    """The case if this sender may see it: staff, the submitter, and (``readers``) a department's
+    reviewer it was copied to. Someone else's case answers exactly like a missing one."""
     case = await session.get(ReviewCase, number)
-    # Someone else's case answers exactly like a missing one: its existence is not theirs to know.
-    if case is None or not sender.is_staff and case.submitter_id != sender.id:
+    if case is None or not sender.is_staff and case.submitter_id != sender.id and not (
+            readers and case.joint and await _copied_to(session, case, sender.id)):
         raise Refusal("sanling/case_unknown", number=number)
     return case
+
+
+async def _copied_to(session: AsyncSession, case: ReviewCase, person_id: int) -> bool:
+    parts = (await session.exec(select(JointPart).where(JointPart.case_id == case.id))).all()
+    return any(person_id in p.reviewers for p in parts)
 
 
 async def _query(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
@@ -276,16 +283,17 @@ async def _query(sender: Sender, session: AsyncSession, clock: Clock, tail: str)
     ticket = take_ticket(tail)
     if ticket is None or ticket[1]:
         raise UsageError("请写上案件编号，或只写“预审 查询”看自己的全部", "预审 查询 #7")
-    case = await _find(session, sender, ticket[0])
+    case = await _find(session, sender, ticket[0], readers=True)
     decisions = list((await session.exec(
         select(ReviewDecision).where(ReviewDecision.case_id == case.id).order_by(ReviewDecision.id))).all())
     parts = list((await session.exec(
         select(JointPart).where(JointPart.case_id == case.id).order_by(JointPart.id))).all())
     labels = await people_labels(session, {case.submitter_id} | {d.actor_id for d in decisions})
-    as_staff = sender.is_staff and case.submitter_id != sender.id
+    as_staff = case.submitter_id != sender.id  # staff, or a department's reviewer of a 联办单
     return Answer.of("sanling/case_one", c=case, labels=STATUS_LABELS, items=await checklist(session, case),
                      decisions=[{"d": d, "at": local(d.at), "by": labels.get(d.actor_id, "")} for d in decisions],
-                     parts=parts, staff=as_staff, sender=labels.get(case.submitter_id, ""),
+                     parts=parts, staff=as_staff, can_decide=as_staff and sender.is_staff,
+                     sender=labels.get(case.submitter_id, ""),
                      due=local(case.due_at) if case.due_at else None)
 
 
