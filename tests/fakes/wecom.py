@@ -65,6 +65,8 @@ class FakeWeCom:
         self.webhook_keys = set(webhook_keys or ())
         self.webhooks: dict[str, list[Sent]] = {}
         self.webhook_refused: list[tuple[str, int]] = []
+        self.media: dict[str, tuple[bytes, str]] = {}  # media_id -> (bytes, file name) members have sent
+        self.media_gets = 0
         self._ids = itertools.count(1)
         self.base = ""
 
@@ -73,7 +75,14 @@ class FakeWeCom:
         app.router.add_get("/cgi-bin/gettoken", self.gettoken)
         app.router.add_post("/cgi-bin/message/send", self.message_send)
         app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
+        app.router.add_get("/cgi-bin/media/get", self.media_get)
         return app
+
+    def add_media(self, data: bytes, name: str = "") -> str:
+        """A picture or file a member sends: WeCom keeps it (three days) under the media_id it returns."""
+        media_id = f"media{next(self._ids)}{secrets.token_hex(4)}"
+        self.media[media_id] = (data, name)
+        return media_id
 
     # --- what tests look at and control ------------------------------------------------------------
 
@@ -157,6 +166,18 @@ class FakeWeCom:
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": f"msg{next(self._ids)}"})
 
+    async def media_get(self, request: web.Request) -> web.Response:
+        """The file itself (with its name in Content-Disposition), or JSON with an errcode."""
+        if (error := self._token_error(request)) is not None:
+            return error
+        entry = self.media.get(request.query.get("media_id", ""))
+        if entry is None:
+            return self._err(40007, "invalid media_id")
+        self.media_gets += 1
+        data, name = entry
+        return web.Response(body=data, content_type="application/octet-stream",
+                            headers={"Content-Disposition": f'attachment; filename="{name or "file"}"'})
+
     async def webhook_send(self, request: web.Request) -> web.Response:
         key = request.query.get("key", "")
         if key not in self.webhook_keys:
@@ -201,12 +222,19 @@ class WeComCallbacks:
                 f"<CreateTime>{self._now()}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
                 f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey><AgentID>{self.agent_id}</AgentID></xml>")
 
-    def image(self, user: str, msg_id: int | None = None) -> str:
+    def image(self, user: str, msg_id: int | None = None, media_id: str = "media1") -> str:
         msg_id = msg_id or next(self._msg_ids)
         return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
                 f"<CreateTime>{self._now()}</CreateTime><MsgType><![CDATA[image]]></MsgType>"
-                f"<PicUrl><![CDATA[https://wework.qpic.cn/x.jpg]]></PicUrl><MediaId><![CDATA[media1]]></MediaId>"
+                f"<PicUrl><![CDATA[https://wework.qpic.cn/x.jpg]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId>"
                 f"<MsgId>{msg_id}</MsgId><AgentID>{self.agent_id}</AgentID></xml>")
+
+    def location(self, user: str, msg_id: int | None = None) -> str:
+        msg_id = msg_id or next(self._msg_ids)
+        return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+                f"<CreateTime>{self._now()}</CreateTime><MsgType><![CDATA[location]]></MsgType>"
+                f"<Location_X>29.13</Location_X><Location_Y>118.41</Location_Y><Scale>15</Scale>"
+                f"<Label><![CDATA[开化县]]></Label><MsgId>{msg_id}</MsgId><AgentID>{self.agent_id}</AgentID></xml>")
 
     def seal(self, plain: str, *, timestamp: int | None = None, corp_id: str | None = None,
              token: str | None = None) -> tuple[dict[str, str], bytes]:
