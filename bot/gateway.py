@@ -45,6 +45,13 @@ class Gateway:
     async def handle(self, msg: InboundMessage, as_person: int | None = None) -> list[Reply]:
         """Handle one inbound message. ``as_person`` (the CLI's ``bangdai do --as``) acts as that roster
         person instead of resolving the chat account."""
+        if msg.attachments:
+            # A platform's retry of a file message would fetch the file again just to roll it back:
+            # for these (and only these) the look-up before handling is worth its statement.
+            stored = await self._stored_replies(msg)
+            if stored is not None:
+                MESSAGES.labels(msg.channel, "duplicate").inc()
+                return stored
         for attempt in (1, 2):
             try:
                 return await self._handle_once(msg, as_person)
