@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,9 +55,19 @@ _WORDS = {
 STAFF_ONLY = ("todo", "approve", "accept", "return", "transfer")
 
 
-def _verb(word: str | None) -> str | None:
-    word = (word or "").lower()
-    return next((v for v, words in _WORDS.items() if word in words), None)
+_BY_LENGTH = sorted(((w, v) for v, words in _WORDS.items() for w in words), key=lambda wv: -len(wv[0]))
+_BOUNDARY = re.compile(r"$|[\s#＃0-9０-９:：,，;；、]")
+
+
+def split_verb(raw: str) -> tuple[str | None, str, str]:
+    """(sub-command, the word as typed, the rest): ``通过 #7``, ``通过#7`` and ``通过：#7`` alike. The word
+    must be followed by a space, a number or punctuation, so a guide name is never taken for one
+    (``预审 转正`` is not ``转``)."""
+    folded = fold(raw).lower()
+    for word, verb in _BY_LENGTH:
+        if folded.startswith(word) and _BOUNDARY.match(folded, len(word)):
+            return verb, raw[:len(word)], raw[len(word):].lstrip(_SEP).strip()
+    return None, "", raw
 
 
 def prereviewable(config: Config) -> list[Guide]:
@@ -80,35 +92,28 @@ async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: As
         return await _attach(sender, session, clock, config, msg.attachments, fetch)
     if not args:
         return await _overview(sender, session, config)
-    words = Args(args.rest())
-    verb = _verb(words.take())
-    tail = words.rest()
+    verb, word, tail = split_verb(args.rest())
+    if verb is None:
+        return await _open(sender, session, clock, config, args.rest())
     if verb in STAFF_ONLY and not sender.is_staff:
-        raise Refusal("sanling/case_staff_only", what=f"预审 {args.rest().split()[0]}")
-    if verb == "submit":
-        _no_tail(tail, "预审 提交")
-        return await _submit(sender, session, clock, services)
-    if verb == "withdraw":
-        _no_tail(tail, "预审 撤回")
-        return await _withdraw(sender, session, clock)
-    if verb == "query":
-        return await _query(sender, session, clock, tail)
-    if verb == "todo":
-        _no_tail(tail, "预审 待办")
-        views = await staff_views(session, await queue(session), clock.now(), CALENDAR)
-        return Answer.of("sanling/case_todo", views=views[:30], total=len(views),
-                         overdue=sum(v["overdue"] for v in views))
-    if verb == "item":
-        return await _item(sender, session, clock, tail)
-    if verb == "note":
-        return await _note(sender, session, clock, tail)
-    if verb in ("approve", "accept"):
-        return await _approve(sender, session, clock, config, services, tail, verb)
-    if verb == "return":
-        return await _return(sender, session, clock, services, tail)
-    if verb == "transfer":
-        return await _transfer(sender, session, clock, services, tail)
-    return await _open(sender, session, clock, config, args.rest())
+        raise Refusal("sanling/case_staff_only", what=f"预审 {word}")
+    handler, alone = SUBCOMMANDS[verb]
+    if alone:
+        _no_tail(tail, alone)
+    return await handler(Call(sender, session, clock, config, services, tail, verb))
+
+
+@dataclass(frozen=True)
+class Call:
+    """What every 预审 sub-command gets: the sender, the transaction, and the words after the sub-command."""
+
+    sender: Sender
+    session: AsyncSession
+    clock: Clock
+    config: Config
+    services: Services
+    tail: str
+    verb: str
 
 
 def _no_tail(tail: str, command: str) -> None:
@@ -162,7 +167,8 @@ async def _open(sender: Sender, session: AsyncSession, clock: Clock, config: Con
     return Answer.of("sanling/case_opened", c=case, g=guide, items=await checklist(session, case))
 
 
-async def _item(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
+async def _item(c: Call) -> Answer:
+    sender, session, tail = c.sender, c.session, c.tail
     case = await _need_open(session, sender)
     m = re.match(r"^\s*([0-9０-９]{1,3})\s*", tail)
     if not m:
@@ -184,7 +190,8 @@ async def _item(sender: Sender, session: AsyncSession, clock: Clock, tail: str) 
     return Answer.of("sanling/case_item", c=case, number=number, text=text, items=await checklist(session, case))
 
 
-async def _note(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
+async def _note(c: Call) -> Answer:
+    sender, session, tail = c.sender, c.session, c.tail
     case = await _need_open(session, sender)
     if not tail:
         raise UsageError("请写上要说明的内容", "预审 说明 借用期限 6 个月，派出单位已同意")
@@ -225,7 +232,8 @@ async def _attach(sender: Sender, session: AsyncSession, clock: Clock, config: C
     return Answer.of("sanling/case_file_kept", c=case, files=kept, items=await checklist(session, case))
 
 
-async def _submit(sender: Sender, session: AsyncSession, clock: Clock, services: Services) -> Answer:
+async def _submit(c: Call) -> Answer:
+    sender, session, clock, services = c.sender, c.session, c.clock, c.services
     case = await _need_open(session, sender)
     items = await checklist(session, case)
     missing = [i for i in items if not i["done"]]
@@ -249,7 +257,8 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, services:
     return Answer.of("sanling/case_submitted", c=case, due=local(case.due_at), again=again)
 
 
-async def _withdraw(sender: Sender, session: AsyncSession, clock: Clock) -> Answer:
+async def _withdraw(c: Call) -> Answer:
+    sender, session, clock = c.sender, c.session, c.clock
     case = await _need_open(session, sender)
     now = clock.now()
     case.status, case.decided_at = CaseStatus.WITHDRAWN, now
@@ -273,7 +282,8 @@ async def _copied_to(session: AsyncSession, case: ReviewCase, person_id: int) ->
     return any(person_id in p.reviewers for p in parts)
 
 
-async def _query(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
+async def _query(c: Call) -> Answer:
+    sender, session, tail = c.sender, c.session, c.tail
     if not tail:
         mine = list((await session.exec(
             select(ReviewCase).where(ReviewCase.submitter_id == sender.id).order_by(col(ReviewCase.id).desc()).limit(20)
@@ -327,8 +337,8 @@ async def _decide(session: AsyncSession, services: Services, sender: Sender, cas
                                                     body=body, source="case"))
 
 
-async def _approve(sender: Sender, session: AsyncSession, clock: Clock, config: Config, services: Services,
-                   tail: str, verb: str) -> Answer:
+async def _approve(c: Call) -> Answer:
+    sender, session, clock, config, services, tail, verb = c.sender, c.session, c.clock, c.config, c.services, c.tail, c.verb
     example = "预审 受理 #7" if verb == "accept" else "预审 通过 #7"
     number, opinion = _ticket_and_text(tail, example, "")
     case = await _waiting(session, sender, number)
@@ -347,7 +357,8 @@ async def _approve(sender: Sender, session: AsyncSession, clock: Clock, config: 
     return Answer.of("sanling/case_approved", c=case)
 
 
-async def _return(sender: Sender, session: AsyncSession, clock: Clock, services: Services, tail: str) -> Answer:
+async def _return(c: Call) -> Answer:
+    sender, session, clock, services, tail = c.sender, c.session, c.clock, c.services, c.tail
     number, reason = _ticket_and_text(tail, "预审 退回 #7 缺少借用协议原件", "退回原因（申请人会看到原话，写清要补什么）")
     case = await _waiting(session, sender, number)
     if await open_case(session, case.submitter_id) is not None:
@@ -361,7 +372,8 @@ async def _return(sender: Sender, session: AsyncSession, clock: Clock, services:
     return Answer.of("sanling/case_returned", c=case, reason=reason)
 
 
-async def _transfer(sender: Sender, session: AsyncSession, clock: Clock, services: Services, tail: str) -> Answer:
+async def _transfer(c: Call) -> Answer:
+    sender, session, clock, services, tail = c.sender, c.session, c.clock, c.services, c.tail
     number, where = _ticket_and_text(tail, "预审 转 #7 人社局", "转去的部门")
     if len(where) > 100:
         raise UsageError("部门名称最多 100 字", f"预审 转 #{number} 人社局")
@@ -371,3 +383,16 @@ async def _transfer(sender: Sender, session: AsyncSession, clock: Clock, service
     session.add(case)
     await _decide(session, services, sender, case, now, "转办", where, "transferred")
     return Answer.of("sanling/case_transferred", c=case)
+
+
+async def _todo(c: Call) -> Answer:
+    views = await staff_views(c.session, await queue(c.session), c.clock.now(), CALENDAR)
+    return Answer.of("sanling/case_todo", views=views[:30], total=len(views), overdue=sum(v["overdue"] for v in views))
+
+
+# sub-command -> (handler, the command when nothing may follow it)
+SUBCOMMANDS: dict[str, tuple[Callable[[Call], Awaitable[Answer]], str]] = {
+    "submit": (_submit, "预审 提交"), "withdraw": (_withdraw, "预审 撤回"), "query": (_query, ""),
+    "todo": (_todo, "预审 待办"), "item": (_item, ""), "note": (_note, ""), "approve": (_approve, ""),
+    "accept": (_approve, ""), "return": (_return, ""), "transfer": (_transfer, ""),
+}

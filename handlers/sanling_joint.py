@@ -71,7 +71,7 @@ async def copy_to_departments(session: AsyncSession, services: Services, config:
 
 @router.command(
     "联审", "joint", private_only=True, order=33,
-    summary="调任联办单联审：各部门记录意见",
+    summary="调任联办单联审：各部门录入意见",
     usage="联审 | 联审 #编号 [部门] 同意/不同意 意见",
     examples=("联审 #9 同意 编制已核准", "联审"),
 )

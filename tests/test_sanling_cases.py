@@ -228,6 +228,13 @@ async def test_return_reopens_and_tells_exactly_what_to_add(chat, services, bang
     assert actions == ["提交", "退回", "提交"]
 
 
+async def test_sub_commands_may_run_into_the_number(chat, services):
+    await filled_case(chat)
+    await chat.say("u2", "预审：提交")
+    assert "已转人社局" in await chat.say("u5", "预审 转#1 人社局")
+    assert "已转办" in await chat.say("u2", "预审 查询#1")
+
+
 async def test_transfer(chat, services, bangdai):
     await filled_case(chat)
     await chat.say("u2", "预审 提交")
