@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func
+from sqlalchemy import and_, delete, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -200,12 +200,15 @@ async def copy_case_files(session: AsyncSession, store: FileStore, case_id: int,
 # --- retention ------------------------------------------------------------------------------------------
 
 async def purge_decided(session: AsyncSession, store: FileStore, now: dt.datetime, retention_days: int) -> int:
-    """Remove cases decided more than ``retention_days`` ago, with their items, files and parts; a file
-    leaves the disk once no remaining case points at it. Returns how many cases went."""
+    """Remove cases decided more than ``retention_days`` ago — and drafts started that long ago and
+    never submitted — with their items, files and parts; a file leaves the disk once no remaining case
+    points at it. Returns how many cases went."""
     cutoff = now - dt.timedelta(days=retention_days)
     ids = list((await session.exec(
-        select(ReviewCase.id).where(col(ReviewCase.status).in_(CaseStatus.DECIDED),
-                                    col(ReviewCase.decided_at).is_not(None), ReviewCase.decided_at < cutoff)  # type: ignore[operator]
+        select(ReviewCase.id).where(or_(
+            and_(col(ReviewCase.status).in_(CaseStatus.DECIDED), col(ReviewCase.decided_at).is_not(None),
+                 ReviewCase.decided_at < cutoff),  # type: ignore[operator]
+            and_(ReviewCase.status == CaseStatus.DRAFT, ReviewCase.created_at < cutoff)))
     )).all())
     if not ids:
         return 0

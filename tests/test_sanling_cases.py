@@ -325,11 +325,26 @@ async def test_decided_cases_and_their_files_go_after_the_retention(chat, servic
     assert entry.detail == {"cases": [1], "files": 1}
 
 
+async def test_an_abandoned_draft_goes_after_the_retention_too(chat, services, clock, config, case_files):
+    config.sanling.retention_days = 30
+    await chat.say("u2", "预审 借用顶岗")
+    await send_file(chat, "u2", PDF, "审批表.pdf")
+    await chat.say("u4", "预审 借用顶岗")
+    await chat.say("u4", "预审 材料 1 附后")
+    await chat.say("u4", "预审 材料 2 附后")
+    await chat.say("u4", "预审 提交")  # waiting for staff: kept however long it waits
+    clock.set(at(2026, 12, 20, 3, 45))
+    await run_job(services, "purge_case_files", clock.now())
+    [kept] = await rows(services, ReviewCase)
+    assert kept.submitter_id == 4 and case_files.names() == set()
+
+
 async def test_a_file_shared_with_a_kept_case_stays_on_disk(chat, services, clock, config, case_files):
     config.sanling.retention_days = 30
     await filled_case(chat, "u2")
     await chat.say("u2", "预审 提交")
     await chat.say("u5", "预审 通过 #1")
+    clock.set(at(2026, 12, 10, 10))
     await chat.say("u4", "预审 借用顶岗")
     await send_file(chat, "u4", PDF, "同一份.pdf")  # the same bytes: one file on disk
     assert len(case_files.names()) == 1
