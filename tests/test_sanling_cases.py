@@ -5,6 +5,7 @@ the overdue reminder and the retention purge (time-travel), 统计 and the expor
 import base64
 import datetime as dt
 import hashlib
+import os
 
 import pytest
 from openpyxl import load_workbook
@@ -351,6 +352,15 @@ async def test_a_file_shared_with_a_kept_case_stays_on_disk(chat, services, cloc
     clock.set(at(2026, 12, 20, 3, 45))
     await run_job(services, "purge_case_files", clock.now())
     assert await count(services, ReviewCase) == 1 and case_files.exists(hashlib.sha256(PDF).hexdigest())
+
+
+async def test_files_no_case_points_at_go_after_a_day(services, clock, case_files):
+    old, fresh = case_files.put(b"rolled back long ago"), case_files.put(b"being handled right now")
+    clock.set(at(2026, 11, 21, 3, 45))
+    os.utime(case_files.path(old), (clock.now().timestamp() - 2 * 86400,) * 2)
+    os.utime(case_files.path(fresh), (clock.now().timestamp() - 3600,) * 2)
+    await run_job(services, "purge_case_files", clock.now())
+    assert case_files.names() == {fresh}
 
 
 # --- figures -------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from sqlmodel import select
 
@@ -55,7 +54,7 @@ async def purge_case_files(ctx: JobContext) -> int:
     orphans = 0
     for sha in store.names() - referenced:
         path = store.path(sha)
-        if time.time() - path.stat().st_mtime > ORPHAN_GRACE_SECONDS:
+        if ctx.at.timestamp() - path.stat().st_mtime > ORPHAN_GRACE_SECONDS:
             orphans += store.remove(sha)
     log.info("purged %d decided case(s) and %d unreferenced file(s)", cases, orphans)
     return 0
