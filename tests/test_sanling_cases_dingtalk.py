@@ -49,6 +49,19 @@ async def test_files_and_pictures_are_downloaded_into_the_case(dingtalk, roster,
     assert any("已通过 ✅" in s.text and s.users == ["dt_ln"] for s in fake.sent if s.via == "batchSend")
 
 
+async def test_a_slow_download_holds_up_nobody_else(dingtalk, roster, services):
+    """The file is fetched outside any transaction: on SQLite a transaction would stop every message."""
+    fake = dingtalk.fake
+    await dingtalk.say("dt_ln", "预审 借用顶岗")
+    release = fake.hold_files()
+    pushed = await fake.push_file("dt_ln", PDF, name="表.pdf")
+    await fake.wait_until(lambda: fake.download_calls, what="the download to start")
+    assert "本周帮带情况" in await dingtalk.say("dt_zw", "本周", timeout=5)
+    assert fake.replies_to(pushed) == []
+    release.set()
+    assert "已收到 1 个文件" in "\n".join(s.text for s in await fake.wait_reply(pushed))
+
+
 async def test_a_redelivered_file_message_is_fetched_once(dingtalk, roster, services):
     fake = dingtalk.fake
     await dingtalk.say("dt_ln", "预审 借用顶岗")

@@ -153,6 +153,7 @@ class FakeDingTalk:
         self._ids = itertools.count(1)
         self._files: dict[str, bytes] = {}  # downloadCode -> the file sent
         self._urls: dict[str, tuple[bytes, float]] = {}  # download URL id -> (file, expiry)
+        self._file_hold: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
 
     # --- running ------------------------------------------------------------------------------------
@@ -375,6 +376,11 @@ class FakeDingTalk:
         """Push a file and return the reply that came back through its sessionWebhook."""
         pushed = await self.push_file(user, data, name=name, kind=kind)
         return "\n".join(s.text for s in await self.wait_reply(pushed, timeout))
+
+    def hold_files(self) -> asyncio.Event:
+        """Make downloads of files hang until the returned event is set (a slow network)."""
+        self._file_hold = asyncio.Event()
+        return self._file_hold
 
     def expire_download_codes(self) -> None:
         """Every downloadCode handed out so far stops working (they are short-lived on the platform)."""
@@ -604,6 +610,8 @@ class FakeDingTalk:
         entry = self._urls.get(request.match_info["id"])
         if entry is None or entry[1] < time.time():
             return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>", content_type="application/xml")
+        if self._file_hold is not None:
+            await self._file_hold.wait()
         self.file_gets += 1
         return web.Response(body=entry[0], content_type="application/octet-stream")
 
