@@ -13,6 +13,7 @@ place to go. Nobody but the submitter and staff learns that a case exists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -222,7 +223,7 @@ async def _attach(sender: Sender, session: AsyncSession, clock: Clock, config: C
         except FetchError as exc:
             log.warning("case %s: a %s could not be fetched: %s", case.id, attachment.kind, exc.reason)
             raise Refusal("sanling/case_file_failed") from None
-        sha = store.put(data)
+        sha = await asyncio.to_thread(store.put, data)  # hashing and writing 20 MB would stall the loop
         name = attachment.name.strip() or f"{'图片' if attachment.kind == 'picture' else '文件'}{n}"
         record = ReviewFile(case_id=case.id, item_number=case.current_item, name=name[:200], kind=attachment.kind,  # type: ignore[arg-type]
                             sha256=sha, size=len(data), received_at=now)
