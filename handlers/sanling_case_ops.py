@@ -64,7 +64,9 @@ def workdays_between(start: dt.datetime, end: dt.datetime, calendar: WorkCalenda
 
 
 def is_overdue(case: ReviewCase, now: dt.datetime) -> bool:
-    return case.status == CaseStatus.SUBMITTED and case.due_at is not None and now > case.due_at
+    """Past the guide's limit and not decided: waiting for staff, or a 联办单 still missing parts (its
+    limit runs from submission to 办结, like the guide's "10 个工作日内办结")."""
+    return case.status in (CaseStatus.SUBMITTED, CaseStatus.JOINT) and case.due_at is not None and now > case.due_at
 
 
 def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, case: ReviewCase,
@@ -111,6 +113,24 @@ async def queue(session: AsyncSession) -> list[ReviewCase]:
     return list((await session.exec(
         select(ReviewCase).where(ReviewCase.status == CaseStatus.SUBMITTED)
         .order_by(ReviewCase.submitted_at, ReviewCase.id))).all())
+
+
+async def overdue_cases(session: AsyncSession, now: dt.datetime) -> list[ReviewCase]:
+    cases = (await session.exec(
+        select(ReviewCase).where(col(ReviewCase.status).in_((CaseStatus.SUBMITTED, CaseStatus.JOINT)),
+                                 ReviewCase.due_at < now)  # type: ignore[operator]
+        .order_by(ReviewCase.submitted_at, ReviewCase.id))).all()
+    return [c for c in cases if is_overdue(c, now)]
+
+
+async def pending_parts(session: AsyncSession, case_ids: list[int]) -> dict[int, list[JointPart]]:
+    """联办单 parts not yet entered, by case."""
+    out: dict[int, list[JointPart]] = defaultdict(list)
+    if case_ids:
+        for p in (await session.exec(select(JointPart).where(col(JointPart.case_id).in_(case_ids), JointPart.result == "")
+                                     .order_by(JointPart.id))).all():
+            out[p.case_id].append(p)
+    return out
 
 
 async def staff_views(session: AsyncSession, cases: list[ReviewCase], now: dt.datetime,

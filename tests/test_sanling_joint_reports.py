@@ -195,3 +195,22 @@ async def test_quarterly_summary_includes_reports_and_open_诉求(chat, services
     assert "10月｜陈静（华埠镇）：年轻干部干事热情高" in summary and "11月｜张伟（县发改局）：项目推进顺利" in summary
     assert "待办诉求 2 件" in summary and "希望多组织业务培训" in summary and "老问题" in summary
     assert await count(services, OutboxMessage) >= 2
+
+
+async def test_a_joint_case_past_its_limit_reminds_staff_and_the_departments_still_missing(chat, services, clock, bangdai):
+    await submitted_transfer(chat)  # Thu 19 Nov 10:00; 10 working days: due Thu 3 Dec 10:00
+    await chat.say("u5", "预审 受理 #1")
+    clock.set(at(2026, 12, 3, 9, 5))
+    assert (await run_job(services, "case_overdue", clock.now())).queued == 0
+    clock.set(at(2026, 12, 4, 9, 5))
+    assert (await run_job(services, "case_overdue", clock.now())).queued == 3  # 陈静, 孙丽 and 周敏
+    await deliver(services, bangdai)
+    [reminder] = [m for m in (await inboxes(chat, ["u6"]))["u6"] if "超期" in m]
+    assert "联办单超期提醒** #1" in reminder and "还等这些部门的联审意见：县委编办、县人社局" in reminder
+    assert "联审 #1 县委编办 同意 意见" in reminder
+    await chat.say("u6", "联审 #1 同意")
+    clock.set(at(2026, 12, 7, 9, 5))
+    assert (await run_job(services, "case_overdue", clock.now())).queued == 2  # 周敏's part is in
+    await chat.say("u5", "联审 #1 县委编办 同意")
+    clock.set(at(2026, 12, 8, 9, 5))
+    assert (await run_job(services, "case_overdue", clock.now())).queued == 0

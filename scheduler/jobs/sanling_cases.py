@@ -7,7 +7,7 @@ import logging
 from sqlmodel import select
 
 from bot.identity import staff_ids
-from handlers.sanling_case_ops import is_overdue, purge_decided, queue, staff_views
+from handlers.sanling_case_ops import overdue_cases, pending_parts, purge_decided, staff_views
 from storage.files import FileStore
 from storage.models import ReviewFile
 
@@ -19,22 +19,26 @@ ORPHAN_GRACE_SECONDS = 86400  # a file younger than this may belong to a message
 
 
 @job("case_overdue", period="day",
-     description="预审超期提醒：超过流程时限（工作日）仍未答复的预审，每个工作日提醒组工干部")
+     description="预审超期提醒：超过流程时限（工作日）仍未答复的预审、未联审齐的联办单，每个工作日提醒")
 async def case_overdue(ctx: JobContext) -> int:
     session, services = ctx.session, ctx.services
     if not ctx.calendar.is_workday(ctx.today):  # a reminder on a rest day waits for the next working day
         return 0
-    cases = [c for c in await queue(session) if is_overdue(c, ctx.at)]
+    cases = await overdue_cases(session, ctx.at)
     staff = await staff_ids(session)
-    if not cases or not staff:
+    if not cases:
         return 0
+    pending = await pending_parts(session, [c.id for c in cases if c.joint])  # type: ignore[misc]
     render = services.renderer.renderer_for("sanling/job_case_overdue")
     day = ctx.today.isoformat()
     messages = []
     for view in await staff_views(session, cases, ctx.at, ctx.calendar):
-        body = render(v=view)
+        parts = pending.get(view["c"].id, [])
+        body = render(v=view, pending=parts)
+        # A 联办单 waiting for departments also reminds the people who enter those parts.
+        reviewers = {pid for p in parts for pid in p.reviewers}
         messages += [Outgoing(key=f"case-overdue:{view['c'].id}:{day}:{pid}", person_id=pid, body=body,
-                              source="case_overdue") for pid in staff]
+                              source="case_overdue") for pid in sorted(set(staff) | reviewers)]
     return await services.outbox.enqueue_many(session, messages)
 
 
