@@ -230,7 +230,9 @@ async def _attach(sender: Sender, session: AsyncSession, clock: Clock, config: C
         session.add(record)
         kept.append(record)
     await session.flush()
-    return Answer.of("sanling/case_file_kept", c=case, files=kept, items=await checklist(session, case))
+    items = await checklist(session, case)
+    next_item = next((i["item"].number for i in items if not i["done"]), None)
+    return Answer.of("sanling/case_file_kept", c=case, files=kept, items=items, next_item=next_item)
 
 
 async def _submit(c: Call) -> Answer:

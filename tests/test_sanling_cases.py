@@ -397,3 +397,23 @@ async def test_files_can_be_copied_out_for_staff(chat, services, clock, tmp_path
     assert [p.name for p in copied] == ["1-1-1-审批表.pdf"] and copied[0].read_bytes() == PDF
     [entry] = await rows(services, AuditLog, AuditLog.action == "case.files_copied")
     assert entry.detail == {"files": 1}
+
+
+async def test_every_hint_in_the_overview_and_replies_works_when_sent_back(chat, services):
+    import re
+    overview = await chat.say("u2", "预审")
+    hints = re.findall(r"\*\*(预审 [^*]+)\*\*", overview)
+    assert len(hints) == 4
+    for hint in hints:
+        assert "已开始预审" in await chat.say("u2", hint), hint
+        assert "已撤回" in await chat.say("u2", "预审 撤回")
+    await chat.say("u2", "预审 借用顶岗")
+    kept = await send_file(chat, "u2", PDF, "a.pdf")
+    [next_step] = re.findall(r"\*\*(预审 材料 \d)\*\*", kept)
+    assert next_step == "预审 材料 2" and "第 2 项" in await chat.say("u2", next_step)
+    await chat.say("u2", "预审 材料 2 事由")
+    await chat.say("u2", "预审 提交")
+    for hint in re.findall(r"\*\*(预审 [^*]+)\*\*", await chat.say("u2", "预审 查询")):
+        assert "干部借用顶岗审批" in await chat.say("u2", hint), hint
+    todo = await chat.say("u5", "预审 待办")
+    assert "看材料：预审 查询 #5" in todo and "通过：预审 通过 #5" in todo

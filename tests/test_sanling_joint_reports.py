@@ -143,7 +143,7 @@ async def test_report_status_for_staff_and_closing_a_诉求(chat, services):
     assert "待办诉求 1 件" in status and "汇报 诉求" in status
     assert "未报 2 人" in await chat.say("u7", "汇报 情况 11月")
     listed = await chat.say("u7", "汇报 诉求")
-    assert "#1 10月｜陈静：希望多组织业务培训" in listed and "汇报 办结 #编号 答复" in listed
+    assert "#1 10月｜陈静：希望多组织业务培训" in listed and "汇报 办结 #1 答复内容" in listed
     assert "已办结：已安排 12 月培训" in await chat.say("u7", "汇报 办结 #1 已安排 12 月培训")
     assert "已在 11月19日 办结" in await chat.say("u7", "汇报 办结 #1 再来")
     assert "没有待办的诉求" in await chat.say("u7", "汇报 诉求")
