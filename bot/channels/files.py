@@ -9,6 +9,9 @@ import aiohttp
 from ..inbound import FetchError, FileTooLarge
 
 CHUNK = 64 * 1024
+# A 20 MB scan over a county network can take longer than an API call's whole timeout: a download
+# may run for minutes as long as bytes keep coming.
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=10, sock_read=30)
 
 
 async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -27,7 +30,7 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 async def read_limited(http: aiohttp.ClientSession, url: str, limit: int) -> bytes:
     """GET ``url`` (a platform's short-lived download link), at most ``limit`` bytes."""
     try:
-        async with http.get(url) as resp:
+        async with http.get(url, timeout=DOWNLOAD_TIMEOUT) as resp:
             if resp.status != 200:
                 raise FetchError(f"HTTP {resp.status}")
             return await read_body(resp, limit)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from ..clock import Clock
-from .files import read_body
+from .files import DOWNLOAD_TIMEOUT, read_body
 
 MAX_BYTES = 2048  # app text/markdown messages and robot text messages
 TOKEN_ERRORS = {40014, 42001, 40082}  # invalid, expired, invalid suite token: fetch a new one once
@@ -116,7 +116,7 @@ class WeComApi:
         token = await self.token()
         for attempt in (1, 2):
             try:
-                async with self.session().get(self.base + "/cgi-bin/media/get",
+                async with self.session().get(self.base + "/cgi-bin/media/get", timeout=DOWNLOAD_TIMEOUT,
                                               params={"access_token": token, "media_id": media_id}) as resp:
                     if resp.status != 200:
                         raise WeComUnavailable(f"HTTP {resp.status}")
