@@ -11,7 +11,7 @@ from openpyxl.utils import get_column_letter
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock, week_start
+from bot.clock import Clock
 from bot.text import mask_phone
 from storage.db import Database
 from bot.config import Config
@@ -87,7 +87,6 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
     today = clock.today()
     views = [v.as_of(None) for v in await load_pairs(session, active_only=False)]
     latest = await last_face_before(session, [v.id for v in views], today + dt.timedelta(days=1))
-    since = await last_face_before(session, [v.id for v in views], week_start(today))
     sheets: SheetRows = []
     rows = []
     for v in views:
@@ -97,7 +96,7 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
             + (f"（{e['reason']}）" if e["reason"] else "") for e in v.history())
         rows.append([v.mentee.name, "、".join(m.name for m in v.mentors), next((m.name for m in v.mentors if m.id == v.lead_id), ""),
                      p.start_date, p.agreement_date or "", "在册" if p.active else f"暂无导师（{p.end_reason}）",
-                     latest.get(v.id, ""), lapsed_weeks(v, today, since.get(v.id)) if p.active else "", history])
+                     latest.get(v.id, ""), lapsed_weeks(v, today, latest.get(v.id)) if p.active else "", history])
     sheets.append(("结对", ["徒弟", "导师", "牵头导师", "开始日期", "协议签订日期", "状态", "最近面谈", "连续未面谈周数", "导师变更"], rows))
     label = {v.id: v.mentee.name for v in views}
     took_part: dict[int, list[str]] = {}

@@ -78,8 +78,11 @@ async def last_face_before(session: AsyncSession, pairing_ids: list[int], before
 
 def lapsed_weeks(view: PairView, as_of: dt.date, last_face: dt.date | None) -> int:
     """Whole ISO weeks before the one containing ``as_of``, counted back from last week, in which the
-    帮带 was mentored and had no 面谈; stops at a week with a 面谈 or one in which nobody mentored."""
+    帮带 was mentored and had no 面谈; stops at a week with a 面谈 or one in which nobody mentored. A
+    面谈 this week (up to ``as_of``) ends the lapse: ``last_face`` is the last one up to ``as_of``."""
     week = week_start(as_of) - dt.timedelta(days=7)
+    if last_face is not None and last_face >= week_start(as_of):
+        return 0
     n = 0
     while (last_face is None or last_face < week) and view.mentored_in(week, week + dt.timedelta(days=6)):
         n += 1
@@ -142,7 +145,7 @@ async def week_compliance(
     counted = [v.last_mentors_in(first, last) for v in views if v.mentored_in(first, last)]
     faces = await face_pairs_between(session, [v.id for v in counted], first, last)
     current = [v.as_of(as_of) for v in views if any(t.covers(as_of) for t in v.terms)]
-    latest = await last_face_before(session, [v.id for v in current], week_start(as_of))
+    latest = await last_face_before(session, [v.id for v in current], as_of + ONE_DAY)
     weeks = [(v, lapsed_weeks(v, as_of, latest.get(v.id))) for v in current]
     lapsed = sorted(((v, n) for v, n in weeks if n >= lapsed_min), key=lambda x: (-x[1], x[0].id))
     return WeekCompliance(first, last, len(counted), [v for v in counted if v.id in faces],

@@ -84,9 +84,10 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
         view = await active_pair_of(session, mentee.id)  # type: ignore[arg-type]
         if view is None:
             raise Refusal("staff/no_active_pair", name=mentee.name)
+        label = view.as_of(None).label  # before the terms end
         change = await end_pairing(session, view, clock.today(), reason, _actor(sender), now)
         await notify(services, session, change, now)
-        return Answer.of("staff/pair_ended", view=view, reason=reason)
+        return Answer.of("staff/pair_ended", label=label, reason=reason)
     confirmed = first in ("确认", "confirm")
     if confirmed:
         first = args.take()
@@ -118,7 +119,7 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
     if newcomers and not confirmed:
         return Answer.of("staff/pair_confirm", mentee=mentee, mentors=mentors, newcomers=newcomers, words=words,
                          reason=reason)
-    before = view.as_of(None) if view is not None and view.pairing.active else None
+    before = view.as_of(None).mentor_names if view is not None and view.pairing.active else None
     change = await change_mentors(session, mentee, mentors, mentors[0], start=clock.today(), agreement=None,
                                   reason=reason or "组织部调整帮带关系", actor=_actor(sender), now=now)
     await notify(services, session, change, now)
