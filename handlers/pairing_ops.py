@@ -129,15 +129,16 @@ async def set_mentors(
     """Make ``mentors`` (led by ``lead``) the mentee's mentors from ``start``. Returns "created",
     "updated" or "unchanged" (the pairs import counts these)."""
     return (await change_mentors(session, mentee, mentors, lead, start=start, agreement=agreement,
-                                 reason=reason, actor=actor, now=now)).outcome
+                                 reason=reason, actor=actor, now=now, correct_start=True)).outcome
 
 
 async def change_mentors(
     session: AsyncSession, mentee: Person, mentors: list[Person], lead: Person, *, start: dt.date,
-    agreement: dt.date | None, reason: str, actor: Actor, now: dt.datetime,
+    agreement: dt.date | None, reason: str, actor: Actor, now: dt.datetime, correct_start: bool = False,
 ) -> MentorChange:
     """Mentors who stay keep their term; those who leave have it end on ``start``; those who join begin
-    one on ``start`` — or, when their term ended that very day (a mistake being undone), it reopens."""
+    one on ``start`` — or, when their term ended that very day (a mistake being undone), it reopens.
+    ``correct_start`` (the pairs import): the same mentors with another 开始日期 move their terms' start."""
     view = await bangdai_of(session, mentee.id)  # type: ignore[arg-type]
     created = view is None or not view.pairing.active
     if view is None:
@@ -149,7 +150,7 @@ async def change_mentors(
     open_terms = {t.mentor.id: t for t in view.terms if t.end is None}
     wanted = {m.id: m for m in mentors}
     changed = False
-    if set(open_terms) == set(wanted):
+    if correct_start and set(open_terms) == set(wanted):
         for t in open_terms.values():
             if t.start != start and all(o.end is None or o.end <= start for o in view.terms if o.mentor.id == t.mentor.id and o is not t):
                 t.row.start_date = start  # the import corrects the day a term began
