@@ -6,6 +6,9 @@ Rules, in short: a 帮带 counts in a period when one of its mentor terms has a 
 for a week when the 帮带 has a 面谈 in it (any mentor); a 帮带 is lapsed N weeks when the last N whole
 weeks in which it was mentored had no 面谈; one 季评 per 帮带 per quarter; 捆绑考核 from the mentees a
 mentor mentored at least ``bundle_min_months`` × 30 days in the year.
+
+The period figures take an optional ``views`` (every 帮带, from ``load_pairs(active_only=False)``) so a
+caller reporting several figures at once (the console, the reference model test) loads them once.
 """
 
 from __future__ import annotations
@@ -134,14 +137,15 @@ class WeekCompliance:
 
 
 async def week_compliance(
-    session: AsyncSession, day: dt.date, as_of: dt.date | None = None, lapsed_min: int = 2
+    session: AsyncSession, day: dt.date, as_of: dt.date | None = None, lapsed_min: int = 2,
+    views: list[PairView] | None = None,
 ) -> WeekCompliance:
     """Which 帮带 mentored in the ISO week containing ``day`` had a 面谈 in it, and which 帮带
     mentored on ``as_of`` (default ``day``) went ``lapsed_min`` or more whole weeks without one."""
     as_of = as_of or day
     first = week_start(day)
     last = first + dt.timedelta(days=6)
-    views = await load_pairs(session, active_only=False)
+    views = views if views is not None else await load_pairs(session, active_only=False)
     counted = [v.last_mentors_in(first, last) for v in views if v.mentored_in(first, last)]
     faces = await face_pairs_between(session, [v.id for v in counted], first, last)
     current = [v.as_of(as_of) for v in views if any(t.covers(as_of) for t in v.terms)]
@@ -164,10 +168,12 @@ async def face_pairs_between(session: AsyncSession, pairing_ids: list[int], firs
     return set(rows.all())
 
 
-async def reminder_targets(session: AsyncSession, today: dt.date) -> list[tuple[PairView, list[Person]]]:
+async def reminder_targets(session: AsyncSession, today: dt.date,
+                           views: list[PairView] | None = None) -> list[tuple[PairView, list[Person]]]:
     """周联提醒: 帮带 mentored today with no 面谈 yet this week, each with the people to remind (the
     mentee and today's mentors)."""
-    views = [v.as_of(today) for v in await load_pairs(session) if any(t.covers(today) for t in v.terms)]
+    views = [v.as_of(today) for v in (views if views is not None else await load_pairs(session))
+             if any(t.covers(today) for t in v.terms)]
     met = await face_pairs_between(session, [v.id for v in views], week_start(today), today)
     return [(v, [v.mentee, *v.mentors]) for v in views if v.id not in met]
 
@@ -193,10 +199,10 @@ class ReviewStatus:
         return self.total - len(self.pending)
 
 
-async def review_status(session: AsyncSession, quarter: str) -> ReviewStatus:
+async def review_status(session: AsyncSession, quarter: str, views: list[PairView] | None = None) -> ReviewStatus:
     first, last = quarter_bounds(quarter)
-    views = [v.last_mentors_in(first, last) for v in await load_pairs(session, active_only=False)
-             if v.mentored_in(first, last)]
+    every = views if views is not None else await load_pairs(session, active_only=False)
+    views = [v.last_mentors_in(first, last) for v in every if v.mentored_in(first, last)]
     ids = {v.id for v in views}
     done = {r.pairing_id: r for r in (await session.exec(select(PairReview).where(PairReview.quarter == quarter))).all()
             if r.pairing_id in ids}
@@ -255,9 +261,10 @@ class MentorVerdict:
 _ORDER = {"preferred": 0, "eligible": 1, "pending": 2, "ineligible": 3, "none": 4, "dismissed": 5}
 
 
-async def bundled_assessment(session: AsyncSession, year: int, min_months: int = 3) -> list[MentorVerdict]:
+async def bundled_assessment(session: AsyncSession, year: int, min_months: int = 3,
+                             views: list[PairView] | None = None) -> list[MentorVerdict]:
     first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
-    every = await load_pairs(session, active_only=False)
+    every = views if views is not None else await load_pairs(session, active_only=False)
     views = [v for v in every if v.mentored_in(first, last)]
     grades = {g.person_id: g for g in (await session.exec(select(AnnualGrade).where(AnnualGrade.year == year))).all()}
     plans = await plan_progress(session, [v.id for v in views], until=last)
