@@ -47,7 +47,7 @@ async def weekly_reminder(ctx: JobContext) -> int:
     return queued
 
 
-@job("weekly_digest", period="week", description="周报：上周周联合规情况、连续未面谈结对、无法送达的提醒")
+@job("weekly_digest", period="week", reports="previous", description="周报：上周周联合规情况、连续未面谈结对、无法送达的提醒")
 async def weekly_digest(ctx: JobContext) -> int:
     session, services = ctx.session, ctx.services
     last_week_day = week_start(ctx.today) - dt.timedelta(days=7)

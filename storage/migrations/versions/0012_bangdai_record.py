@@ -1,4 +1,4 @@
-"""a 帮带 is the mentee's: one record per mentee, mentors with dated terms, contacts name their mentors
+"""a 帮带 is the mentee's (and the database remembers when it was created): one record per mentee, mentors with dated terms, contacts name their mentors
 
 Revision ID: 0012_bangdai_record
 Revises: 0009_directory_commit
@@ -47,6 +47,21 @@ def _version_triggers(table: str) -> None:
 
 def upgrade() -> None:
     bind = op.get_bind()
+    # When the database was made: now for a new one, its first roster row for an older one.
+    op.create_table('installation',
+                    sa.Column('id', sa.Integer(), nullable=False),
+                    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+                    sa.PrimaryKeyConstraint('id'))
+    import datetime as dt
+
+    first = bind.execute(sa.text("SELECT MIN(created_at) FROM person")).scalar()
+    if isinstance(first, str):
+        first = dt.datetime.fromisoformat(first)
+    if first is not None and first.tzinfo is None:
+        first = first.replace(tzinfo=dt.timezone.utc)
+    installation = sa.table('installation', sa.column('id', sa.Integer()),
+                            sa.column('created_at', sqlmodel.sql.sqltypes.UTCDateTime()))
+    op.bulk_insert(installation, [{"id": 1, "created_at": first or dt.datetime.now(dt.timezone.utc)}])
     op.create_table(
         'pairingmentor_new',
         sa.Column('id', sa.Integer(), nullable=False),
