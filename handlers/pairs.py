@@ -126,6 +126,20 @@ class PairView:
         return sorted(events, key=lambda e: (e["day"], e["kind"] == "start"))
 
 
+    def latest_change(self) -> dict | None:
+        """The last change of mentors, for views: ``{day, joined, left, reason}`` (None if none ever)."""
+        events = [e for e in self.history() if e["kind"] != "start" or e["reason"]]
+        if not events:
+            return None
+        day = events[-1]["day"]
+        on_day = [e for e in self.history() if e["day"] == day]
+        joined = [e["name"] for e in on_day if e["kind"] == "start"]
+        left = [e["name"] for e in on_day if e["kind"] != "start"]
+        reason = next((e["reason"] for e in reversed(on_day) if e["reason"]), "")
+        return {"day": day, "joined": [n for n in joined if n not in left], "left": [n for n in left if n not in joined],
+                "reason": reason}
+
+
 async def load_pairs(
     session: AsyncSession, *, pairing_ids: Iterable[int] | Select | None = None, active_only: bool = True,
     on: dt.date | None = None,
