@@ -12,7 +12,8 @@ from storage.migrate import upgrade
 from storage.models import metadata
 
 PG_URL = os.environ.get("BANGDAI_TEST_DATABASE_URL", "")
-NOW = "2026-11-01 08:00:00"
+# asyncpg wants a datetime; SQLite stores what the app's type would: naive UTC text.
+NOW = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.timezone.utc) if PG_URL else "2026-11-01 08:00:00.000000"
 
 # The old shape: 李娜 re-paired twice (张伟、王芳 → 王芳 after 张伟 was dismissed → 刘强), 赵强 once.
 OLD_ROWS = [

@@ -192,6 +192,10 @@ def upgrade() -> None:
     op.drop_table('pairingmentor')  # takes its version triggers with it
     for old, _new in moved:
         bind.execute(sa.text("DELETE FROM pairing WHERE id = :id"), {"id": old})
+    if bind.dialect.name == "postgresql":
+        # The rows changed above queued 0009's deferred version triggers, and PostgreSQL refuses DDL on
+        # a table with pending trigger events: fire them now.
+        op.execute("SET CONSTRAINTS ALL IMMEDIATE")
     op.rename_table('pairingmentor_new', 'pairingmentor')
     op.create_index('ix_pairingmentor_pairing_id', 'pairingmentor', ['pairing_id'], unique=False)
     op.create_index('ix_pairingmentor_person_id', 'pairingmentor', ['person_id'], unique=False)
