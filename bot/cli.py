@@ -145,7 +145,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     async def run() -> dict[str, int]:
         db = Database(config.database.url)
         try:
-            return await export_workbook(db, Path(args.file), Clock())
+            return await export_workbook(db, Path(args.file), Clock(), config)
         finally:
             await db.close()
 

@@ -37,7 +37,7 @@ def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
     return register
 
 
-async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, int]:
+async def export_workbook(db: Database, path: Path, clock: Clock, config: Config | None = None) -> dict[str, int]:
     """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet."""
     today = clock.today()
     wb = Workbook()
@@ -53,7 +53,7 @@ async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, i
                  p.birth_year or "", "在册" if p.active else "停用"] for p in people]
         counts["人员"] = _sheet(wb.active, "人员", ["姓名", "手机", "单位", "职务", "角色", "出生年份", "状态"], rows)
 
-        for title, header, rows in await mentoring_sheets(session, clock, names):
+        for title, header, rows in await mentoring_sheets(session, clock, names, config):
             counts[title] = _sheet(wb.create_sheet(), title, header, rows)
         for _, fn in EXTRA_SHEETS:
             for title, header, rows in await fn(session, clock):
