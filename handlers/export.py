@@ -39,7 +39,6 @@ def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
 
 async def export_workbook(db: Database, path: Path, clock: Clock, config: Config | None = None) -> dict[str, int]:
     """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet."""
-    today = clock.today()
     wb = Workbook()
     counts: dict[str, int] = {}
     async with db.transaction() as session:

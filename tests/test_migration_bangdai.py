@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from storage.migrate import upgrade
 from storage.models import metadata
