@@ -211,6 +211,15 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
                       f"真的运行会给 {preview.people} 人/群 发 {len(preview.would_send)} 条消息；"
                       f"先用 --dry-run 查看，确需补发请加 --force", file=sys.stderr)
                 return 2
+            if args.name in JOBS and not args.force:
+                # Early in the current period: running now uses the period up, and the planned run
+                # would then send nothing new — say so instead of doing it silently.
+                planned = load_schedules(services, calendar)[args.name].planned(at.date())
+                if planned is not None and at < planned:
+                    print(f"{args.name} {JOBS[args.name].label(at.date())} 计划于 {planned:%Y-%m-%d %H:%M} 运行；"
+                          f"现在运行会占用本周期，到时不再发送。先用 --dry-run 查看，确需提前运行请加 --force",
+                          file=sys.stderr)
+                    return 2
             result = await run_job(services, args.name, at, trigger="manual", calendar=calendar)
             note = "" if result.first_run else "（该周期已运行过，重复的消息不会再发）"
             print(f"{result.job} {result.period}：新排队 {result.queued} 条消息{note}")

@@ -127,6 +127,15 @@ def test_jobs_and_outbox_commands(cfg, tmp_path):
     past = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--config", str(cfg))
     assert past.returncode == 2 and "不是当前周期" in past.stderr and "4 人" in past.stderr and "--force" in past.stderr
     assert "排队 0" in bangdai("outbox", "--config", str(cfg)).stdout
+    from bot.clock import Clock
+    from scheduler.calendar import WorkCalendar
+    from scheduler.service import Schedule
+
+    now = Clock().now()  # the CLI runs on the real clock
+    planned = Schedule("last-working-day 17:00", "month", WorkCalendar()).planned(now.date())
+    if planned is not None and now < planned:  # all month but its last working evening
+        early = bangdai("jobs", "run", "monthly_ranking", "--config", str(cfg))
+        assert early.returncode == 2 and "计划于" in early.stderr and "--force" in early.stderr, early.stderr
     run = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--force", "--config", str(cfg))
     assert "weekly_reminder 2026-W47：新排队 4 条消息" in run.stdout, run.stdout + run.stderr  # not used up by the dry run
     again = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19 17:00", "--force", "--config", str(cfg))
