@@ -172,3 +172,17 @@ async def test_cli_runs_show_in_healthz(services, clock):
     assert body["last_runs"]["quarterly_summary"].startswith("2026-Q3 (")  # the quarter it is about
     assert "manual" in body["last_runs"]["quarterly_summary"]
     assert body["next_periods"]["quarterly_summary"] == "2026-Q4"  # the next one, run in Jan 2027
+
+
+async def test_the_reports_count_what_was_mentored_in_their_period(chat, services, clock):
+    clock.set(dt.datetime(2026, 9, 20, 10, 0, tzinfo=TZ))
+    await chat.say("u5", "季评 李娜 好")  # Q3
+    clock.set(dt.datetime(2026, 10, 8, 10, 0, tzinfo=TZ))
+    await chat.say("u5", "结对 确认 周敏 张伟")  # begins in Q4: not a Q3 帮带
+    await chat.say("u5", "结对 赵强 王芳 工作调整")  # a re-pairing is no new 帮带
+    assert await run_job(services, "quarterly_summary", dt.datetime(2026, 10, 9, 9, 0, tzinfo=TZ))
+    [summary] = {m.body for m in await rows(services, OutboxMessage, OutboxMessage.source == "quarterly_summary")}
+    assert "2026-Q3" in summary and "在册结对 2 对，已评 1 对（好 1），未评 1 对" in summary
+    assert await run_job(services, "weekly_digest", dt.datetime(2026, 10, 12, 9, 0, tzinfo=TZ))
+    [digest] = {m.body for m in await rows(services, OutboxMessage, OutboxMessage.source == "weekly_digest")}
+    assert "2026-W41" in digest and "在册结对 3 对" in digest  # last week: 李娜, 赵强 (re-paired) and 周敏
