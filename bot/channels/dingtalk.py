@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.models import ProcessedMessage
 
+from .. import charts
+from ..commands import present
 from ..inbound import Address, InboundMessage, Reply
 from ..text import md_escape
 from .base import Channel, DeliveryError, PermanentError, TransientError
@@ -85,7 +87,7 @@ class DingTalkChannel(Channel):
         self.rate_per_second = config.rate_per_second
         self.usage = ApiUsage(services.db, services.clock)
         self.api = OpenApi(config.api_base, config.client_id, config.client_secret.reveal(), config.robot_code or config.client_id,
-                           self.usage, timeout=config.http_timeout_seconds)
+                           self.usage, timeout=config.http_timeout_seconds, oapi_base=config.oapi_base)
         self.stream = StreamConnection(config.api_base, config.client_id, config.client_secret.reveal(), self.accept,
                                        base_delay=config.reconnect_base_seconds, max_delay=config.reconnect_max_seconds,
                                        timeout=config.http_timeout_seconds)
@@ -231,9 +233,23 @@ class DingTalkChannel(Channel):
 
     # --- replies ------------------------------------------------------------------------------------
 
+    async def _prepared(self, text: str, fmt: str) -> tuple[str, str]:
+        """What DingTalk is sent for a body: Markdown with tappable commands (``dtmd://`` links), plain
+        text with the commands in words, or a picture uploaded with the media API (its media_id)."""
+        if fmt == "image":
+            try:
+                png = await charts.render(text)
+            except charts.ChartError as exc:
+                raise PermanentError(str(exc)) from None
+            return await self.api.upload_image(png), "image"
+        if fmt in ("markdown", "card"):  # a card's buttons are its command links here
+            return present(text, "dingtalk"), "markdown"
+        return present(text, "plain"), fmt
+
     async def reply(self, message: ChatbotMessage, reply: Reply) -> None:
         expires = (message.session_webhook_expired_time or 0) / 1000
-        if message.session_webhook and time.time() < expires - WEBHOOK_MARGIN:
+        # A sessionWebhook takes no uploaded pictures: those go through the OpenAPI.
+        if reply.format != "image" and message.session_webhook and time.time() < expires - WEBHOOK_MARGIN:
             try:
                 await self._post_webhook(message, reply)
                 REPLIES.labels("webhook").inc()
@@ -257,6 +273,8 @@ class DingTalkChannel(Channel):
         log.warning("reply to DingTalk message %s lost: %s", message.message_id, error.reason)
 
     async def _post_webhook(self, message: ChatbotMessage, reply: Reply) -> None:
+        shown, fmt = await self._prepared(reply.text, reply.format)
+        reply = Reply(shown, fmt)
         text = reply.text
         body: dict[str, Any] = {}
         staff_id = message.sender_staff_id
@@ -283,6 +301,11 @@ class DingTalkChannel(Channel):
             raise _WebhookFailed(f"HTTP {status} errcode {errcode}")
 
     async def _reply_openapi(self, message: ChatbotMessage, reply: Reply) -> None:
+        shown, fmt = await self._prepared(reply.text, reply.format)
+        reply = Reply(shown, fmt)
+        if message.conversation_type == GROUP and reply.format == "image":
+            await self.api.group_send(message.conversation_id, reply.text, "image")
+            return
         if message.conversation_type == GROUP:
             # groupMessages/send cannot @-mention: name the sender in words instead.
             nick = md_escape(message.sender_nick or "") if reply.format == "markdown" else message.sender_nick or ""
@@ -305,6 +328,10 @@ class DingTalkChannel(Channel):
     async def deliver_batch(self, addresses: list[Address], text: str, fmt: str, keys: list[str]
                             ) -> list[DeliveryError | None]:
         results: list[DeliveryError | None] = [None] * len(addresses)
+        try:
+            text, fmt = await self._prepared(text, fmt)
+        except DeliveryError as exc:
+            return [exc] * len(addresses)
         users: dict[str, list[int]] = {}
         for i, address in enumerate(addresses):
             if address.group is not None:
