@@ -104,13 +104,23 @@ class WeComApi:
         token = await self.token(stale=token)
         return await self._json("POST", path, {"access_token": token}, payload)
 
-    async def send_message(self, agent_id: str, users: list[str], msgtype: str, content: str) -> dict:
+    async def send_message(self, agent_id: str, users: list[str], msgtype: str, content: str | dict) -> dict:
+        """An app message: ``content`` is the text of a text/markdown message, or the whole object of
+        another type (a ``template_card``)."""
         payload = {"touser": "|".join(users), "msgtype": msgtype, "agentid": _agent(agent_id),
-                   msgtype: {"content": content}, "safe": 0}
+                   msgtype: content if isinstance(content, dict) else {"content": content}, "safe": 0}
         return await self.call("/cgi-bin/message/send", payload)
 
-    async def send_webhook(self, key: str, msgtype: str, content: str) -> dict:
-        payload = {"msgtype": msgtype, msgtype: {"content": content}}
+    async def update_card(self, agent_id: str, users: list[str], response_code: str, replace_name: str) -> dict:
+        """Turn the tapped card's buttons into one grey line (``update_template_card``, ``button``):
+        allowed once per ResponseCode, within 72 hours of the tap."""
+        payload = {"userids": users, "agentid": _agent(agent_id), "response_code": response_code,
+                   "button": {"replace_name": replace_name}}
+        return await self.call("/cgi-bin/message/update_template_card", payload)
+
+    async def send_webhook(self, key: str, msgtype: str, content: str | dict) -> dict:
+        """A group robot message: text/markdown ``content``, or the object of an ``image`` (base64, md5)."""
+        payload = {"msgtype": msgtype, msgtype: content if isinstance(content, dict) else {"content": content}}
         return await self._json("POST", "/cgi-bin/webhook/send", {"key": key}, payload)
 
 
