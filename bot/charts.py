@@ -50,6 +50,21 @@ class ChartError(RuntimeError):
     """The picture cannot be drawn (no CJK font, an unknown kind of chart)."""
 
 
+def words(renderer: Any, template: str, **values: Any) -> tuple[list[str], list[tuple[str, str]]]:
+    """A chart's words from its template (``charts/…``): three heading lines (title, subtitle, axis),
+    then one "label<TAB>value" line per bar."""
+    heading: list[str] = []
+    bars: list[tuple[str, str]] = []
+    for line in renderer.text(template, **values).splitlines():
+        if "\t" in line:
+            label, _, value = line.partition("\t")
+            bars.append((label.strip(), value.strip()))
+        elif not bars:
+            heading.append(line.strip())
+    heading += [""] * (3 - len(heading))
+    return heading, bars
+
+
 def font_path() -> str:
     for candidate in FONT_CANDIDATES:
         if Path(candidate).exists():

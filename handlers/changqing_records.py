@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.identity import STAFF_ROLES, Sender
+from bot.charts import words
 from bot.router import Answer, Picture, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import Achievement, Person, Role, Squad, Unit
@@ -70,23 +71,9 @@ def month_label(day: dt.date) -> str:
     return f"{day.year}年{day.month}月"
 
 
-def picture_lines(renderer: Any, template: str, **values: Any) -> tuple[list[str], list[tuple[str, str]]]:
-    """A chart's words from its template (``charts/…``): the heading lines, then (label, value) per bar."""
-    heading: list[str] = []
-    bars: list[tuple[str, str]] = []
-    for line in renderer.text(template, **values).splitlines():
-        if "\t" in line:
-            label, _, value = line.partition("\t")
-            bars.append((label.strip(), value.strip()))
-        elif not bars:
-            heading.append(line.strip())
-    heading += [""] * (3 - len(heading))
-    return heading, bars
-
-
 def ranking_picture(renderer: Any, rows: list[RankRow], month: str, county: str) -> Picture:
     """The month's ranking as a bar chart (晾晒比拼 is meant to be seen): one bar per group."""
-    (title, subtitle, unit, *_), bars = picture_lines(renderer, "charts/ranking", rows=rows, month=month, county=county)
+    (title, subtitle, unit, *_), bars = words(renderer, "charts/ranking", rows=rows, month=month, county=county)
     return Picture({"kind": "ranking", "title": title, "subtitle": subtitle, "unit": unit,
                     "rows": [{"label": label, "value": value, "score": row.score}
                              for (label, value), row in zip(bars, rows)]})

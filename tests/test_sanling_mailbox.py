@@ -175,7 +175,6 @@ async def test_answer_to_someone_without_a_chat_account_is_kept(chat, services):
 @pytest.mark.parametrize("user,text,expect", [
     ("u5", "答复", "请写上要答复的来信编号"),
     ("u5", "答复 已转人社局", "请写上要答复的来信编号"),
-    ("u5", "答复 #1", "答复请发送：答复 #1 内容"),  # alone (a tapped link): the inquiry in full, nothing written
     ("u5", "答复 #99 好的", "没有找到来信 #99"),
     ("u2", "答复 #1 我自己答", "仅限"),
     ("u6", "reply #1 x", "仅限"),

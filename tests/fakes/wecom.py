@@ -102,7 +102,7 @@ class FakeWeCom:
         self.base = ""
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=8 * 1024 * 1024)  # pictures: WeCom answers an errcode, not 413
         app.router.add_get("/cgi-bin/gettoken", self.gettoken)
         app.router.add_post("/cgi-bin/message/send", self.message_send)
         app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
