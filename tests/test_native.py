@@ -326,3 +326,25 @@ async def test_the_fakes_refuse_malformed_pictures_and_cards(dingtalk_fake, weco
 def test_picture_bodies_are_stable():
     spec = {"kind": "ranking", "rows": [], "title": "t"}
     assert picture_body(spec) == picture_body(dict(reversed(list(spec.items()))))
+
+
+async def test_weekly_digest_carries_the_compliance_chart_to_wecom_staff(client, bangdai, services, seeded, wecom_fake,
+                                                                      clock):
+    wecom = bangdai.channels["wecom"]
+    build = WeComCallbacks(clock)
+    assert await _callback(client, services.config, build.seal(build.text("chenjing", "绑定 陈静 5678"))) == 200
+    await wecom.drain()
+    result = await run_job(services, "weekly_digest", dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ))
+    assert result.queued == 2  # the digest's text and its chart
+    async with services.db.transaction() as s:
+        [body] = (await s.exec(select(OutboxMessage.body).where(OutboxMessage.format == "image"))).all()
+    spec = json.loads(body)
+    assert spec["kind"] == "compliance" and spec["weeks"][-1]["label"] == "11月16日起"
+    texts = [t.get_text() for t in charts.figure(spec).findobj(lambda o: hasattr(o, "get_text"))]
+    assert "11月16日起" in texts and any("周联" in t for t in texts)
+    while await Dispatcher(services.outbox, wecom, 1000).run_once():
+        pass
+    [(user, picture)] = wecom_fake.member_images
+    assert user == "chenjing" and picture == charts.png(spec)
+    assert any("上周周联情况" in m for m in wecom_fake.inbox("chenjing"))
+    await wecom.stop()

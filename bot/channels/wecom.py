@@ -429,16 +429,33 @@ class WeComChannel(Channel):
         return results
 
     async def _image(self, address: Address, body: str, key: str) -> DeliveryError | None:
-        """A picture: to a group robot as an ``image`` message (base64 + md5, at most 2 MB). App chats
-        keep the text version that went beside it (no media upload here yet), so nothing is sent."""
-        if not address.group:
-            return None
+        """A picture: to a group robot as an ``image`` message (base64 + md5, at most 2 MB); to a member
+        as an app ``image`` message of the picture uploaded with the media API."""
         try:
             png = await charts.render(body)
         except charts.ChartError as exc:
             return PermanentError(str(exc))
-        image = {"base64": base64.b64encode(png).decode(), "md5": hashlib.md5(png).hexdigest()}
-        return await self._to_group(address.group, [("image", image)], key)
+        if address.group:
+            image = {"base64": base64.b64encode(png).decode(), "md5": hashlib.md5(png).hexdigest()}
+            return await self._to_group(address.group, [("image", image)], key)
+        if not address.user_id:
+            return PermanentError("没有企业微信 UserID")
+        wait = self.members.wait(address.user_id, 1)
+        if wait > 0:
+            self.counts["deferred"] += 1
+            DEFERRED.labels("member").inc()
+            return TransientError(f"企业微信每人每分钟最多 {self.config.per_member_per_minute} 条，稍后再发", wait)
+        self.members.take(address.user_id, 1)
+        try:
+            media_id = await self.api.upload_image(png)
+            answer = await self.api.send_message(self.config.agent_id, [address.user_id], "image", {"media_id": media_id})
+        except (WeComError, WeComUnavailable) as exc:
+            return self._classify(exc)
+        if address.user_id in _invalid_users(answer):
+            return PermanentError(INVALID_USER)
+        self.counts["sent"] += 1
+        SENDS.labels("app").inc()
+        return None
 
     async def _update_card(self, address: Address, body: str) -> DeliveryError | None:
         """Show on a tapped card what was chosen (``update_template_card`` with the tap's ResponseCode)."""

@@ -98,6 +98,8 @@ class FakeWeCom:
         self.task_ids: set[str] = set()
         self.card_updates: list[dict] = []  # accepted update_template_card bodies
         self.card_update_refused: list[tuple[dict, int]] = []
+        self.media: dict[str, bytes] = {}  # media_id -> uploaded file
+        self.member_images: list[tuple[str, bytes]] = []  # (member, picture) app image messages delivered
         self._ids = itertools.count(1)
         self.base = ""
 
@@ -107,6 +109,7 @@ class FakeWeCom:
         app.router.add_post("/cgi-bin/message/send", self.message_send)
         app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
         app.router.add_post("/cgi-bin/message/update_template_card", self.update_template_card)
+        app.router.add_post("/cgi-bin/media/upload", self.media_upload)
         return app
 
     def press(self, user: str, button: str) -> tuple[str, str, str]:
@@ -176,6 +179,13 @@ class FakeWeCom:
         msgtype = body.get("msgtype")
         if msgtype == "template_card":
             return self._card_send(body)
+        if msgtype == "image":
+            media = (body.get("image") or {}).get("media_id")
+            if media not in self.media:
+                return self._err(40007, "invalid media_id")
+            users = [u for u in str(body.get("touser", "")).split("|") if u and u not in self.invalid_users]
+            self.member_images += [(u, self.media[media]) for u in users]
+            return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg{next(self._ids)}"})
         if msgtype not in ("text", "markdown"):
             return self._err(40008, "invalid message type")
         content = str((body.get(msgtype) or {}).get("content") or "")
@@ -232,6 +242,30 @@ class FakeWeCom:
                 self.cards.append(Card(user, card, now))
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": f"msg{next(self._ids)}", "response_code": ""})
+
+    async def media_upload(self, request: web.Request) -> web.Response:
+        """``POST /cgi-bin/media/upload?type=image``: multipart ``media``; images are jpg/png of 5 B to 2 MB."""
+        if (error := self._token_error(request)) is not None:
+            return error
+        kind = request.query.get("type")
+        if kind not in ("image", "voice", "video", "file"):
+            return self._err(40004, "invalid media type")
+        if not request.content_type.startswith("multipart/"):
+            return self._err(41005, "media data missing")
+        data = b""
+        async for part in await request.multipart():
+            if part.name == "media" and part.filename:
+                data = bytes(await part.read())
+        if not data:
+            return self._err(41005, "media data missing")
+        if kind == "image" and (len(data) <= 5 or len(data) > MAX_IMAGE):
+            return self._err(40009, "invalid image size")
+        if kind == "image" and not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+            return self._err(40005, "invalid file type")
+        media_id = f"3{secrets.token_hex(16)}"
+        self.media[media_id] = data
+        return web.json_response({"errcode": 0, "errmsg": "", "type": kind, "media_id": media_id,
+                                  "created_at": str(int(self.clock.now().timestamp()))})
 
     async def update_template_card(self, request: web.Request) -> web.Response:
         """Each ResponseCode works once (and only for the member who tapped)."""
