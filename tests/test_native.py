@@ -348,3 +348,23 @@ async def test_weekly_digest_carries_the_compliance_chart_to_wecom_staff(client,
     assert user == "chenjing" and picture == charts.png(spec)
     assert any("上周周联情况" in m for m in wecom_fake.inbox("chenjing"))
     await wecom.stop()
+
+
+async def test_in_a_dingtalk_group_the_commands_stay_words(dingtalk, seeded, services):
+    """A tapped link sends its text to the group without @-ing the robot, which never sees it: groups
+    get the commands as words; the same call in a private chat gets links."""
+    config = services.config
+    config.dingtalk.groups = {"常青藤一组": "cidCall1"}
+    config.changqing.groups = ["dingtalk:常青藤一组"]
+    dingtalk.fake.groups.add("cidCall1")
+    fake = dingtalk.fake
+    await fake.say("dt_chen", "绑定 陈静 5678")
+    assert "已排队" in await fake.say("dt_chen", "广播 常青藤 常青藤行动启动")
+    await dingtalk.dispatcher.run_once()
+    [post] = [s for s in fake.sent if s.via == "groupSend"]
+    assert "**报名 招商引资联络员**" in post.text and "dtmd://" not in post.text
+    in_group = await fake.push_text("dt_chen", "岗位", group="cidCall1")
+    [answer] = await fake.wait_reply(in_group)
+    assert answer.links() == {} and "**报名 招商引资联络员**" in answer.text
+    private = await fake.push_text("dt_chen", "岗位")
+    assert "报名 招商引资联络员" in (await fake.wait_reply(private))[0].links()

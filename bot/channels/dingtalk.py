@@ -233,9 +233,12 @@ class DingTalkChannel(Channel):
 
     # --- replies ------------------------------------------------------------------------------------
 
-    async def _prepared(self, text: str, fmt: str) -> tuple[str, str]:
+    async def _prepared(self, text: str, fmt: str, group: bool = False) -> tuple[str, str]:
         """What DingTalk is sent for a body: Markdown with tappable commands (``dtmd://`` links), plain
-        text with the commands in words, or a picture uploaded with the media API (its media_id)."""
+        text with the commands in words, or a picture uploaded with the media API (its media_id).
+
+        In a group the commands stay words: a tapped link sends its text to the group without @-ing
+        the robot, and only messages that @ it reach the robot."""
         if fmt == "image":
             try:
                 png = await charts.render(text)
@@ -243,7 +246,7 @@ class DingTalkChannel(Channel):
                 raise PermanentError(str(exc)) from None
             return await self.api.upload_image(png), "image"
         if fmt in ("markdown", "card"):  # a card's buttons are its command links here
-            return present(text, "dingtalk"), "markdown"
+            return present(text, "plain" if group else "dingtalk"), "markdown"
         return present(text, "plain"), fmt
 
     async def reply(self, message: ChatbotMessage, reply: Reply) -> None:
@@ -273,7 +276,7 @@ class DingTalkChannel(Channel):
         log.warning("reply to DingTalk message %s lost: %s", message.message_id, error.reason)
 
     async def _post_webhook(self, message: ChatbotMessage, reply: Reply) -> None:
-        shown, fmt = await self._prepared(reply.text, reply.format)
+        shown, fmt = await self._prepared(reply.text, reply.format, message.conversation_type == GROUP)
         reply = Reply(shown, fmt)
         text = reply.text
         body: dict[str, Any] = {}
@@ -301,7 +304,7 @@ class DingTalkChannel(Channel):
             raise _WebhookFailed(f"HTTP {status} errcode {errcode}")
 
     async def _reply_openapi(self, message: ChatbotMessage, reply: Reply) -> None:
-        shown, fmt = await self._prepared(reply.text, reply.format)
+        shown, fmt = await self._prepared(reply.text, reply.format, message.conversation_type == GROUP)
         reply = Reply(shown, fmt)
         if message.conversation_type == GROUP and reply.format == "image":
             await self.api.group_send(message.conversation_id, reply.text, "image")
@@ -328,20 +331,23 @@ class DingTalkChannel(Channel):
     async def deliver_batch(self, addresses: list[Address], text: str, fmt: str, keys: list[str]
                             ) -> list[DeliveryError | None]:
         results: list[DeliveryError | None] = [None] * len(addresses)
+        body = text
         try:
-            text, fmt = await self._prepared(text, fmt)
+            text, fmt_shown = await self._prepared(body, fmt)
+            if any(a.group is not None for a in addresses):
+                group_text, group_fmt = await self._prepared(body, fmt, group=True)
         except DeliveryError as exc:
             return [exc] * len(addresses)
         users: dict[str, list[int]] = {}
         for i, address in enumerate(addresses):
             if address.group is not None:
-                results[i] = await self._send_group(address.group, text, fmt)
+                results[i] = await self._send_group(address.group, group_text, group_fmt)
             elif address.user_id:
                 users.setdefault(address.user_id, []).append(i)
             else:
                 results[i] = PermanentError("没有收件人")
         if users:
-            outcome = await self._send_users(list(users), text, fmt)
+            outcome = await self._send_users(list(users), text, fmt_shown)
             for user, indexes in users.items():
                 error = outcome[user]
                 PROACTIVE.labels("user", _outcome(error)).inc()
