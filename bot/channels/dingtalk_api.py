@@ -137,6 +137,7 @@ class OpenApi:
         self.base = base.rstrip("/")
         self.oapi_base = oapi_base.rstrip("/")
         self._media: dict[str, tuple[str, float]] = {}  # sha1 of a picture -> (media_id, uploaded at)
+        self._media_locks: dict[str, asyncio.Lock] = {}
         self.app_key, self._app_secret, self.robot_code = app_key, app_secret, robot_code
         self.usage = usage
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -263,9 +264,15 @@ class OpenApi:
         """Upload a picture with the media API (``/media/upload?type=image``, multipart field ``media``)
         and return its media_id; the same picture uploaded in the last two days is not sent again."""
         digest = hashlib.sha1(png).hexdigest()
-        known = self._media.get(digest)
-        if known and self.monotonic() - known[1] < MEDIA_TTL:
-            return known[0]
+        # Batches of one message go out several at once: the first uploads, the others wait for its id.
+        lock = self._media_locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            known = self._media.get(digest)
+            if known and self.monotonic() - known[1] < MEDIA_TTL:
+                return known[0]
+            return await self._upload(png, digest)
+
+    async def _upload(self, png: bytes, digest: str) -> str:
         for attempt in (1, 2):
             token = await self.token()
             await self._within_qps("mediaUpload")

@@ -48,6 +48,7 @@ class WeComApi:
         self.token_fetches = 0
         self.last_token_error = ""
         self._media: dict[str, tuple[str, dt.datetime]] = {}  # sha1 of a picture -> (media_id, uploaded at)
+        self._media_locks: dict[str, asyncio.Lock] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -120,10 +121,14 @@ class WeComApi:
         """A picture's media_id for app messages (``/cgi-bin/media/upload?type=image``, multipart field
         ``media``; valid 3 days, so the same picture is uploaded once in 2)."""
         digest = hashlib.sha1(png).hexdigest()
-        known = self._media.get(digest)
-        now = self.clock.now()
-        if known and now - known[1] < MEDIA_REUSE:
-            return known[0]
+        async with self._media_locks.setdefault(digest, asyncio.Lock()):  # one upload per picture at a time
+            known = self._media.get(digest)
+            now = self.clock.now()
+            if known and now - known[1] < MEDIA_REUSE:
+                return known[0]
+            return await self._upload(png, digest, now)
+
+    async def _upload(self, png: bytes, digest: str, now: dt.datetime) -> str:
         token = await self.token()
         for attempt in (1, 2):
             form = aiohttp.FormData()
