@@ -6,17 +6,22 @@ callback endpoint and the WeCom fake, and the real chart drawn with matplotlib a
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
 import json
+from pathlib import Path
 
+import aiohttp
 import pytest
 from PIL import Image
 from sqlalchemy import func
 from sqlmodel import select
 
 from bot import charts
+from bot.app import enabled_channels
+from bot.channels.wecom import WeComChannel
 from bot.clock import TZ
 from bot.commands import as_plain, cmd, commands_in, present
 from bot.render import Renderer, picture_body
@@ -25,11 +30,12 @@ from conftest import write
 from fakes.wecom import Card, FakeWeCom, WeComCallbacks, point_at, serving
 from handlers.changqing_records import RankRow, ranking_picture
 from handlers.imports import import_roster
-from scheduler.outbox import Dispatcher
+from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
-from storage.models import ContactLog, OutboxMessage, SignUp
+from storage.models import ContactLog, OutboxMessage, SignUp, Squad, Unit
 
 ROBOT_KEY = "native-robot-key"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 async def count(services, model, *where) -> int:
@@ -208,7 +214,7 @@ KNOWN = [RankRow(1, "招商一组", "破山行动专班", 3, 4.5), RankRow(2, "�
 
 
 def test_the_ranking_picture_shows_every_group_month_and_county():
-    picture = ranking_picture(Renderer("templates"), KNOWN, "2026年11月", "开化县")
+    picture = ranking_picture(Renderer(TEMPLATES), KNOWN, "2026年11月", "开化县")
     fig = charts.figure(picture.spec)
     texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
     for row in KNOWN:
@@ -225,7 +231,6 @@ def test_the_ranking_picture_shows_every_group_month_and_county():
 async def test_ranking_command_sends_the_picture_on_dingtalk_only_the_text_locally(dingtalk, chat, seeded,
                                                                                    services):
     async with services.db.transaction() as s:
-        from storage.models import Squad, Unit
         unit = Unit(name="破山行动专班", kind="专班")
         s.add(unit)
         await s.flush()
@@ -246,11 +251,8 @@ async def test_monthly_ranking_picture_reaches_dingtalk_and_wecom_groups(dingtal
     config.dingtalk.groups = {"常青藤一组": "cidRank1"}
     config.changqing.groups = ["dingtalk:常青藤一组", "wecom:常青藤二组"]
     dingtalk.fake.groups.add("cidRank1")
-    from bot.app import enabled_channels
-    from scheduler.outbox import Outbox
     services.outbox = Outbox(services.db, services.clock, config, enabled_channels(config))
     async with services.db.transaction() as s:
-        from storage.models import Squad, Unit
         for name, tf in (("招商一组", "破山行动专班"), ("项目二组", "项目攻坚专班")):
             unit = Unit(name=tf, kind="专班")
             s.add(unit)
@@ -261,7 +263,6 @@ async def test_monthly_ranking_picture_reaches_dingtalk_and_wecom_groups(dingtal
     async with services.db.transaction() as s:
         [body] = set((await s.exec(select(OutboxMessage.body).where(OutboxMessage.format == "image"))).all())
     await Dispatcher(services.outbox, dingtalk.channel, 1000).run_once()
-    from bot.channels.wecom import WeComChannel
     wecom = WeComChannel(services, None)
     await Dispatcher(services.outbox, wecom, 1000).run_once()
     await wecom.stop()
@@ -277,8 +278,6 @@ async def test_monthly_ranking_picture_reaches_dingtalk_and_wecom_groups(dingtal
 # --- the fakes refuse what the platforms refuse ---------------------------------------------------------
 
 async def test_the_fakes_refuse_malformed_pictures_and_cards(dingtalk_fake, wecom_fake):
-    import aiohttp
-
     async with aiohttp.ClientSession() as http:
         token = (await (await http.post(f"{dingtalk_fake.api_base}/v1.0/oauth2/accessToken",
                                         json={"appKey": dingtalk_fake.client_id,
@@ -295,8 +294,7 @@ async def test_the_fakes_refuse_malformed_pictures_and_cards(dingtalk_fake, weco
         assert send.status == 400
 
         hook = f"{wecom_fake.base}/cgi-bin/webhook/send"
-        png = charts.png(ranking_picture(Renderer("templates"), KNOWN, "2026年11月", "开化县").spec)
-        import base64
+        png = charts.png(ranking_picture(Renderer(TEMPLATES), KNOWN, "2026年11月", "开化县").spec)
         wrong_md5 = {"msgtype": "image", "image": {"base64": base64.b64encode(png).decode(), "md5": "0" * 32}}
         assert (await (await http.post(hook, params={"key": ROBOT_KEY}, json=wrong_md5)).json())["errcode"] == 40058
         big = b"\x89PNG\r\n\x1a\n" + b"0" * (2 * 1024 * 1024)
