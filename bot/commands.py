@@ -23,12 +23,11 @@ from urllib.parse import quote, unquote
 
 from markupsafe import Markup
 
-from .text import md_escape
-
 SCHEME = "bangdai-cmd:"
 DINGTALK_SEND = "dtmd://dingtalkclient/sendMessage?content="
 
 # [label](bangdai-cmd:<url-encoded command>), the "[" not escaped; the label may hold escapes (\[, \*).
+_INLINE = re.compile(r"([\\`*_\[\]])")
 _MARK = re.compile(r"(?<!\\)\[((?:\\.|[^\]\\\n])+)\]\(" + re.escape(SCHEME) + r"([^)\s]*)\)")
 
 
@@ -39,7 +38,7 @@ def cmd(command: str, label: str | None = None) -> Markup:
     Returned as ``Markup`` so an autoescaping environment leaves the mark alone; the values inside it
     are encoded here."""
     command = " ".join(str(command).split())
-    shown = md_escape(" ".join(str(label).split()) if label else command)
+    shown = _inline(" ".join(str(label).split()) if label else command)
     return Markup(f"[{shown}]({SCHEME}{quote(command, safe='')})")
 
 
@@ -47,6 +46,12 @@ def commands_in(text: str) -> Iterator[tuple[str, str]]:
     """(label, command) of every mark in ``text``, in order; the label without Markdown escapes."""
     for m in _MARK.finditer(text):
         yield _unescape(m.group(1)), unquote(m.group(2))
+
+
+def _inline(text: str) -> str:
+    """Escape what would end or change a link label or bold text. Only those: "#", ">" or "|" mean
+    nothing inside a line, and a backslash before them would show on some phones (答复 \\#12)."""
+    return _INLINE.sub(r"\\\1", text)
 
 
 def _unescape(text: str) -> str:
@@ -60,7 +65,7 @@ def as_dingtalk_links(text: str) -> str:
 
 def as_plain(text: str) -> str:
     """Marks as the command in bold: what to type where nothing can be tapped."""
-    return _MARK.sub(lambda m: f"**{md_escape(unquote(m.group(2)))}**", text)
+    return _MARK.sub(lambda m: f"**{_inline(unquote(m.group(2)))}**", text)
 
 
 def present(text: str, style: str) -> str:
