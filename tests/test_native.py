@@ -170,6 +170,7 @@ async def test_a_wecom_button_tap_signs_up_once_and_updates_the_card(client, ban
     assert len(signed) == 1 and "招商引资联络员" in signed[0]
     assert [u["button"]["replace_name"] for u in wecom_fake.card_updates] == ["已报名：招商引资联络员"]
     assert wecom_fake.card_updates[0]["response_code"] == code and wecom_fake.card_update_refused == []
+    assert wecom.health()["cards_updated"] == 1
     await wecom.stop()
 
 

@@ -190,6 +190,7 @@ class WeComChannel(Channel):
             "rejected": dict(self.rejected),
             "sent": self.counts["sent"],
             "webhook_sent": self.counts["webhook_sent"],
+            "cards_updated": self.counts["cards_updated"],
             "deferred": self.counts["deferred"],
             "api_errors": dict(self.api_errors),
             "handling": len(self._tasks),
