@@ -20,15 +20,10 @@ import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display, ever; set before anything draws
-
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
@@ -65,17 +60,31 @@ def words(renderer: Any, template: str, **values: Any) -> tuple[list[str], list[
     return heading, bars
 
 
+def _mpl():
+    """matplotlib, imported on first use: every process loads the handlers, few ever draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, ever
+    from matplotlib import font_manager
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    return font_manager, FigureCanvasAgg, Figure
+
+
 def font_path() -> str:
     for candidate in FONT_CANDIDATES:
         if Path(candidate).exists():
             return candidate
+    font_manager, _, _ = _mpl()
     for found in font_manager.findSystemFonts():
         if "NotoSansCJK" in found or "NotoSerifCJK" in found:
             return found
     raise ChartError("没有中文字体：请安装 Debian 的 fonts-noto-cjk（.ci/run 会安装）")
 
 
-def _font() -> font_manager.FontProperties:
+def _font() -> Any:
+    font_manager, _, _ = _mpl()
     return font_manager.FontProperties(fname=font_path())
 
 
@@ -92,6 +101,7 @@ def figure(spec: dict[str, Any]) -> Figure:
 def _ranking(spec: dict[str, Any]) -> Figure:
     """Horizontal bars, first place on top: group name (task force) on the left, score at the bar's end."""
     font = _font()
+    _, FigureCanvasAgg, Figure = _mpl()
     rows = spec["rows"]
     height = 1.6 + 0.42 * max(len(rows), 1)
     fig = Figure(figsize=(7.5, height), dpi=110)
@@ -120,6 +130,7 @@ def _ranking(spec: dict[str, Any]) -> Figure:
 def _compliance(spec: dict[str, Any]) -> Figure:
     """The share of pairs that met 周联 each week, one bar per week, the last week highlighted."""
     font = _font()
+    _, FigureCanvasAgg, Figure = _mpl()
     weeks = spec["weeks"]
     fig = Figure(figsize=(6.0, 3.2), dpi=110)
     FigureCanvasAgg(fig)

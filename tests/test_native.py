@@ -33,6 +33,7 @@ from handlers.imports import import_roster
 from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
 from storage.models import ContactLog, OutboxMessage, SignUp, Squad, Unit
+from storage.models.changqing import SIX_ROLES
 
 ROBOT_KEY = "native-robot-key"
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -155,7 +156,8 @@ async def test_a_wecom_button_tap_signs_up_once_and_updates_the_card(client, ban
     while await dispatch.run_once():
         pass
     [card] = [c for c in wecom_fake.cards if c.user == "lizhongxing"]
-    assert "报名 招商引资联络员" in card.keys() and len(card.keys()) == 6  # WeCom's limit of six buttons
+    # WeCom takes six buttons: the six 六大员 posts, first in the call
+    assert set(card.keys().values()) == {f"报名 {post}" for post in SIX_ROLES}
     assert any("常青藤行动启动" in m for m in wecom_fake.inbox("lizhongxing"))  # the call itself, as text
 
     task, key, code = wecom_fake.press("lizhongxing", "报名 招商引资联络员")
