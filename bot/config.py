@@ -157,6 +157,12 @@ class Config:
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
 
 
+def enabled_channels(config: Config) -> list[str]:
+    """The channels switched on, in a fixed order."""
+    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
+    return [name for name, on in flags.items() if on]
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, Secret):
         if not isinstance(value, str):

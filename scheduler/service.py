@@ -103,10 +103,10 @@ class PlannedTrigger(BaseTrigger):
         return f"planned[{self.schedule.spec}]"
 
 
-def load_schedules(services, calendar: WorkCalendar) -> dict[str, Schedule]:
-    """One Schedule per declared job, from ``[schedule]`` in the config."""
+def load_schedules(config, calendar: WorkCalendar) -> dict[str, Schedule]:
+    """One Schedule per declared job, from ``[schedule]`` in the config (``bot.config.Config``)."""
     load_jobs()
-    config = services.config.schedule
+    config = config.schedule
     out = {}
     for name, spec in JOBS.items():
         raw = getattr(config, name, None)
@@ -122,7 +122,7 @@ class Scheduler:
     def __init__(self, services, calendar: WorkCalendar | None = None) -> None:
         self.services = services
         self.calendar = calendar or WorkCalendar()
-        self.schedules = load_schedules(services, self.calendar)
+        self.schedules = load_schedules(services.config, self.calendar)
         self.aps: AsyncIOScheduler | None = None
         self.leader = False
         self._leader_conn: Any = None
