@@ -96,6 +96,7 @@ class ScheduleConfig:
 
     enabled: bool = True
     timezone: str = "Asia/Shanghai"
+    leader_retry_seconds: float = 10.0  # how often a standby process tries to take over the scheduler
     weekly_reminder: str = "0 16 * * thu"
     weekly_digest: str = "0 9 * * mon"
     monthly_visit_prompt: str = "first-working-day 09:00"
