@@ -40,7 +40,8 @@ from functools import partial
 from typing import Any, Callable, Sequence
 
 BATCH = 1000  # rows fetched with the statement; a result this big is read on in batches of this size
-LOOP_BUDGET = 0.002  # seconds a read may run on the event loop before it is moved to the thread
+LOOP_BUDGET = 0.002  # CPU seconds a read may run on the event loop before it is moved to the thread (CPU,
+# not wall time: on a busy machine a preempted statement is not a long one)
 _SELECT = re.compile(r"\s*select\b", re.IGNORECASE)
 _READ = re.compile(r"\s*(select|with)\b", re.IGNORECASE)
 _WRITE = re.compile(r"\b(insert|update|delete|replace)\b", re.IGNORECASE)
@@ -163,7 +164,7 @@ class Connection:
         self.moved = 0  # reads moved to the thread for taking too long on the loop (tests, curiosity)
 
     def _over_budget(self) -> int:
-        return 1 if time.perf_counter() > self._deadline else 0
+        return 1 if time.thread_time() > self._deadline else 0
 
     async def statement(self, fn: Callable[..., Any], method: str, operation: str, parameters: Any) -> Any:
         """Run one statement on the loop within the guards described in the module's docstring."""
@@ -176,12 +177,12 @@ class Connection:
         while True:
             in_transaction = raw.in_transaction
             if read:
-                self._deadline = time.perf_counter() + LOOP_BUDGET
+                self._deadline = time.thread_time() + LOOP_BUDGET
                 raw.set_progress_handler(self._over_budget, 1000)
             try:
                 return fn(raw, method, operation, parameters)
             except sqlite3.OperationalError as exc:
-                if read and time.perf_counter() > self._deadline and "interrupt" in str(exc):
+                if read and time.thread_time() > self._deadline and "interrupt" in str(exc):
                     raw.set_progress_handler(None, 0)
                     self.moved += 1
                     return await self.run(fn, method, operation, parameters)
