@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .commands import cmd
+from .dates import beijing, beijing_day
 from .inbound import Reply
-from .router import Answer
+from .router import Answer, Picture
 from .text import mask_phone, md_escape
 
 WEEKDAYS = "一二三四五六日"
 
 
 def _cn_date(value: dt.date | dt.datetime) -> str:
-    return f"{value.month}月{value.day}日"
+    day = beijing_day(value)
+    return f"{day.month}月{day.day}日"
 
 
-def _weekday(value: dt.date) -> str:
-    return "周" + WEEKDAYS[value.weekday()]
+def _cn_time(value: dt.datetime) -> str:
+    """``11月29日 03:00``, Beijing time."""
+    local = beijing(value)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def _iso_day(value: dt.date | dt.datetime) -> str:
+    return beijing_day(value).isoformat()
+
+
+def _weekday(value: dt.date | dt.datetime) -> str:
+    return "周" + WEEKDAYS[beijing_day(value).weekday()]
 
 
 def _percent(part: int, whole: int) -> str:
@@ -44,8 +58,11 @@ class Renderer:
             keep_trailing_newline=False,
             autoescape=False,
         )
-        self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, weekday=_weekday)
+        self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, cn_time=_cn_time, iso_day=_iso_day,
+                                weekday=_weekday)
         self.env.globals.update(percent=_percent)
+        # One-tap commands (bot/commands.py): a mark each channel shows as a link, a button or bold text.
+        self.env.globals.update(cmd=cmd)
 
     def text(self, template: str, **values: Any) -> str:
         return self.env.get_template(f"{template}.md").render(**values).strip()
@@ -62,5 +79,13 @@ class Renderer:
 
         return render
 
-    def reply(self, answer: Answer) -> Reply:
-        return Reply(self.text(answer.template, **answer.values))
+    def reply(self, answer: Answer | Picture) -> Reply:
+        if isinstance(answer, Picture):
+            return Reply(picture_body(answer.spec), "image")
+        return Reply(self.text(answer.template, **answer.values), answer.format)
+
+
+def picture_body(spec: dict[str, Any]) -> str:
+    """A picture as it travels (replies, outbox rows): its chart's data, drawn when sent. Sorted keys,
+    so the same chart is the same body (the outbox batches identical bodies)."""
+    return json.dumps(spec, ensure_ascii=False, sort_keys=True)
