@@ -1,7 +1,7 @@
 """recent sends: per-recipient send limits shared by every serve process
 
 Revision ID: 0016_scale_out
-Revises: 0009_directory_commit
+Revises: 0012_bangdai_record
 Create Date: 2026-11-29 21:25:00
 
 WeCom drops a member's 31st message in a minute without an error. Each serve process counted its own
@@ -16,7 +16,7 @@ import sqlmodel
 
 
 revision: str = '0016_scale_out'
-down_revision: Union[str, Sequence[str], None] = '0009_directory_commit'
+down_revision: Union[str, Sequence[str], None] = '0012_bangdai_record'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
