@@ -1,7 +1,7 @@
 """三零 零跑腿: 预审 cases (checklist items, files by hash, decisions), 联办单 parts, 一月一汇报 reports
 
 Revision ID: 0013_sanling_cases
-Revises: 0012_bangdai_record
+Revises: 0016_scale_out
 Create Date: 2026-11-29 20:55:22.786814
 """
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 
 
 revision: str = '0013_sanling_cases'
-down_revision: Union[str, Sequence[str], None] = '0012_bangdai_record'
+down_revision: Union[str, Sequence[str], None] = '0016_scale_out'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
