@@ -299,6 +299,10 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from .app import local_channel_exposed
+
+    if problem := local_channel_exposed(config):
+        raise ConfigError(problem)
     _prepare_database(config)
     asyncio.run(_serve(config, demo=args.demo))
     return 0

@@ -61,9 +61,13 @@ class ChatIdentity(SQLModel, table=True):
 
 
 class BindAttempt(SQLModel, table=True):
-    """A failed ``绑定``; too many in an hour lock that chat identity for a while."""
+    """A failed ``绑定``. Too many in an hour lock that chat account, and too many naming one roster
+    person (``person_id``, from any account on any channel) lock that person's binding for everyone:
+    rotating account ids must not buy more guesses of a phone's last four digits. No foreign key:
+    the rows are purged daily and outlive nothing."""
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=20)
     platform_user_id: str = Field(max_length=128, index=True)
-    at: dt.datetime
+    person_id: int | None = Field(default=None, index=True)
+    at: dt.datetime = Field(index=True)
