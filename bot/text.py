@@ -78,8 +78,9 @@ class Trusted(str):
 # links (and so images), headings, quotes/HTML (``<font>``, WeCom's ``<@userid>`` mentions),
 # strikethrough, tables, @mentions, entities.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#<>~|@&])")
-# … and the ones that matter only at the start of a line: list items, numbered lists, setext rules.
-_MD_LINE_START = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))", re.M)
+# … and the ones that matter only at the start of a line: list items ("- x", "+ x", "1. x", "1) x")
+# and lines of = or - alone, which turn the line above into a heading.
+_MD_LINE_START = re.compile(r"^([ \t]*)(?:([-+]|\d{1,9}[.)])(?=[ \t]|$)|([=-]+)[ \t]*$)", re.M)
 _MD_ESCAPED = re.compile(r"\\([\\`*_\[\]#<>~|@&+\-=.)])")
 
 
@@ -92,10 +93,12 @@ def md_escape(text: object) -> Trusted:
 
 
 def _escape_line_start(m: re.Match) -> str:
-    indent, mark = m.group(1), m.group(2)
-    if mark.isdigit():  # "1." / "1)" starts a numbered list: escape the dot or bracket after the digits
-        return f"{indent}{mark}\\"
-    return f"{indent}\\{mark}"
+    indent, marker, rule = m.group(1), m.group(2), m.group(3)
+    if rule is not None:
+        return indent + "".join("\\" + c for c in rule) + m.group(0)[len(indent) + len(rule):]
+    if marker[0].isdigit():  # "1." / "1)": escape the dot or bracket after the digits
+        return f"{indent}{marker[:-1]}\\{marker[-1]}"
+    return f"{indent}\\{marker}"
 
 
 def md_unescape(text: str) -> str:

@@ -60,7 +60,7 @@ async def bind(
     """Two locks, both ``bind_max_failures`` wrong tries within ``bind_lock_minutes``: one per chat
     account, and one per roster person named, counted over every account and channel — otherwise a
     script rotating account ids guesses the phone's last four digits in minutes (issue 11). While a
-    person is locked nobody can bind to them and no guess is checked; staff hear of each lock once."""
+    name is locked nobody can bind to it and no guess is checked; staff hear of each lock once."""
     if sender is not None:
         return Answer.of("people/already_bound", sender=sender)
     name, last4 = args.take(), args.take()
@@ -72,7 +72,7 @@ async def bind(
     now = clock.now()
     window = dt.timedelta(minutes=config.programme.bind_lock_minutes)
     limit = config.programme.bind_max_failures
-    account = (
+    account = list((
         await session.exec(
             select(BindAttempt.at).where(
                 BindAttempt.channel == msg.channel,
@@ -80,20 +80,23 @@ async def bind(
                 BindAttempt.at >= now - 2 * window,
             )
         )
-    ).all()
-    account_failures = sorted(set(account))  # one row per person named: count each try once
-    if until := lock_until(account_failures, now, limit, window):
+    ).all())
+    if until := lock_until(account, now, limit, window):
         return Answer.of("people/bind_locked", until=until.astimezone(clock.tz))
 
     named = (await session.exec(select(Person).where(Person.name == name, Person.active == True))).all()  # noqa: E712
-    tries = await _recent_tries(session, [p.id for p in named], now - 2 * window)  # type: ignore[misc]
-    for person in named:
-        if until := lock_until([at for at, _ in tries.get(person.id, [])], now, limit, window):  # type: ignore[arg-type]
+    tries: list[tuple[dt.datetime, str]] = []
+    if named:
+        tries = [(at, f"{channel}:{user}") for at, channel, user in (await session.exec(
+            select(BindAttempt.at, BindAttempt.channel, BindAttempt.platform_user_id)
+            .where(BindAttempt.person_name == name, BindAttempt.at >= now - 2 * window)
+        )).all()]
+        if until := lock_until([at for at, _ in tries], now, limit, window):
             return Answer.of("people/bind_person_locked", until=until.astimezone(clock.tz))
 
     candidates = [p for p in named if p.phone and p.phone.endswith(last4)]
     if not candidates:
-        return await _failed(session, services, msg, named, tries, account_failures, now, window, limit)
+        return await _failed(session, services, msg, name if named else None, tries, account, now, window, limit)
     if len(candidates) > 1:
         return Answer.of("people/bind_ambiguous")
     person = candidates[0]
@@ -116,50 +119,29 @@ async def bind(
     return Answer.of("people/bound", name=person.name)
 
 
-async def _recent_tries(session: AsyncSession, person_ids: list[int], since: dt.datetime
-                        ) -> dict[int, list[tuple[dt.datetime, str]]]:
-    """Failed tries naming each person since ``since``: (when, which account)."""
-    if not person_ids:
-        return {}
-    rows = (await session.exec(
-        select(BindAttempt.person_id, BindAttempt.at, BindAttempt.channel, BindAttempt.platform_user_id)
-        .where(col(BindAttempt.person_id).in_(person_ids), BindAttempt.at >= since)
-    )).all()
-    tries: dict[int, list[tuple[dt.datetime, str]]] = {}
-    for pid, at, channel, user in rows:
-        tries.setdefault(pid, []).append((at, f"{channel}:{user}"))
-    return tries
-
-
-async def _failed(session: AsyncSession, services: Services, msg: InboundMessage, named: list[Person],
-                  tries: dict[int, list[tuple[dt.datetime, str]]], account_failures: list[dt.datetime],
+async def _failed(session: AsyncSession, services: Services, msg: InboundMessage, person_name: str | None,
+                  tries: list[tuple[dt.datetime, str]], account: list[dt.datetime],
                   now: dt.datetime, window: dt.timedelta, limit: int) -> Answer:
-    """Record a wrong try against the account and every person of that name; the try that locks a
-    person tells staff (once: later tries are refused before they are counted)."""
+    """Record a wrong try against the account and, when the name is on the roster, against the name;
+    the try that locks the name tells staff (once: later tries are refused before they are counted)."""
     tz = services.clock.tz
-    for person in named or [None]:
-        session.add(BindAttempt(channel=msg.channel, platform_user_id=msg.sender_id,
-                                person_id=person.id if person else None, at=now))
-    staff = await staff_ids(session)
-    locked_until: dt.datetime | None = None
-    for person in named:
-        mine = tries.get(person.id, []) + [(now, f"{msg.channel}:{msg.sender_id}")]  # type: ignore[arg-type]
-        until = lock_until([at for at, _ in mine], now, limit, window)
-        if until is None:
-            continue
-        locked_until = until
-        accounts = len({who for at, who in mine if at >= now - window})
-        body = services.renderer.text("people/bind_person_locked_staff", name=person.name, tries=limit,
-                                      minutes=int(window.total_seconds() // 60), accounts=accounts,
-                                      until=until.astimezone(tz))
-        await services.outbox.enqueue_many(session, [
-            Outgoing(key=f"bind-locked:{person.id}:{now.isoformat()}:{pid}", person_id=pid, body=body, source="bind-lock")
-            for pid in staff
-        ])
-    if locked_until is not None:
-        return Answer.of("people/bind_person_locked", until=locked_until.astimezone(tz))
-    failures = [t for t in account_failures if t >= now - window] + [now]
-    left = limit - len(failures)
-    if left <= 0:
+    session.add(BindAttempt(channel=msg.channel, platform_user_id=msg.sender_id, person_name=person_name, at=now))
+    name_locked: dt.datetime | None = None
+    if person_name is not None:
+        tries = tries + [(now, f"{msg.channel}:{msg.sender_id}")]
+        if name_locked := lock_until([at for at, _ in tries], now, limit, window):
+            body = services.renderer.text(
+                "people/bind_person_locked_staff", name=person_name, tries=limit,
+                minutes=int(window.total_seconds() // 60), until=name_locked.astimezone(tz),
+                accounts=len({who for at, who in tries if at >= now - window}))
+            await services.outbox.enqueue_many(session, [
+                Outgoing(key=f"bind-locked:{person_name}:{now.isoformat()}:{pid}", person_id=pid, body=body,
+                         source="bind-lock")
+                for pid in await staff_ids(session)
+            ])
+    left = limit - len([t for t in account if t >= now - window]) - 1
+    if left <= 0:  # this account's own lock says more to the one who typed it
         return Answer.of("people/bind_locked", until=(now + window).astimezone(tz))
+    if name_locked is not None:
+        return Answer.of("people/bind_person_locked", until=name_locked.astimezone(tz))
     return Answer.of("people/bind_failed", left=left)

@@ -7,7 +7,7 @@ Create Date: 2026-11-29 21:10:00
 ``processedmessage`` gains ``sender_id`` in its primary key (issue 11: the same msg_id from another
 sender must neither get the stored replies nor be dropped). The table only remembers messages so a
 platform's redelivery, minutes later, answers the same; it is recreated empty rather than rewritten
-(old rows have no sender and could never match again). ``bindattempt`` gains ``person_id`` so the
+(old rows have no sender and could never match again). ``bindattempt`` gains ``person_name`` so the
 绑定 lock counts guesses per roster person across accounts and channels, and an index on ``at`` for
 the daily purge. Neither table carries the directory-version triggers.
 """
@@ -42,16 +42,16 @@ def upgrade() -> None:
     op.drop_table('processedmessage')
     _processed_message(('channel', 'sender_id', 'msg_id'))
 
-    op.add_column('bindattempt', sa.Column('person_id', sa.Integer(), nullable=True))
-    op.create_index(op.f('ix_bindattempt_person_id'), 'bindattempt', ['person_id'], unique=False)
+    op.add_column('bindattempt', sa.Column('person_name', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=True))
+    op.create_index(op.f('ix_bindattempt_person_name'), 'bindattempt', ['person_name'], unique=False)
     op.create_index(op.f('ix_bindattempt_at'), 'bindattempt', ['at'], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index(op.f('ix_bindattempt_at'), table_name='bindattempt')
-    op.drop_index(op.f('ix_bindattempt_person_id'), table_name='bindattempt')
+    op.drop_index(op.f('ix_bindattempt_person_name'), table_name='bindattempt')
     with op.batch_alter_table('bindattempt', schema=None) as batch_op:
-        batch_op.drop_column('person_id')
+        batch_op.drop_column('person_name')
 
     op.drop_index(op.f('ix_processedmessage_received_at'), table_name='processedmessage')
     op.drop_table('processedmessage')
