@@ -121,11 +121,11 @@ def normalise_inbound(text: str) -> str:
     return _CONTROLS.sub("", text)
 
 
-_ASCII_NUMBER = re.compile(r"[0-9]+")
+_ASCII_NUMBER = re.compile(r"[0-9]{1,9}")  # more digits than that is no sequence number, and overflows SQL integers
 
 
 def ascii_number(token: str | None) -> int | None:
-    """The number a token spells in ASCII digits after folding (full-width ``１２`` counts), else None.
+    """The number a token spells in at most 9 ASCII digits after folding (full-width ``１２`` counts), else None.
 
     ``str.isdigit`` is true for ``᧚``, ``፩`` and superscripts that ``int`` refuses, and ``int`` takes
     Arabic-Indic or Devanagari digits no staff member can check on a phone: neither is a number here."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
@@ -36,7 +36,7 @@ async def show_help(sender: Sender | None, args: Args, router: Router) -> Answer
     return Answer.of("help/list", sender=sender, commands=router.visible_to(roles))
 
 
-_LAST4 = re.compile(r"^\d{4}$")
+_LAST4 = re.compile(r"^[0-9]{4}$")
 
 
 def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int, window: dt.timedelta) -> dt.datetime | None:
