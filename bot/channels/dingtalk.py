@@ -153,10 +153,11 @@ class DingTalkChannel(Channel):
             RECEIVED.labels("unparseable").inc()
             log.warning("DingTalk robot message without msgId, sender or conversation; dropped")
             return
-        if msg_id in self._seen:
+        seen = f"{message.sender_staff_id or message.sender_id}\x00{msg_id}"  # per sender, as the gateway's record
+        if seen in self._seen:
             DUPLICATES.inc()
             return
-        self._seen[msg_id] = None
+        self._seen[seen] = None
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
         RECEIVED.labels("text" if message.message_type == "text" else "other").inc()
