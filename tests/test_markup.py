@@ -75,3 +75,10 @@ async def test_markup_in_every_argument_of_every_command_shows_as_text(chat, eve
         bodies = (await s.exec(select(OutboxMessage.key, OutboxMessage.body))).all()
     assert bodies  # letters, answers and notices were queued
     assert [(key, found) for key, body in bodies if (found := unescaped_markup(body))] == []
+
+
+def test_plain_text_channels_show_escaped_values_as_typed():
+    """WeCom members inside WeChat get plain text: the escapes the renderer added are taken out again."""
+    from bot.channels.wecom_api import to_plain
+
+    assert to_plain(f"**来信**：{md_escape(MARKUP)}\n{md_escape(MULTILINE)}") == f"来信：{MARKUP}\n{MULTILINE}"
