@@ -246,6 +246,7 @@ def _walk(router) -> list[str]:
     texts: list[str] = []
     for command in router.commands:
         texts += [command.keyword, command.alias, *command.examples]
+        texts += [f"{command.keyword} {word}" for word in sorted(command.private_words)]
     return list(dict.fromkeys(texts + SUB_ACTIONS))
 
 
