@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from .commands import cmd
 from .dates import beijing, beijing_day
 from .inbound import Reply
-from .router import Answer
+from .router import Answer, Picture
 from .text import Trusted, mask_phone, md_escape
 
 WEEKDAYS = "一二三四五六日"
@@ -19,7 +22,7 @@ WEEKDAYS = "一二三四五六日"
 def _md(value: object) -> Trusted:
     """``| md``: escape now (the finalize step then leaves it alone), so ``x | md | length`` and the
     like still see the escaped text the reader will."""
-    return value if isinstance(value, Trusted) else md_escape(value)
+    return value if isinstance(value, (Trusted, Markup)) else md_escape(value)
 
 
 def _cn_date(value: dt.date | dt.datetime) -> str:
@@ -53,8 +56,9 @@ def escape_output(value: object) -> object:
     """Jinja's ``finalize``: every ``{{ … }}`` a template prints passes here, so a value a person
     typed (a name, a letter, a reason, a unit) can never become a link, heading, list or mention in
     the bot's own voice — whether or not the template remembers ``| md``. What the bot wrote itself
-    is :class:`~bot.text.Trusted` (rendered templates, ``| md``'s output, ``| trusted``) and passes."""
-    if value is None or isinstance(value, (Trusted, *_PLAIN_TYPES)):
+    is :class:`~bot.text.Trusted` (rendered templates, ``| md``'s output, ``| trusted``) or a one-tap
+    mark from ``cmd()`` (``Markup``, its values encoded inside) and passes."""
+    if value is None or isinstance(value, (Trusted, Markup, *_PLAIN_TYPES)):  # Markup: cmd()'s marks
         return value
     return md_escape(value)
 
@@ -81,6 +85,8 @@ class Renderer:
         self.env.filters.update(md=_md, trusted=Trusted, mask_phone=mask_phone, cn_date=_cn_date, cn_time=_cn_time,
                                 iso_day=_iso_day, weekday=_weekday)
         self.env.globals.update(percent=_percent)
+        # One-tap commands (bot/commands.py): a mark each channel shows as a link, a button or bold text.
+        self.env.globals.update(cmd=cmd)
 
     def text(self, template: str, **values: Any) -> Trusted:
         """The rendered message; Trusted, so a message built from other rendered pieces keeps them."""
@@ -98,5 +104,13 @@ class Renderer:
 
         return render
 
-    def reply(self, answer: Answer) -> Reply:
-        return Reply(self.text(answer.template, **answer.values))
+    def reply(self, answer: Answer | Picture) -> Reply:
+        if isinstance(answer, Picture):
+            return Reply(picture_body(answer.spec), "image")
+        return Reply(self.text(answer.template, **answer.values), answer.format)
+
+
+def picture_body(spec: dict[str, Any]) -> str:
+    """A picture as it travels (replies, outbox rows): its chart's data, drawn when sent. Sorted keys,
+    so the same chart is the same body (the outbox batches identical bodies)."""
+    return json.dumps(spec, ensure_ascii=False, sort_keys=True)

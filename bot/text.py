@@ -75,12 +75,13 @@ class Trusted(str):
 
 
 # Characters that start or end Markdown constructs anywhere in a line: escapes, code, emphasis,
-# links (and so images), headings, quotes/HTML (``<font>``, WeCom's ``<@userid>`` mentions),
-# strikethrough, tables, @mentions, entities.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]#<>~|@&])")
-# … and the ones that matter only at the start of a line: list items ("- x", "+ x", "1. x", "1) x")
-# and lines of = or - alone, which turn the line above into a heading.
-_MD_LINE_START = re.compile(r"^([ \t]*)(?:([-+]|\d{1,9}[.)])(?=[ \t]|$)|([=-]+)[ \t]*$)", re.M)
+# links (and so images), HTML (``<font>``, WeCom's ``<@userid>`` mentions), strikethrough, tables,
+# @mentions, entities.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<~|@&])")
+# … and the ones that matter only at the start of a line: headings ("#"), quotes (">"), list items
+# ("- x", "+ x", "1. x", "1) x") and lines of = or - alone, which turn the line above into a heading.
+# Mid-line "#" and ">" stay bare: some phones show the backslash before them (答复 \#12).
+_MD_LINE_START = re.compile(r"^([ \t]*)(?:([-+]|\d{1,9}[.)])(?=[ \t]|$)|([=-]+)[ \t]*$|([#>]))", re.M)
 _MD_ESCAPED = re.compile(r"\\([\\`*_\[\]#<>~|@&+\-=.)])")
 
 
@@ -93,7 +94,9 @@ def md_escape(text: object) -> Trusted:
 
 
 def _escape_line_start(m: re.Match) -> str:
-    indent, marker, rule = m.group(1), m.group(2), m.group(3)
+    indent, marker, rule, block = m.group(1), m.group(2), m.group(3), m.group(4)
+    if block is not None:
+        return f"{indent}\\{block}"
     if rule is not None:
         return indent + "".join("\\" + c for c in rule) + m.group(0)[len(indent) + len(rule):]
     if marker[0].isdigit():  # "1." / "1)": escape the dot or bracket after the digits

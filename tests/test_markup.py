@@ -21,7 +21,7 @@ MARKUP = "[点我](evil.cn)<b>粗</b>*斜*_下_~~删~~@所有人`码`#号"
 MULTILINE = "说明\n# 标题\n- 列表\n1. 第一\n> 引用\n---"
 USERS = ["u5", "u7", "u1", "u2", "l1", "r1", "m8", "stranger"]  # staff, admin, mentor, mentee, liaison, retired
 # What must never appear unescaped in a reply: each piece of MARKUP as Markdown would read it.
-MARKS = ["[点我]", "](evil.cn)", "<b>", "*斜*", "_下_", "~~删~~", "@所有人", "`码`", "#号"]
+MARKS = ["[点我]", "](evil.cn)", "<b>", "*斜*", "_下_", "~~删~~", "@所有人", "`码`"]
 _ESCAPED_PAIR = re.compile(r"\\.", re.S)
 _LINE_MARKS = re.compile(r"^(# 标题|- 列表|1\. 第一|> 引用|---)$", re.M)
 
