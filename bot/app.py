@@ -18,7 +18,7 @@ from storage.db import Database
 from .channels.base import Channel
 from .channels.local import LocalChannel
 from .clock import Clock
-from .config import Config
+from .config import Config, enabled_channels
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
@@ -36,11 +36,6 @@ PLATFORM_CHANNELS = {
 
 
 HEALTHY_STATES = {"ok", "connected"}
-
-
-def enabled_channels(config: Config) -> list[str]:
-    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
-    return [name for name, on in flags.items() if on]
 
 
 def local_channel_exposed(config: Config) -> str | None:
