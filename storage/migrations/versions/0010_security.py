@@ -1,7 +1,7 @@
 """security: handled messages keyed by sender; failed binds counted per roster person
 
 Revision ID: 0010_security
-Revises: 0009_directory_commit
+Revises: 0016_scale_out
 Create Date: 2026-11-29 21:10:00
 
 ``processedmessage`` gains ``sender_id`` in its primary key (issue 11: the same msg_id from another
@@ -19,7 +19,7 @@ from alembic import op
 
 
 revision: str = '0010_security'
-down_revision: Union[str, Sequence[str], None] = '0009_directory_commit'
+down_revision: Union[str, Sequence[str], None] = '0016_scale_out'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
