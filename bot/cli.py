@@ -354,9 +354,11 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
             labels = {"queued": "排队", "sending": "发送中", "sent": "已发送", "failed": "失败", "undeliverable": "无法送达"}
             print("发件箱：" + "，".join(f"{labels[k]} {counts.get(k, 0)}" for k in labels))
             if args.failed:
+                from scheduler.outbox import operator_view
+
                 for m in await outbox.problems(limit=200):
-                    to = m.group_name or m.user_id or f"person:{m.person_id}"
-                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {m.channel or '-'}:{to} {m.key} 尝试 {m.attempts} 次：{m.last_error}")
+                    view = operator_view(m)  # an anonymous letter's writer stays unnamed here too
+                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {view.to} {view.what} 尝试 {m.attempts} 次：{view.error}")
             return 0
         finally:
             await db.close()
@@ -399,6 +401,10 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from .app import local_channel_exposed
+
+    if problem := local_channel_exposed(config):
+        raise ConfigError(problem)
     _prepare_database(config)
     asyncio.run(_serve(config, demo=args.demo))
     return 0

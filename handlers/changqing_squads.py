@@ -148,7 +148,7 @@ STAFF_ACTIONS = {"新建": "create", "调整": "move", "移出": "remove", "组�
 
 
 @router.command(
-    "编组", "squad", roles=SQUAD_ROLES, order=42,
+    "编组", "squad", roles=SQUAD_ROLES, order=42, private_roles=STAFF_ROLES, private_words=STAFF_ACTIONS,
     summary="常青藤编组：我的小组、专班和组员（组工干部：新建、调整）",
     usage="编组；组工干部：编组 列表 | 编组 新建 组名 专班 [组长] | 编组 调整 姓名 组名 | 编组 移出 姓名 | 编组 组长 组名 姓名",
     examples=("编组", "编组 新建 招商一组 破山行动专班", "编组 调整 李忠兴 招商一组"),

@@ -17,7 +17,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.dates import DateError, parse_sheet_date
-from bot.text import fold
+from bot.text import ascii_number, fold
 from storage.db import Database
 from storage.models import AuditLog, ChatIdentity, Person, PersonRole, Role, Unit
 
@@ -117,9 +117,10 @@ def _birth_year(value: Any, today: dt.date) -> int | None:
     text = cell_text(value)
     if not text:
         return None
-    if not text.isdigit() or not 1920 <= int(text) <= today.year:
+    year = ascii_number(text)
+    if year is None or not 1920 <= year <= today.year:
         raise RowError(f"出生年份“{text}”不对，应为四位年份，如 1985")
-    return int(text)
+    return year
 
 
 async def _unit(session: AsyncSession, name: str, cache: dict[str, Unit]) -> Unit | None:

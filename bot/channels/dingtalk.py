@@ -169,10 +169,11 @@ class DingTalkChannel(Channel):
             RECEIVED.labels("unparseable").inc()
             log.warning("DingTalk robot message without msgId, sender or conversation; dropped")
             return
-        if msg_id in self._seen:
+        seen = f"{message.sender_staff_id or message.sender_id}\x00{msg_id}"  # per sender, as the gateway's record
+        if seen in self._seen:
             DUPLICATES.inc()
             return
-        self._seen[msg_id] = None
+        self._seen[seen] = None
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
         RECEIVED.labels("text" if message.message_type == "text" else
@@ -206,7 +207,7 @@ class DingTalkChannel(Channel):
         try:
             async with self._in_order(f"{message.conversation_id}\x00{sender}"):
                 # (On SQLite the database itself serves transactions one at a time, in order.)
-                if maybe_seen and await self._handled_before(message.message_id):
+                if maybe_seen and await self._handled_before(sender, message.message_id):
                     DUPLICATES.inc()
                     return
                 if message.message_type == "text":
@@ -246,16 +247,17 @@ class DingTalkChannel(Channel):
             raise FetchError(exc.reason) from None
         return await read_limited(self.http, url, limit)
 
-    async def _handled_before(self, msg_id: str) -> bool:
+    async def _handled_before(self, sender: str, msg_id: str) -> bool:
         async with self.services.db.transaction() as session:
-            return await session.get(ProcessedMessage, (self.name, msg_id)) is not None
+            return await session.get(ProcessedMessage, (self.name, sender, msg_id)) is not None
 
     async def _not_text(self, message: ChatbotMessage) -> list[Reply]:
         """A picture, voice, file…: one line saying only text is understood, remembered like any answer."""
         reply = Reply(self.services.renderer.text("dingtalk/text_only"))
         try:
             async with self.services.db.transaction() as session:
-                session.add(ProcessedMessage(channel=self.name, msg_id=message.message_id,
+                session.add(ProcessedMessage(channel=self.name, sender_id=message.sender_staff_id or message.sender_id,
+                                             msg_id=message.message_id,
                                              received_at=self.services.clock.now(), replies=[reply.as_dict()]))
         except IntegrityError:
             DUPLICATES.inc()
