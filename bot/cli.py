@@ -386,7 +386,9 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
                 if word in ("状态", "status"):
                     answer = await status(session, services.clock.tz)
                 else:
-                    answer = await broadcast(session, services, args.text, Actor(None, "命令行"), confirmed=args.confirm)
+                    answer = await broadcast(session, args.text, Actor(None, "命令行"), renderer=services.renderer,
+                                             outbox=services.outbox, clock=services.clock, config=services.config,
+                                             confirmed=args.confirm)
                 return (1 if answer.template.endswith("confirm") else 0), services.renderer.text(answer.template, **answer.values)
         except Refusal as exc:
             return 1, services.renderer.text(exc.answer.template, **exc.answer.values)

@@ -244,14 +244,12 @@ class Gateway:
             "session": session,
             "clock": s.clock,
             "config": s.config,
-            "services": s,
-            "router": s.router,
             "command": command,
+            "renderer": s.renderer,
             "outbox": s.outbox,
+            "commands": s.router,  # as a Commands: find and list, nothing to register
             "fetch": fetch,
         }
-        missing = [p for p in command.params if p not in available]
-        if missing:
-            raise TypeError(f"handler {command.handler.__name__} asks for unknown {missing}")
+        # Router.command checked the parameters against INJECTABLE when the handler was declared.
         result = command.handler(**{p: available[p] for p in command.params})
         return await result if inspect.isawaitable(result) else result

@@ -18,11 +18,19 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from .text import Args, Trusted, fold
 
 Handler = Callable[..., Awaitable["Answer | list[Answer]"]]
+
+# What a handler may name, each one narrow thing (``bot.gateway.Gateway._call`` fills exactly these):
+# msg (the InboundMessage), sender, args, session, clock, config, command (the Command being run),
+# renderer (to write a notice for someone else), outbox (to queue it), commands (what 帮助 lists, a
+# :class:`Commands`), fetch (a message's file bytes, or None). No whole bags: a handler that names what
+# it uses can be read, and tested, without the rest of the house.
+INJECTABLE = frozenset({"msg", "sender", "args", "session", "clock", "config", "command",
+                        "renderer", "outbox", "commands", "fetch"})
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,14 @@ class Command:
         return self.roles is None or bool(self.roles & set(roles))
 
 
+class Commands(Protocol):
+    """The declared commands as 帮助 reads them: one looked up, or those a sender may use."""
+
+    def find(self, keyword: str) -> Command | None: ...
+
+    def visible_to(self, roles: Iterable[str] | None) -> list[Command]: ...
+
+
 class Router:
     def __init__(self) -> None:
         self.commands: list[Command] = []
@@ -128,7 +144,14 @@ class Router:
         private chat: ``private_only`` for the whole command, ``private_roles`` when only some senders'
         answers are (staff see everyone's), ``private_words`` for sub-commands (``广播 状态``)."""
         def register(handler: Handler) -> Handler:
-            params = tuple(inspect.signature(handler).parameters)
+            signature = inspect.signature(handler).parameters
+            params = tuple(signature)
+            # Checked here, on import, so a typo stops start-up instead of failing a person's first message.
+            # The gateway passes names, so ``*args``/``**kw`` could not be filled (or would hide a typo).
+            unknown = [p for p, v in signature.items() if p not in INJECTABLE or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+            if unknown:
+                raise TypeError(f"handler {handler.__module__}.{handler.__name__} of {keyword!r} asks for "
+                                f"{unknown}, which nothing provides; a handler may name {sorted(INJECTABLE)}")
             self.commands.append(
                 Command(
                     keyword=keyword,

@@ -15,9 +15,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
+from bot.config import Config
 from bot.identity import Sender
+from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.services import Services
 from bot.text import Args, ascii_number
 from storage.models import Broadcast, BroadcastStatus, Person, PersonRole, Role, SignUp
 from storage.models.changqing import SIX_ROLES
@@ -94,7 +95,7 @@ async def posts() -> Answer:
 
 
 @stats_section(order=30)
-async def signup_figures(session: AsyncSession, services: Services) -> str:
+async def signup_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     """集结: how many of the retired cadres answered, for which roles, and how fast."""
     signed, total = await signup_counts(session)
     by_role = dict((await session.exec(
@@ -113,8 +114,8 @@ async def signup_figures(session: AsyncSession, services: Services) -> str:
             counted(select(func.count()).select_from(SignUp)).where(
                 SignUp.signed_at >= first_call, SignUp.signed_at <= first_call + dt.timedelta(hours=24))
         )).one()
-    tz = services.clock.tz
-    return services.renderer.text(
+    tz = clock.tz
+    return renderer.text(
         "changqing/stats", signed=signed, total=total, roles=SIX_ROLES, by_role=by_role,
         unassigned=by_role.get("", 0), first_call=first_call.astimezone(tz) if first_call else None,
         within_day=within_day,

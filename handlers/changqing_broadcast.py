@@ -17,12 +17,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock, day_start
+from bot.config import Config
 from bot.commands import present
 from bot.identity import STAFF_ROLES, Sender
+from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.services import Services
 from bot.text import Args
-from scheduler.outbox import Outgoing
+from scheduler.outbox import Outbox, Outgoing
 from storage.models import AuditLog, Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
 from storage.models.changqing import SIX_ROLES
 
@@ -53,12 +54,12 @@ class Actor:
     label: str
 
 
-def render_body(services: Services, text: str) -> str:
+def render_body(renderer: Renderer, text: str) -> str:
     """The message as it goes out: the staff's text plus how to sign up, within every platform's limit."""
     text = text.strip()
     if not text:
         raise UsageError("请写上广播的文案", "广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结")
-    body = services.renderer.text("changqing/broadcast_message", text=text, posts=SIX_ROLES)
+    body = renderer.text("changqing/broadcast_message", text=text, posts=SIX_ROLES)
     # Measured as WeCom text shows it (the tighter limit): a command mark is longer than its words.
     size = utf8_len(present(body, "plain"))
     if size > MAX_MESSAGE_BYTES:
@@ -79,19 +80,20 @@ async def sent_today(session: AsyncSession, digest: str, now: dt.datetime) -> Br
     ).first()
 
 
-async def queue(session: AsyncSession, services: Services, broadcast: Broadcast, body: str) -> dict:
+async def queue(session: AsyncSession, outbox: Outbox, clock: Clock, config: Config, broadcast: Broadcast,
+                body: str) -> dict:
     """Queue one broadcast's messages in the caller's transaction; returns what the reply reports."""
-    now = services.clock.now()
+    now = clock.now()
     people = await retired_cadres(session)
-    targets = services.config.changqing.targets()
+    targets = config.changqing.targets()
     if not people and not targets:
         raise Refusal("changqing/broadcast_nobody")
     prefix = outbox_prefix(broadcast.id)  # type: ignore[arg-type]
     # A card: on WeCom the sign-up commands are buttons; elsewhere the same Markdown with links or words.
     messages = [Outgoing(f"{prefix}person:{pid}", body, person_id=pid, source=SOURCE, format="card") for pid in people]
     messages += [Outgoing(f"{prefix}group:{ch}:{name}", body, group=(ch, name), source=SOURCE) for ch, name in targets]
-    await services.outbox.enqueue_many(session, messages)
-    reachable = await services.outbox.accounts(session, people)
+    await outbox.enqueue_many(session, messages)
+    reachable = await outbox.accounts(session, people)
     missing = [name for pid, name in people.items() if pid not in reachable]
     broadcast.status, broadcast.sent_at = BroadcastStatus.SENT, now
     broadcast.people, broadcast.no_account, broadcast.groups = len(people), len(missing), len(targets)
@@ -103,12 +105,12 @@ async def queue(session: AsyncSession, services: Services, broadcast: Broadcast,
             "groups": [f"{name}（{'钉钉' if ch == 'dingtalk' else '企业微信'}）" for ch, name in targets]}
 
 
-async def broadcast(session: AsyncSession, services: Services, text: str, actor: Actor, *,
-                    confirmed: bool = False) -> Answer:
+async def broadcast(session: AsyncSession, text: str, actor: Actor, *, renderer: Renderer, outbox: Outbox,
+                    clock: Clock, config: Config, confirmed: bool = False) -> Answer:
     """Send a broadcast now; an identical one already sent today waits for confirmation instead
     (in chat a pending row for 广播 确认; at the CLI ``confirmed`` comes from ``--confirm``)."""
-    body = render_body(services, text)
-    now = services.clock.now()
+    body = render_body(renderer, text)
+    now = clock.now()
     digest = text_hash(text)
     record = Broadcast(text=text.strip(), text_hash=digest, status=BroadcastStatus.PENDING, actor_id=actor.person_id,
                        actor_label=actor.label, created_at=now)
@@ -125,7 +127,8 @@ async def broadcast(session: AsyncSession, services: Services, text: str, actor:
                          cli=False, minutes=CONFIRM_MINUTES)
     session.add(record)
     await session.flush()
-    return Answer.of("changqing/broadcast_queued", r=await queue(session, services, record, body), repeat=earlier is not None)
+    return Answer.of("changqing/broadcast_queued", r=await queue(session, outbox, clock, config, record, body),
+                     repeat=earlier is not None)
 
 
 async def _pending(session: AsyncSession, person_id: int, now: dt.datetime) -> list[Broadcast]:
@@ -173,8 +176,8 @@ async def status(session: AsyncSession, tz: dt.tzinfo, limit: int = STATUS_SHOWN
     usage="广播 常青藤 文案 | 广播 状态 | 广播 确认 | 广播 取消",
     examples=("广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结", "广播 状态"),
 )
-async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, services: Services,
-                            clock: Clock) -> Answer:
+async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                            renderer: Renderer, outbox: Outbox) -> Answer:
     word = args.take()
     if word is None:
         raise UsageError("请写上广播对象和文案")
@@ -194,8 +197,10 @@ async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, s
             record.status = BroadcastStatus.CANCELLED
             session.add(record)
             return Answer.of("changqing/broadcast_cancelled")
-        body = render_body(services, record.text)
-        return Answer.of("changqing/broadcast_queued", r=await queue(session, services, record, body), repeat=True)
+        body = render_body(renderer, record.text)
+        return Answer.of("changqing/broadcast_queued", r=await queue(session, outbox, clock, config, record, body),
+                         repeat=True)
     if word.lower() not in PROGRAMMES:
         raise UsageError(f"不认识广播对象“{word}”，目前可以广播给：常青藤")
-    return await broadcast(session, services, args.rest(), Actor(sender.id, sender.name))
+    return await broadcast(session, args.rest(), Actor(sender.id, sender.name), renderer=renderer, outbox=outbox,
+                           clock=clock, config=config)

@@ -14,8 +14,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
+from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender
 from bot.charts import words
+from bot.render import Renderer
 from bot.router import Answer, Picture, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import Achievement, Person, Role, Squad, Unit
@@ -198,8 +200,8 @@ async def _list(session: AsyncSession, squad_id: int | None, sender: Sender, tod
     "排行", "ranking", order=45,
     summary="常青藤本月各组实绩排行（按难度系数加权）", usage="排行 [上月]", examples=("排行", "排行 上月"),
 )
-async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Any
-                  ) -> list[Answer | Picture]:
+async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                  renderer: Renderer) -> list[Answer | Picture]:
     day = clock.today()
     word = args.take()
     if word in ("上月", "last"):
@@ -217,4 +219,4 @@ async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     if not rows:
         return [text]
     # The text stays for channels that show no pictures; the others show both.
-    return [text, ranking_picture(services.renderer, rows, month_label(day), services.config.programme.county)]
+    return [text, ranking_picture(renderer, rows, month_label(day), config.programme.county)]

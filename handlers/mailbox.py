@@ -17,11 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import TZ, Clock, day_start
 from bot.identity import STAFF_ROLES, Sender, staff_ids
+from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.services import Services
 from bot.text import Args, fold
 from scheduler.calendar import WorkCalendar
-from scheduler.outbox import ANONYMOUS_SOURCE, Outgoing, anonymous_key
+from scheduler.outbox import ANONYMOUS_SOURCE, Outbox, Outgoing, anonymous_key
 from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 from .export import export_sheets
@@ -139,7 +139,8 @@ async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
     usage="信箱 内容 | 信箱 匿名 内容 | 信箱 查询（组工干部：信箱 待办 | 信箱 分类 #编号 类别 | 信箱 关闭 #编号 原因）",
     examples=("信箱 退出现职后的待遇如何落实？", "信箱 匿名 希望自荐参加招商专班", "信箱 查询"),
 )
-async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Services) -> Answer:
+async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
+                  outbox: Outbox) -> Answer:
     raw = args.rest()
     if not raw:
         raise UsageError("请写上您要咨询的内容")
@@ -159,13 +160,13 @@ async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
         return await _recategorize(sender, session, clock, tail)
     if first in _CLOSE:
         _staff_only(sender, "信箱 关闭")
-        return await _close(sender, session, clock, services, tail)
+        return await _close(sender, session, clock, renderer, outbox, tail)
     own = take_ticket(raw)
     if own is not None and not own[1]:
         return await _show(sender, session, clock, own[0])
     # Anything else is the inquiry itself ("信箱 查询一下职级晋升的条件" included).
     anonymous = first in _ANON
-    return await _submit(sender, session, clock, services, tail if anonymous else raw, anonymous)
+    return await _submit(sender, session, clock, renderer, outbox, tail if anonymous else raw, anonymous)
 
 
 def _staff_only(sender: Sender, what: str) -> None:
@@ -173,7 +174,7 @@ def _staff_only(sender: Sender, what: str) -> None:
         raise Refusal("sanling/mailbox_staff_only", what=what)
 
 
-async def _submit(sender: Sender, session: AsyncSession, clock: Clock, services: Services, text: str,
+async def _submit(sender: Sender, session: AsyncSession, clock: Clock, renderer: Renderer, outbox: Outbox, text: str,
                   anonymous: bool) -> Answer:
     if not text:
         raise UsageError("请写上您要咨询的内容", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
@@ -190,8 +191,8 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, services:
     # would single them out to their colleagues (issue 11). A signed letter need not tell its writer.
     staff = [pid for pid in await staff_ids(session) if anonymous or pid != sender.id]
     view = (await staff_view(session, [inquiry], now, CALENDAR))[0]
-    body = services.renderer.text("sanling/mailbox_new_staff", v=view)
-    await services.outbox.enqueue_many(session, [
+    body = renderer.text("sanling/mailbox_new_staff", v=view)
+    await outbox.enqueue_many(session, [
         Outgoing(key=f"mailbox-new:{inquiry.id}:{pid}", person_id=pid, body=body, source="mailbox") for pid in staff
     ])
     return Answer.of("sanling/mailbox_submitted", q=inquiry, deadline=overdue_after(inquiry, CALENDAR))
@@ -259,7 +260,8 @@ async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tai
     return Answer.of("sanling/mailbox_recategorized", q=inquiry, old=old)
 
 
-async def _close(sender: Sender, session: AsyncSession, clock: Clock, services: Services, tail: str) -> Answer:
+async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: Renderer, outbox: Outbox,
+                 tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
         raise UsageError("请写上编号和关闭原因", "信箱 关闭 #12 已当面答复")
@@ -274,8 +276,8 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, services: 
     session.add(inquiry)
     entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
     await session.flush()
-    body = services.renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
-    await services.outbox.enqueue(session, _to_writer(inquiry, "closed", entry.id, body))  # type: ignore[arg-type]
+    body = renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
+    await outbox.enqueue(session, _to_writer(inquiry, "closed", entry.id, body))  # type: ignore[arg-type]
     return Answer.of("sanling/mailbox_closed", q=inquiry)
 
 
@@ -284,7 +286,8 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, services: 
     summary="答复三联信箱来信（私信通知提问人）", usage="答复 #编号 内容",
     examples=("答复 #12 已转人社局，本周内回复",),
 )
-async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Services) -> Answer:
+async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
+                 outbox: Outbox) -> Answer:
     ticket = take_ticket(args.rest())
     if ticket is None:
         raise UsageError("请写上要答复的来信编号")
@@ -306,9 +309,9 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         session.add(inquiry)
     await session.flush()
     audit(session, now, sender, "mailbox.answer", inquiry, answer_id=reply.id, first=first)
-    body = services.renderer.text("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
-    await services.outbox.enqueue(session, _to_writer(inquiry, "answer", reply.id, body))  # type: ignore[arg-type]
-    reachable = inquiry.submitter_id in await services.outbox.accounts(session, [inquiry.submitter_id])
+    body = renderer.text("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
+    await outbox.enqueue(session, _to_writer(inquiry, "answer", reply.id, body))  # type: ignore[arg-type]
+    reachable = inquiry.submitter_id in await outbox.accounts(session, [inquiry.submitter_id])
     label = (await submitter_labels(session, [inquiry]))[inquiry.id]  # type: ignore[index]
     return Answer.of("sanling/mailbox_answered", q=inquiry, sender=label, first=first, reachable=reachable)
 
@@ -354,12 +357,12 @@ async def mailbox_figures(session: AsyncSession, first: dt.date, last: dt.date, 
 
 
 @stats_section(order=20)
-async def mailbox_stats(session: AsyncSession, services: Services) -> str:
-    now = services.clock.now()
+async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+    now = clock.now()
     today = now.date()
     month = await mailbox_figures(session, today.replace(day=1), today, now, CALENDAR)
     year = await mailbox_figures(session, dt.date(today.year, 1, 1), today, now, CALENDAR)
-    return services.renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)
+    return renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)
 
 
 @export_sheets(order=20)

@@ -12,10 +12,10 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
 from bot.inbound import InboundMessage
-from bot.router import Answer, Router, UsageError
-from bot.services import Services
+from bot.render import Renderer
+from bot.router import Answer, Commands, Router, UsageError
 from bot.text import Args
-from scheduler.outbox import Outgoing
+from scheduler.outbox import Outbox, Outgoing
 from storage.models import AuditLog, BindAttempt, ChatIdentity, Person
 
 router = Router()
@@ -25,15 +25,15 @@ router = Router()
     "帮助", "help", unbound=True, order=0,
     summary="查看我能用的命令", usage="帮助 [命令]", examples=("帮助", "帮助 记录"),
 )
-async def show_help(sender: Sender | None, args: Args, router: Router) -> Answer:
+async def show_help(sender: Sender | None, args: Args, commands: Commands) -> Answer:
     roles = sender.roles if sender else None
     if topic := args.take():
-        command = router.find(topic.lower())
+        command = commands.find(topic.lower())
         if command and command.allowed(roles):
             return Answer.of("help/command", command=command)
     if sender is None:
         return Answer.of("help/unbound")
-    return Answer.of("help/list", sender=sender, commands=router.visible_to(roles))
+    return Answer.of("help/list", sender=sender, commands=commands.visible_to(roles))
 
 
 _LAST4 = re.compile(r"^[0-9]{4}$")
@@ -55,7 +55,7 @@ def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int,
 )
 async def bind(
     msg: InboundMessage, sender: Sender | None, args: Args, session: AsyncSession, clock: Clock, config: Config,
-    services: Services,
+    renderer: Renderer, outbox: Outbox,
 ) -> Answer:
     """Two locks, both ``bind_max_failures`` wrong tries within ``bind_lock_minutes``: one per chat
     account, and one per roster person named, counted over every account and channel — otherwise a
@@ -96,7 +96,7 @@ async def bind(
 
     candidates = [p for p in named if p.phone and p.phone.endswith(last4)]
     if not candidates:
-        return await _failed(session, services, msg, name if named else None, tries, account, now, window, limit)
+        return await _failed(session, renderer, outbox, clock, msg, name if named else None, tries, account, now, window, limit)
     if len(candidates) > 1:
         return Answer.of("people/bind_ambiguous")
     person = candidates[0]
@@ -119,22 +119,23 @@ async def bind(
     return Answer.of("people/bound", name=person.name)
 
 
-async def _failed(session: AsyncSession, services: Services, msg: InboundMessage, person_name: str | None,
+async def _failed(session: AsyncSession, renderer: Renderer, outbox: Outbox, clock: Clock, msg: InboundMessage,
+                  person_name: str | None,
                   tries: list[tuple[dt.datetime, str]], account: list[dt.datetime],
                   now: dt.datetime, window: dt.timedelta, limit: int) -> Answer:
     """Record a wrong try against the account and, when the name is on the roster, against the name;
     the try that locks the name tells staff (once: later tries are refused before they are counted)."""
-    tz = services.clock.tz
+    tz = clock.tz
     session.add(BindAttempt(channel=msg.channel, platform_user_id=msg.sender_id, person_name=person_name, at=now))
     name_locked: dt.datetime | None = None
     if person_name is not None:
         tries = tries + [(now, f"{msg.channel}:{msg.sender_id}")]
         if name_locked := lock_until([at for at, _ in tries], now, limit, window):
-            body = services.renderer.text(
+            body = renderer.text(
                 "people/bind_person_locked_staff", name=person_name, tries=limit,
                 minutes=int(window.total_seconds() // 60), until=name_locked.astimezone(tz),
                 accounts=len({who for at, who in tries if at >= now - window}))
-            await services.outbox.enqueue_many(session, [
+            await outbox.enqueue_many(session, [
                 Outgoing(key=f"bind-locked:{person_name}:{now.isoformat()}:{pid}", person_id=pid, body=body,
                          source="bind-lock")
                 for pid in await staff_ids(session)

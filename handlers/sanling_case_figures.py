@@ -8,7 +8,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.services import Services
+from bot.config import Config
+from bot.render import Renderer
 from storage.models import MonthlyReport, Person, ReviewCase, Unit
 
 from .export import export_sheets
@@ -17,13 +18,13 @@ from .stats import stats_section
 
 
 @stats_section(order=22)
-async def case_stats(session: AsyncSession, services: Services) -> str:
-    now = services.clock.now()
+async def case_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+    now = clock.now()
     today = now.date()
     year = await case_figures(session, dt.date(today.year, 1, 1), today, now, CALENDAR)
     if not year:
         return ""
-    return services.renderer.text("sanling/stats_cases", year=year, today=today)
+    return renderer.text("sanling/stats_cases", year=year, today=today)
 
 
 @export_sheets(order=22)

@@ -26,10 +26,10 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
 from bot.inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage
+from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.services import Services
 from bot.text import Args, fold
-from scheduler.outbox import Outgoing
+from scheduler.outbox import Outbox, Outgoing
 from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
@@ -88,7 +88,7 @@ def hint_name(guide: Guide) -> str:
     examples=("预审 借用顶岗", "预审 提交", "预审 查询"),
 )
 async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: AsyncSession, clock: Clock,
-                    config: Config, services: Services, fetch: Fetch | None) -> Answer:
+                    config: Config, renderer: Renderer, outbox: Outbox, fetch: Fetch | None) -> Answer:
     if msg.attachments and not args:
         return await _attach(sender, session, clock, config, msg.attachments, fetch)
     if not args:
@@ -101,7 +101,7 @@ async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: As
     handler, alone = SUBCOMMANDS[verb]
     if alone:
         _no_tail(tail, alone)
-    return await handler(Call(sender, session, clock, config, services, tail, verb))
+    return await handler(Call(sender, session, clock, config, renderer, outbox, tail, verb))
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class Call:
     session: AsyncSession
     clock: Clock
     config: Config
-    services: Services
+    renderer: Renderer
+    outbox: Outbox
     tail: str
     verb: str
 
@@ -236,7 +237,7 @@ async def _attach(sender: Sender, session: AsyncSession, clock: Clock, config: C
 
 
 async def _submit(c: Call) -> Answer:
-    sender, session, clock, services = c.sender, c.session, c.clock, c.services
+    sender, session, clock = c.sender, c.session, c.clock
     case = await _need_open(session, sender)
     items = await checklist(session, case)
     missing = [i for i in items if not i["done"]]
@@ -252,8 +253,8 @@ async def _submit(c: Call) -> Answer:
     entry = audit(session, now, sender, "case.submit", case, again=again)
     await session.flush()
     view = (await staff_views(session, [case], now, CALENDAR))[0]
-    body = services.renderer.text("sanling/case_new_staff", v=view, again=again)
-    await services.outbox.enqueue_many(session, [
+    body = c.renderer.text("sanling/case_new_staff", v=view, again=again)
+    await c.outbox.enqueue_many(session, [
         Outgoing(key=f"case-new:{entry.id}:{pid}", person_id=pid, body=body, source="case")
         for pid in await staff_ids(session) if pid != sender.id
     ])
@@ -328,40 +329,40 @@ async def _waiting(session: AsyncSession, sender: Sender, number: int) -> Review
     return case
 
 
-async def _decide(session: AsyncSession, services: Services, sender: Sender, case: ReviewCase, now, action: str,
+async def _decide(session: AsyncSession, call: Call, sender: Sender, case: ReviewCase, now, action: str,
                   reason: str, notice: str, **values) -> None:
     """Record a staff decision, audit it and tell the submitter privately."""
     session.add(ReviewDecision(case_id=case.id, action=action, actor_id=sender.id, reason=reason, at=now))  # type: ignore[arg-type]
     entry = audit(session, now, sender, f"case.{notice}", case, step=action, reason=reason)
     await session.flush()
-    body = services.renderer.text(f"sanling/case_{notice}_notice", c=case, reason=reason,
-                                  items=await checklist(session, case), **values)
-    await services.outbox.enqueue(session, Outgoing(key=f"case-{notice}:{entry.id}", person_id=case.submitter_id,
-                                                    body=body, source="case"))
+    body = call.renderer.text(f"sanling/case_{notice}_notice", c=case, reason=reason,
+                              items=await checklist(session, case), **values)
+    await call.outbox.enqueue(session, Outgoing(key=f"case-{notice}:{entry.id}", person_id=case.submitter_id,
+                                                body=body, source="case"))
 
 
 async def _approve(c: Call) -> Answer:
-    sender, session, clock, config, services, tail, verb = c.sender, c.session, c.clock, c.config, c.services, c.tail, c.verb
+    sender, session, clock, config, tail, verb = c.sender, c.session, c.clock, c.config, c.tail, c.verb
     example = "预审 受理 #7" if verb == "accept" else "预审 通过 #7"
     number, opinion = _ticket_and_text(tail, example, "")
     case = await _waiting(session, sender, number)
     now = clock.now()
     if case.joint:
-        parts = await copy_to_departments(session, services, config, sender, case, now)
+        parts = await copy_to_departments(session, c.renderer, c.outbox, config, sender, case, now)
         case.status = CaseStatus.JOINT
         session.add(case)
-        await _decide(session, services, sender, case, now, "受理", opinion, "accepted", parts=parts)
+        await _decide(session, c, sender, case, now, "受理", opinion, "accepted", parts=parts)
         return Answer.of("sanling/case_accepted", c=case, parts=parts)
     if verb == "accept":
         raise UsageError("这不是联办单，预审用“通过”", f"预审 通过 #{number}")
     case.status, case.decided_at = CaseStatus.APPROVED, now
     session.add(case)
-    await _decide(session, services, sender, case, now, "通过", opinion, "approved")
+    await _decide(session, c, sender, case, now, "通过", opinion, "approved")
     return Answer.of("sanling/case_approved", c=case)
 
 
 async def _return(c: Call) -> Answer:
-    sender, session, clock, services, tail = c.sender, c.session, c.clock, c.services, c.tail
+    sender, session, clock, tail = c.sender, c.session, c.clock, c.tail
     number, reason = _ticket_and_text(tail, "预审 退回 #7 缺少借用协议原件", "退回原因（申请人会看到原话，写清要补什么）")
     case = await _waiting(session, sender, number)
     if await open_case(session, case.submitter_id) is not None:
@@ -371,12 +372,12 @@ async def _return(c: Call) -> Answer:
     case.status, case.return_reason, case.returns = CaseStatus.RETURNED, reason, case.returns + 1
     case.due_at = None
     session.add(case)
-    await _decide(session, services, sender, case, now, "退回", reason, "returned")
+    await _decide(session, c, sender, case, now, "退回", reason, "returned")
     return Answer.of("sanling/case_returned", c=case, reason=reason)
 
 
 async def _transfer(c: Call) -> Answer:
-    sender, session, clock, services, tail = c.sender, c.session, c.clock, c.services, c.tail
+    sender, session, clock, tail = c.sender, c.session, c.clock, c.tail
     number, where = _ticket_and_text(tail, "预审 转 #7 人社局", "转去的部门")
     if len(where) > 100:
         raise UsageError("部门名称最多 100 字", f"预审 转 #{number} 人社局")
@@ -384,7 +385,7 @@ async def _transfer(c: Call) -> Answer:
     now = clock.now()
     case.status, case.decided_at, case.transferred_to = CaseStatus.TRANSFERRED, now, where
     session.add(case)
-    await _decide(session, services, sender, case, now, "转办", where, "transferred")
+    await _decide(session, c, sender, case, now, "转办", where, "transferred")
     return Answer.of("sanling/case_transferred", c=case)
 
 

@@ -3,8 +3,8 @@
 Each programme module registers a section; the command shows them in order::
 
     @stats_section(order=20)
-    async def mailbox_figures(session: AsyncSession, services: Services) -> str:
-        return services.renderer.text("sanling/stats", ...)
+    async def mailbox_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+        return renderer.text("sanling/stats", ...)
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from typing import Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import Clock
+from bot.config import Config
 from bot.identity import STAFF_ROLES
+from bot.render import Renderer
 from bot.router import Answer, Router
-from bot.services import Services
 
 from .mentoring_queries import week_compliance
 
 router = Router()
-Section = Callable[[AsyncSession, Services], Awaitable[str]]
+Section = Callable[[AsyncSession, Clock, Config, Renderer], Awaitable[str]]
 SECTIONS: list[tuple[int, Section]] = []
 
 
@@ -35,14 +37,13 @@ def stats_section(order: int) -> Callable[[Section], Section]:
 
 
 @stats_section(order=10)
-async def mentoring_figures(session: AsyncSession, services: Services) -> str:
-    compliance = await week_compliance(session, services.clock.today(),
-                                       lapsed_min=services.config.programme.lapsed_weeks)
-    return services.renderer.text("stats/mentoring", c=compliance)
+async def mentoring_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+    compliance = await week_compliance(session, clock.today(), lapsed_min=config.programme.lapsed_weeks)
+    return renderer.text("stats/mentoring", c=compliance)
 
 
 @router.command("统计", "stats", roles=STAFF_ROLES, private_only=True, order=80, summary="工作统计（报名、信箱、周联、走访）",
                 usage="统计", examples=("统计",))
-async def stats(session: AsyncSession, services: Services) -> Answer:
-    parts = [await fn(session, services) for _, fn in SECTIONS]
-    return Answer.of("stats/all", parts=[p for p in parts if p], today=services.clock.today())
+async def stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> Answer:
+    parts = [await fn(session, clock, config, renderer) for _, fn in SECTIONS]
+    return Answer.of("stats/all", parts=[p for p in parts if p], today=clock.today())

@@ -11,8 +11,8 @@ from bot.clock import Clock, period_bounds
 from bot.config import Config
 from bot.dates import DateError, check_recent, parse_day
 from bot.identity import Sender
+from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.services import Services
 from bot.text import Args
 from storage.models import Role, Unit, Visit
 
@@ -92,14 +92,14 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
 
 
 @stats_section(order=30)
-async def visit_stats(session: AsyncSession, services: Services) -> str:
-    today = services.clock.today()
+async def visit_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+    today = clock.today()
     first, last = period_bounds("month", today)
     links = await linked_units(session)
     visits = await visits_between(session, first, last, list(links))
     done_links = sum(1 for pid, units in links.items() for s in unit_status(units, visits.get(pid, [])) if s["visits"])
     idle = sorted(pid for pid in links if not visits.get(pid))
-    return services.renderer.text(
+    return renderer.text(
         "sanling/stats_visits", today=today, liaisons=len(links), links=sum(len(u) for u in links.values()),
         done_links=done_links, visits=sum(len(v) for v in visits.values()), idle=len(idle),
     )
