@@ -9,7 +9,8 @@ Each ``handlers/`` module makes a :class:`Router` and decorates its handlers::
                     examples=("记录 面谈 讨论招商项目推进方法",))
     async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer: ...
 
-A handler names what it needs; the gateway passes exactly those (see ``bot.gateway.Context``).
+A handler names what it needs, from :data:`INJECTABLE`; the gateway passes exactly those, and a name
+nothing provides fails when the command is declared (at import), not on someone's first message.
 It returns an :class:`Answer` (a template and its values), or raises :class:`UsageError` (wrong form:
 the answer repeats the command's usage and example) or :class:`Refusal` (a reasoned "no").
 """
@@ -148,7 +149,8 @@ class Router:
             params = tuple(signature)
             # Checked here, on import, so a typo stops start-up instead of failing a person's first message.
             # The gateway passes names, so ``*args``/``**kw`` could not be filled (or would hide a typo).
-            unknown = [p for p, v in signature.items() if p not in INJECTABLE or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+            unknown = [p for p, v in signature.items()
+                       if p not in INJECTABLE or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
             if unknown:
                 raise TypeError(f"handler {handler.__module__}.{handler.__name__} of {keyword!r} asks for "
                                 f"{unknown}, which nothing provides; a handler may name {sorted(INJECTABLE)}")
