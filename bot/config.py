@@ -145,6 +145,17 @@ class ChangqingConfig:
 
 
 @dataclass
+class ImportsConfig:
+    """Limits on a spreadsheet before a row of it is read: a small .xlsx can declare a million rows or
+    unpack to gigabytes (``handlers.sheets``)."""
+
+    max_rows: int = 100_000
+    max_columns: int = 50
+    max_unpacked_mb: float = 50.0
+    empty_run: int = 1000  # this many empty rows in a row end the data
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -155,6 +166,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
+    imports: ImportsConfig = field(default_factory=ImportsConfig)
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

@@ -22,6 +22,7 @@ from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
 from .export import export_sheets
 from .imports import ImportReport, RowError, cell_text, run_import
 from .pairing_ops import NotFound, find_person
+from .sheets import SheetLimits
 
 LIAISON_COLUMNS = {
     "person": ["联系人", "三联联系人", "姓名", "liaison", "person", "name"],
@@ -40,14 +41,16 @@ _ACTIVE = {"", "在联", "有效", "正常", "active"}
 
 
 async def import_liaisons(
-    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
+    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli",
+    sheet_name: str | None = None, limits: SheetLimits | None = None,
 ) -> ImportReport:
     """``联系人, 单位, 类型[, 状态]``: one row per link; 状态 撤销 ends a link (kept as history)."""
     seen: dict[tuple[int, str], int] = {}
     kinds: dict[str, tuple[str, int]] = {}
     return await run_import(
         db, path, kind="liaisons", columns=LIAISON_COLUMNS, required={"person", "unit", "kind"}, now=now,
-        dry_run=dry_run, actor=actor, row=lambda session, line, row, _sheet: _liaison_row(session, row, now, seen, kinds, line),
+        dry_run=dry_run, actor=actor, sheet_name=sheet_name, limits=limits,
+        row=lambda session, line, row, _sheet: _liaison_row(session, row, now, seen, kinds, line),
     )
 
 
