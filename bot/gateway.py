@@ -131,6 +131,10 @@ class Gateway:
             sender = await resolve_sender(session, msg.channel, msg.sender_id)
         router = self.services.router
         matched = router.match(text) if text else None
+        if sender is not None and not sender.active:  # off the roster: 帮助 says so, everything else is refused
+            if matched is not None and matched[0].keyword == "帮助":
+                return [Answer.of("people/deactivated", name=sender.name)]
+            raise Refusal("people/deactivated", name=sender.name)
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
