@@ -126,3 +126,30 @@ async def test_chat_answers_while_a_big_roster_imports(chat, services, tmp_path)
     report = await task
     assert report.ok and report.created == 6000, report.lines()[:5]
     assert answered_during_import >= 1
+
+
+def test_cli_full_sheet_and_do_as_follow_the_roster(tmp_path):
+    """Through the operator's command line: the limits come from [imports], --full lists before it
+    deactivates, and `bangdai do --as` loses staff commands with the role."""
+    from conftest import PG_URL
+    from test_cli import bangdai, free_port
+
+    if PG_URL:
+        pytest.skip("CLI processes use their own SQLite file; run once")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n[server]\nport = {free_port()}\n'
+                   "[imports]\nmax_rows = 5\n", encoding="utf-8")
+    roster = write(tmp_path, "r.csv", ROSTER_CSV)
+    over = bangdai("import", "roster", str(roster), "--config", str(cfg))
+    assert over.returncode == 1 and "超过上限 5 行" in over.stdout
+    cfg.write_text(cfg.read_text().replace("max_rows = 5", "max_rows = 100000"), encoding="utf-8")
+    assert bangdai("import", "roster", str(roster), "--config", str(cfg)).returncode == 0
+
+    demoted = write(tmp_path, "r2.csv", roster_without(role_of={"陈静": ""}, drop=("周敏",)))
+    dry = bangdai("import", "roster", str(demoted), "--full", "--dry-run", "--config", str(cfg))
+    assert "将停用 1 人（不在这份花名册中）：周敏（县人社局）" in dry.stdout and "前 5 行将这样写入" in dry.stdout
+    assert "手机=138****1234" in dry.stdout and "13800001234" not in dry.stdout
+    real = bangdai("import", "roster", str(demoted), "--full", "--config", str(cfg))
+    assert real.returncode == 0 and "已停用 1 人" in real.stdout
+    assert "仅限" in bangdai("do", "--as", "陈静", "统计", "--config", str(cfg)).stdout
+    assert "花名册中没有“周敏”" in bangdai("do", "--as", "周敏", "本周", "--config", str(cfg)).stderr
