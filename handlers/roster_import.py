@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.text import mask_phone
@@ -160,10 +160,9 @@ class _RosterImport:
             found = (await _run(session, select(_UNIT.c.name, _UNIT.c.id).where(_UNIT.c.name.in_(missing)))).all()
             out.update(dict(found))
             new = [n for n in missing if n not in out]
-            if new:
-                ids = (await _run(session, insert(_UNIT).returning(_UNIT.c.id, sort_by_parameter_order=True),
-                                             [{"name": n, "kind": ""} for n in new])).scalars().all()
-                out.update(zip(new, ids))
+            if new:  # no RETURNING: with it SQLAlchemy inserts one row per statement to keep the order
+                await _run(session, insert(_UNIT), [{"name": n, "kind": ""} for n in new])
+                out.update(dict((await _run(session, select(_UNIT.c.name, _UNIT.c.id).where(_UNIT.c.name.in_(new)))).all()))
         return out
 
     async def _people(self, session: AsyncSession, rows: list[_Row]) -> dict[str, Any]:
@@ -281,10 +280,14 @@ class _RosterImport:
     async def _write(self, session: AsyncSession, planned: list[_Planned]) -> None:
         new = [p for p in planned if p.person_id is None]
         if new:
-            ids = (await _run(session, insert(_PERSON).returning(_PERSON.c.id, sort_by_parameter_order=True),
-                                         [p.values for p in new])).scalars().all()
-            for p, pid in zip(new, ids):
-                p.person_id = pid
+            # One executemany without RETURNING (with it SQLAlchemy sends one row per statement to keep
+            # the order), then the new ids by what identifies a person in this chunk: phone, name, unit.
+            before = (await _run(session, select(func.coalesce(func.max(_PERSON.c.id), 0)))).scalar()
+            await _run(session, insert(_PERSON), [p.values for p in new])
+            made = {(r.name, r.phone, r.unit_id): r.id for r in (await _run(session, select(
+                _PERSON.c.id, _PERSON.c.name, _PERSON.c.phone, _PERSON.c.unit_id).where(_PERSON.c.id > before))).all()}
+            for p in new:
+                p.person_id = made[(p.values["name"], p.values["phone"], p.values["unit_id"])]
         changed = [p for p in planned if p.person_id is not None and p.values and p.outcome == "updated" and "created_at" not in p.values]
         if changed:
             await _run(session, 
