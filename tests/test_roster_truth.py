@@ -153,3 +153,12 @@ def test_cli_full_sheet_and_do_as_follow_the_roster(tmp_path):
     assert real.returncode == 0 and "已停用 1 人" in real.stdout
     assert "仅限" in bangdai("do", "--as", "陈静", "统计", "--config", str(cfg)).stdout
     assert "花名册中没有“周敏”" in bangdai("do", "--as", "周敏", "本周", "--config", str(cfg)).stderr
+
+
+async def test_a_liaison_import_audits_the_role_it_grants(services, tmp_path):
+    from handlers.liaisons import import_liaisons
+
+    path = write(tmp_path, "l.csv", "联系人,单位,类型\n周敏,华埠镇,乡镇\n")
+    assert (await import_liaisons(services.db, path, now=services.clock.now())).ok
+    [grant] = [a for a in await audit(services, "role.grant") if a.detail["name"] == "周敏"]
+    assert grant.detail["role"] == "三联联系人"
