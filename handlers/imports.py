@@ -191,7 +191,7 @@ async def run_import(
     RowError/NotFound with the reason."""
     report = ImportReport(kind, dry_run)
     try:
-        sheet = read(path, kind, columns, required, sheet_name=sheet_name, limits=limits)
+        sheet = await asyncio.to_thread(read, path, kind, columns, required, sheet_name=sheet_name, limits=limits)
     except SheetError as exc:
         report.fatal = str(exc)
         return report

@@ -187,13 +187,15 @@ class _RosterImport:
         return matches[0] if matches else None
 
     async def _identities(self, session: AsyncSession, rows: list[_Row], people: dict[str, Any]) -> dict[str, Any]:
-        wanted = sorted({pid for r in rows for pid in r.ids.values()})
         ids = {p.id for p in people["phone"].values()} | {p.id for ps in people["name"].values() for p in ps}
         cols = (_IDENTITY.c.id, _IDENTITY.c.channel, _IDENTITY.c.platform_user_id, _IDENTITY.c.person_id)
         owner = {}
-        if wanted:
-            for i in (await _run(session, select(*cols).where(_IDENTITY.c.platform_user_id.in_(wanted)))).all():
-                owner[(i.channel, i.platform_user_id)] = i
+        for channel in IDENTITY_FIELDS.values():  # by channel and id: the unique index, not a scan
+            wanted = sorted({r.ids[channel] for r in rows if channel in r.ids})
+            if wanted:
+                for i in (await _run(session, select(*cols).where(_IDENTITY.c.channel == channel,
+                                                                   _IDENTITY.c.platform_user_id.in_(wanted)))).all():
+                    owner[(i.channel, i.platform_user_id)] = i
         current = {}
         if ids:
             for i in (await _run(session, select(*cols).where(_IDENTITY.c.person_id.in_(sorted(ids))))).all():
@@ -380,8 +382,9 @@ async def import_roster(
     phone, else by name and unit. ``full``: the file is the whole roster; the active people it does not
     list are deactivated — unless some row had an error (then nobody is, and the report says why)."""
     report = ImportReport("roster", dry_run)
-    try:
-        sheet = read(path, "roster", ROSTER_COLUMNS, {"name"}, sheet_name=sheet_name, limits=limits)
+    try:  # in a thread: reading a big file must not stop the event loop (chat, other channels)
+        sheet = await asyncio.to_thread(read, path, "roster", ROSTER_COLUMNS, {"name"}, sheet_name=sheet_name,
+                                        limits=limits)
     except SheetError as exc:
         report.fatal = str(exc)
         return report
