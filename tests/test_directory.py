@@ -47,7 +47,7 @@ async def test_a_change_made_elsewhere_in_raw_sql_is_seen_by_the_next_message(ch
             await session.exec(text("UPDATE person SET active = false WHERE name = '赵强'"))  # type: ignore[call-overload]
     finally:
         await other.close()
-    assert "绑定" in await chat.say("u4", "本周")  # no longer an active roster person
+    assert "您已不在帮带助手的花名册中" in await chat.say("u4", "本周")  # no longer an active roster person
 
 
 async def test_staff_changes_in_chat_reach_the_mentee_at_once(chat):
