@@ -218,7 +218,8 @@ class _RosterImport:
         if not self.has_roles:
             return roles, backed
         mentors = select(PairingMentor.person_id).join(Pairing, Pairing.id == PairingMentor.pairing_id).where(
-            Pairing.active == True, PairingMentor.person_id.in_(ids))  # type: ignore[attr-defined]  # noqa: E712
+            Pairing.active == True, PairingMentor.end_date.is_(None),  # type: ignore[union-attr]  # noqa: E712
+            PairingMentor.person_id.in_(ids))  # type: ignore[attr-defined]
         mentees = select(Pairing.mentee_id).where(Pairing.active == True, Pairing.mentee_id.in_(ids))  # type: ignore[attr-defined]  # noqa: E712
         liaisons = select(LiaisonLink.person_id).where(LiaisonLink.active == True, LiaisonLink.person_id.in_(ids))  # type: ignore[attr-defined]  # noqa: E712
         for query, role in ((mentors, Role.MENTOR.value), (mentees, Role.MENTEE.value), (liaisons, Role.LIAISON.value)):
