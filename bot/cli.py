@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp = _common(sub.add_parser("import", help="导入花名册、结对表、三联名单或常青藤编组表（.xlsx/.csv）"))
     imp.add_argument("kind", choices=["roster", "pairs", "liaisons", "squads"])
     imp.add_argument("file")
-    imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
+    imp.add_argument("--dry-run", action="store_true", help="只检查并报告（含将写入的前几行），不写入")
+    imp.add_argument("--sheet", metavar="NAME", help="有几个工作表都像要导入的表时，指明导入哪一个")
+    imp.add_argument("--full", action="store_true",
+                     help="花名册是完整名单：停用不在其中的人（先用 --dry-run 看将停用谁）")
 
     exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
     exp.add_argument("file")
@@ -131,13 +134,22 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
     from .clock import Clock
 
+    from handlers.sheets import SheetLimits
+
+    if args.full and args.kind != "roster":
+        print("--full 只用于花名册：bangdai import roster 花名册.xlsx --full", file=sys.stderr)
+        return 2
     _prepare_database(config)
     fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons, "squads": import_squads}[args.kind]
+    limits = SheetLimits(max_rows=config.imports.max_rows, max_columns=config.imports.max_columns,
+                         max_unpacked_mb=config.imports.max_unpacked_mb, empty_run=config.imports.empty_run)
+    extra = {"full": True} if args.full else {}
 
     async def run() -> Any:
         db = Database(config.database.url)
         try:
-            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run)
+            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run, sheet_name=args.sheet,
+                            limits=limits, **extra)
         finally:
             await db.close()
 

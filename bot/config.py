@@ -166,6 +166,17 @@ class SanlingConfig:
 
 
 @dataclass
+class ImportsConfig:
+    """Limits on a spreadsheet before a row of it is read: a small .xlsx can declare a million rows or
+    unpack to gigabytes (``handlers.sheets``)."""
+
+    max_rows: int = 100_000
+    max_columns: int = 50
+    max_unpacked_mb: float = 50.0
+    empty_run: int = 1000  # this many empty rows in a row end the data
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -177,6 +188,7 @@ class Config:
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
     sanling: SanlingConfig = field(default_factory=SanlingConfig)
+    imports: ImportsConfig = field(default_factory=ImportsConfig)
 
 
 def enabled_channels(config: Config) -> list[str]:

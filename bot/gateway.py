@@ -214,6 +214,10 @@ class Gateway:
         matched = router.match(text) if text else None
         if matched is None and msg.attachments and not text and router.for_attachments() is not None:
             matched = (router.for_attachments(), "")  # a file or picture on its own belongs to its case
+        if sender is not None and not sender.active:  # off the roster: 帮助 says so, everything else is refused
+            if matched is not None and matched[0].keyword == "帮助":
+                return [Answer.of("people/deactivated", name=sender.name)]
+            raise Refusal("people/deactivated", name=sender.name)
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
