@@ -166,7 +166,7 @@ def parse_at(value: str | None, clock: Clock) -> dt.datetime:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
-    from scheduler.calendar import WorkCalendar
+    from scheduler.calendar import calendar_for
     from scheduler.runner import UnknownJob, run_job
     from scheduler.service import ScheduleError, load_schedules
 
@@ -177,7 +177,7 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
 
     async def run() -> int:
         services = build_services(config, clock)
-        calendar = WorkCalendar()
+        calendar = calendar_for(config)
         try:
             if args.action == "list":
                 from scheduler.registry import JOBS

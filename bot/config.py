@@ -145,6 +145,15 @@ class ChangqingConfig:
 
 
 @dataclass
+class CalendarConfig:
+    """Days from the State Council's yearly notice for years chinese-calendar does not know yet
+    (``scheduler.calendar``): ``holidays`` off, ``workdays`` make-up working days (调休)."""
+
+    holidays: list[Any] = field(default_factory=list)  # dates: 2027-01-01 or "2027-01-01"
+    workdays: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -155,6 +164,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -233,7 +243,17 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         _apply(getattr(config, section), {key: value}, section)
     _resolve_paths(config)
     _check_changqing_groups(config)
+    _check_calendar(config)
     return config
+
+
+def _check_calendar(config: Config) -> None:
+    from scheduler.calendar import WorkCalendar  # the one reader of these dates checks them
+
+    try:
+        WorkCalendar(config.calendar.holidays, config.calendar.workdays)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_changqing_groups(config: Config) -> None:

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.clock import TZ, period_name
 from storage.models import JobRun
 
-from .calendar import WorkCalendar
+from .calendar import WorkCalendar, calendar_for
 from .registry import JOBS, JobContext
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ async def run_job(services, name: str, at: dt.datetime, *, trigger: str = "manua
     spec = JOBS[name]
     at = at.astimezone(TZ)
     period = period_name(spec.period, at.date())
-    calendar = calendar or WorkCalendar()
+    calendar = calendar or calendar_for(services.config)
     async with services.db.transaction() as session:
         prior = (await session.exec(select(JobRun).where(JobRun.job == name, JobRun.period == period))).first()
         queued = await spec.fn(JobContext(services, at, period, session, calendar))
