@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from storage.db import Database, is_sqlite
+from storage.db import Database, is_sqlite, sqlite_file
 from storage.migrate import upgrade
 
 from .clock import Clock
@@ -96,8 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _prepare_database(config: Config) -> None:
+def _prepare_database(config: Config, create: bool = False) -> None:
+    """Migrate SQLite; only ``serve`` (and ``db upgrade``) may create the file, or a command run from the
+    wrong directory would answer from a new, empty database."""
     if is_sqlite(config.database.url):
+        path = sqlite_file(config.database.url)
+        if path is not None and not path.exists():
+            if not create:
+                raise ConfigError(f"找不到数据库 {path}（[database] url；相对路径从配置文件所在目录算起，没有配置文件时从"
+                                  f"当前目录）。请用 --config 指定配置文件，或先运行 bangdai db upgrade 建库")
+            path.parent.mkdir(parents=True, exist_ok=True)
         upgrade(config.database.url)
 
 
@@ -105,7 +113,7 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
     from storage.migrate import current
 
     if args.action == "upgrade":
-        upgrade(config.database.url)
+        _prepare_database(config, create=True)
         print("数据库已升级到最新版本")
     else:
         current(config.database.url)
@@ -299,7 +307,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    _prepare_database(config)
+    _prepare_database(config, create=True)
     asyncio.run(_serve(config, demo=args.demo))
     return 0
 

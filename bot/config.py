@@ -168,6 +168,9 @@ class Config:
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, str) and isinstance(value, int) and not isinstance(value, bool):
+        # Ids a console shows as numbers (WeCom's AgentId 1000002) are written as numbers.
+        value = str(value)
     if isinstance(default, Secret):
         if not isinstance(value, str):
             raise ConfigError(f"{where} 应为字符串")
@@ -210,6 +213,15 @@ def _apply(section_obj: Any, values: Mapping[str, Any], section: str) -> None:
         setattr(section_obj, key, value)
 
 
+def sqlite_url_from(url: str, folder: Path) -> str:
+    """A relative SQLite file in a config file is that file's neighbour, wherever the command runs from
+    (``bangdai do`` in another directory must not open — or create — another database)."""
+    prefix, sep, path = url.partition(":///")
+    if not prefix.startswith("sqlite") or not sep or not path or path.startswith("/") or path.startswith(":memory:"):
+        return url
+    return f"{prefix}:///{folder / path}"
+
+
 def _resolve_paths(config: Config) -> None:
     """Relative programme paths are read from the repository root (where data/ and templates/ live)."""
     for name in ("principles_file", "guides_dir", "templates_dir"):
@@ -234,6 +246,7 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
             if not hasattr(config, section) or not isinstance(values, dict):
                 raise ConfigError(f"未知配置节 [{section}]")
             _apply(getattr(config, section), values, section)
+        config.database.url = sqlite_url_from(config.database.url, Path(path).resolve().parent)
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue

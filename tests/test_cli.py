@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,11 +27,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Path:
+def cfg(tmp_path: Path, template_db: str) -> Path:
+    """A config beside its database, named relatively (as operators write it), already migrated."""
     port = free_port()
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n[server]\nport = {port}\n',
-                    encoding="utf-8")
+    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///cli.db"\n[server]\nport = {port}\n', encoding="utf-8")
+    shutil.copy(template_db, tmp_path / "cli.db")
     return path
 
 
@@ -44,10 +46,11 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def bangdai(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def bangdai(*args: str, input: str | None = None, timeout: float = 60, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess:
     env = clean_env()
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
-                          input=input, timeout=timeout, env=env)
+                          input=input, timeout=timeout, env=env, cwd=cwd)
 
 
 def http(url: str, body: dict | None = None) -> dict:
@@ -140,3 +143,24 @@ def test_staff_commands_from_the_cli(cfg, tmp_path):
     assert "仅限管理员、组工干部使用" in refused.stdout
     unknown = bangdai("do", "--as", "王五", "季评", "--config", str(cfg))
     assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr
+
+
+def test_the_cli_finds_its_database_from_any_directory_and_never_makes_an_empty_one(cfg, tmp_path):
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = bangdai("do", "--as", "陈静", "统计", "--config", str(cfg), cwd=elsewhere)
+    assert done.returncode == 0 and "花名册中没有" not in done.stderr, done.stdout + done.stderr
+    assert list(elsewhere.iterdir()) == []
+    # No config here: the default bangdai.db of this directory does not exist, and is not created.
+    lost = bangdai("do", "--as", "陈静", "统计", cwd=elsewhere)
+    assert lost.returncode == 2 and str(elsewhere / "bangdai.db") in lost.stderr and "db upgrade" in lost.stderr
+    assert "Traceback" not in lost.stderr and list(elsewhere.iterdir()) == []
+    for args in (("jobs", "list"), ("outbox",), ("export", "x.xlsx"), ("import", "roster", "r.csv")):
+        assert bangdai(*args, cwd=elsewhere).returncode == 2, args
+    assert list(elsewhere.iterdir()) == []
+    # db upgrade creates it (and its folder), beside the config that names it.
+    fresh = elsewhere / "fresh.toml"
+    fresh.write_text('[database]\nurl = "sqlite+aiosqlite:///data/bangdai.db"\n', encoding="utf-8")
+    assert bangdai("db", "upgrade", "--config", str(fresh), cwd=tmp_path).returncode == 0
+    assert (elsewhere / "data" / "bangdai.db").exists()
