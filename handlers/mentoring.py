@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import astuple
 
 from sqlalchemy import func, insert
 from sqlmodel import select
@@ -10,8 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock, period_bounds, week_start
 from bot.config import Config
-from bot.dates import DateError, check_recent, parse_day
+from bot.dates import DateError, check_recent
 from bot.identity import Sender
+from bot.phrases import PhraseError, read_contact
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import ContactLog, PlanItem, Role
@@ -86,36 +88,15 @@ async def week_status(session: AsyncSession, views: list[P.PairView], today: dt.
 )
 async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
     today = clock.today()
-    before_mode: list[str] = []
-    while True:
-        token = args.peek()
-        if token is None or len(before_mode) == 2 and token.lower() not in MODE_WORDS:
-            raise UsageError("缺少联系方式：请写 面谈、电话、视频 或 线上")
-        if token.lower() in MODE_WORDS:
-            mode = MODE_WORDS[args.take().lower()]  # type: ignore[union-attr]
-            break
-        before_mode.append(args.take())  # type: ignore[arg-type]
-    day, name = today, None
-    seen_day = False
-    for token in before_mode:
-        try:
-            parsed = parse_day(token, today)
-        except DateError as exc:
-            raise UsageError(str(exc)) from None
-        if parsed is not None and not seen_day:
-            day, seen_day = parsed, True
-        elif parsed is None and name is None:
-            name = token
-        else:
-            raise UsageError("姓名和日期各写一次即可")
+    names = {p.name for v in await P.pairs_of(session, sender.id) for p in v.counterparts(sender.id)}
+    try:
+        name, day, mode, note = astuple(read_contact(args.rest(), today, names, MODE_WORDS))
+    except PhraseError as exc:
+        raise UsageError(str(exc)) from None
     try:
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
         raise UsageError(str(exc)) from None
-    note = args.rest()
-    if not note:
-        raise UsageError("请写上这次联系的内容")
-
     view = await choose_pair(session, sender, name)
     counterpart = None
     if name is not None and view.mentee.id == sender.id:
