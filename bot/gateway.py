@@ -23,7 +23,7 @@ from .identity import Sender, resolve_sender, sender_for_person
 from .inbound import InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
-from .text import Args, clean
+from .text import Args, clean, near_miss
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,9 @@ class Gateway:
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
-            raise Refusal("errors/unknown", text=text[:20], commands=router.visible_to(sender.roles)[:6])
+            visible = router.visible_to(sender.roles)
+            meant = near_miss(text, [w for c in visible for w in (c.keyword, c.alias)])
+            raise Refusal("errors/unknown", text=text[:20], commands=visible[:6], meant=meant)
         command, rest = matched
         if command.private_only and msg.is_group:
             raise Refusal("errors/private_only", command=command)
