@@ -19,10 +19,9 @@ from storage.db import Database, is_sqlite, sqlite_file
 from storage.migrate import upgrade
 
 from .clock import Clock
-from .config import REPO_ROOT, Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config
 
 log = logging.getLogger("bangdai")
-DEMO_DIR = REPO_ROOT / "data" / "demo"
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {}
 
@@ -312,15 +311,6 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-async def load_demo(services: Any) -> None:
-    from handlers.imports import import_pairs, import_roster
-
-    now = services.clock.now()
-    for fn, name in ((import_roster, "roster.csv"), (import_pairs, "pairs.csv")):
-        report = await fn(services.db, DEMO_DIR / name, now=now, actor="demo")
-        log.info("demo %s: %s", name, report.lines()[0])
-
-
 async def _serve(config: Config, demo: bool = False) -> None:
     from aiohttp import web
 
@@ -334,6 +324,8 @@ async def _serve(config: Config, demo: bool = False) -> None:
         await services.db.close()
         raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
+        from .demo import load_demo
+
         await load_demo(services)
     bangdai = Bangdai(services)
     runner = web.AppRunner(bangdai.web_app(), handle_signals=False)

@@ -83,14 +83,14 @@ def parse_sheet_date(value: object) -> dt.date | None:
 
 
 _LEADING_DAY = re.compile(
-    r"^(?:大前天|今天|今日|昨天|昨日|前天|明天|后天|(?:上上|上|本|这)?(?:周|星期|礼拜)[一二三四五六日天1-7]"
+    r"^(?:大前天|今天|今日|昨天|昨日|前天|明天|后天|yesterday\b|today\b|(?:上上|上|本|这)?(?:周|星期|礼拜)[一二三四五六日天1-7]"
     r"|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.月]\d{1,2}日?)")
 
 
 def split_leading_day(text: str) -> tuple[str, str] | None:
     """A date written at the start of ``text`` with more words glued on ("今天电话…", "11月19日面谈"):
     (the date as written, the rest), or None."""
-    m = _LEADING_DAY.match(fold(text))
+    m = _LEADING_DAY.match(fold(text).lower())
     if not m:
         return None
     return text[:m.end()], text[m.end():]
