@@ -354,7 +354,9 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(_chat(url, args.user, config.local.token.reveal()))
 
 
-async def _chat(url: str, user: str, token: str) -> int:
+async def _chat(url: str, user: str, token: str, poll_seconds: float = 1.0) -> int:
+    """A terminal chat. The inbox is polled beside the prompt, so a pushed message (an answer to a
+    letter, a reminder) shows when it arrives, not after the next thing typed."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -367,28 +369,43 @@ async def _chat(url: str, user: str, token: str) -> int:
         except aiohttp.ClientError as exc:
             print(f"连不上服务 {url}：{exc}。请先运行 bangdai serve。", file=sys.stderr)
             return 1
+
+        async def show_pushed() -> None:
+            async with http.get(f"{url}/api/local/inbox/{user}") as resp:
+                for m in (await resp.json())["messages"]:
+                    if m["key"] not in seen_keys:
+                        seen_keys.add(m["key"])
+                        print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n", flush=True)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(poll_seconds)
+                try:
+                    await show_pushed()
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError):
+                    pass  # the service is restarting or busy: try again next time
+
+        watcher = asyncio.create_task(watch())
         loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, _read_line)
-            if line is None or line.strip() in {"/quit", "/exit"}:
-                return 0
-            if not line.strip():
-                continue
-            try:
-                async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
-                    body = await resp.json()
-                    if resp.status != 200:
-                        print(f"[错误 {resp.status}] {body.get('error')}")
-                        continue
-                for reply in body["replies"]:
-                    print(f"\n{reply['text']}\n")
-                async with http.get(f"{url}/api/local/inbox/{user}") as resp:
-                    for m in (await resp.json())["messages"]:
-                        if m["key"] not in seen_keys:
-                            seen_keys.add(m["key"])
-                            print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n")
-            except aiohttp.ClientError as exc:
-                print(f"[连接出错] {exc}")
+        try:
+            while True:
+                line = await loop.run_in_executor(None, _read_line)
+                if line is None or line.strip() in {"/quit", "/exit"}:
+                    return 0
+                if not line.strip():
+                    continue
+                try:
+                    async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
+                        body = await resp.json()
+                        if resp.status != 200:
+                            print(f"[错误 {resp.status}] {body.get('error')}")
+                            continue
+                    for reply in body["replies"]:
+                        print(f"\n{reply['text']}\n", flush=True)
+                except aiohttp.ClientError as exc:
+                    print(f"[连接出错] {exc}")
+        finally:
+            watcher.cancel()
 
 
 def _read_line() -> str | None:
