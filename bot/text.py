@@ -87,8 +87,15 @@ def _edit_distance(a: str, b: str) -> int:
     return d[-1][-1]
 
 
+def load_pinyin() -> None:
+    """Load pypinyin's dictionaries now (a running service does it at start)."""
+    from pypinyin import lazy_pinyin
+
+    lazy_pinyin("记录")
+
+
 def _sound(text: str) -> str:
-    from pypinyin import lazy_pinyin  # loads its dictionaries: only when a message was not understood
+    from pypinyin import lazy_pinyin  # imported on first use: CLI commands that never need it stay quick
 
     return " ".join(lazy_pinyin(text))
 
