@@ -3,8 +3,9 @@
 chinese-calendar knows a year only once the State Council's notice for it is out (it covers 2004–2026
 in 1.11). For a later year, in order:
 
-- ``[calendar] holidays`` / ``workdays`` in the config: days the operator entered from the notice
-  (they also override the package for any year, should a notice be amended);
+- ``[calendar] holidays`` / ``workdays`` in the config: the days the operator entered from the notice
+  (bridging days off, make-up working days) on top of the statutory holidays below; they also
+  override the package for any year, should a notice be amended;
 - otherwise the holidays the law itself fixes (《全国年节及纪念日放假办法》 as amended in 2024: 元旦
   1 Jan; 春节 除夕 to 初三; 清明; 劳动节 1–2 May; 端午; 中秋; 国庆 1–3 Oct), computed with the lunar
   calendar. The make-up working days (调休) and the bridging days are only known from the notice, so
@@ -70,8 +71,10 @@ class WorkCalendar:
             return True
         if day in self.holidays:
             return False
-        if day.year in self.configured_years:  # the operator entered that year's notice
-            return day.weekday() < 5
+        if day.year in self.configured_years:
+            # The operator entered the notice's extra days off and make-up days; the holidays the law
+            # fixes are off whatever the notice says around them.
+            return day.weekday() < 5 and day not in statutory_holidays(day.year)
         try:
             return chinese_calendar.is_workday(day)
         except NotImplementedError:

@@ -79,7 +79,8 @@ def test_the_notice_entered_in_the_config_wins(tmp_path):
     cal = calendar_for(load_config(path, environ={}))
     assert not cal.is_workday(dt.date(2027, 2, 4)) and not cal.is_workday(dt.date(2027, 2, 9))
     assert cal.is_workday(dt.date(2027, 2, 20))  # a Saturday make-up day
-    assert cal.is_workday(dt.date(2027, 2, 5))  # a year the operator entered is taken as entered
+    assert not cal.is_workday(dt.date(2027, 2, 5))  # 除夕: fixed by law, entered or not
+    assert cal.is_workday(dt.date(2027, 2, 10))  # a Wednesday the operator did not list
     assert cal.warnings() == []
     path.write_text('[calendar]\nholidays = ["下周五"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="下周五"):
