@@ -103,3 +103,16 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
 def _unknown_words(words: list[str]) -> str:
     listed = "、".join(f"“{w}”" for w in words)
     return f"看不懂 {listed}：姓名请写结对对象的中文姓名，日期写 今天、昨天、上周五 或 11-19"
+
+
+def space_out(raw: str, names: Iterable[str], actions: Iterable[str]) -> str:
+    """``[姓名][动作]…`` with the spaces put back where they were left out ("赵强添加熟悉信访工作" →
+    "赵强 添加 熟悉信访工作", "完成2" → "完成 2"): a known name, then a known action word, at the start."""
+    text = raw.strip()
+    out = []
+    for words in (names, actions):
+        word = _leading(text, [w for w in words if w])
+        if word is not None:
+            out.append(text[:len(word)])
+            text = text[len(word):].lstrip()
+    return " ".join([*out, text]) if text else " ".join(out)

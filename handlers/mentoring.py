@@ -13,7 +13,7 @@ from bot.clock import Clock, period_bounds, week_start
 from bot.config import Config
 from bot.dates import DateError, check_recent
 from bot.identity import Sender
-from bot.phrases import PhraseError, read_contact
+from bot.phrases import PhraseError, read_contact, space_out
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import ContactLog, PlanItem, Role
@@ -143,6 +143,8 @@ _DONE = {"完成", "done"}
     examples=("计划", "计划 添加 熟悉信访工作流程", "计划 完成 2"),
 )
 async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    names = {p.name for v in await P.pairs_of(session, sender.id) for p in v.counterparts(sender.id)}
+    args = Args(space_out(args.rest(), names, _ADD | _DONE))  # 计划赵强添加… reads as 计划 赵强 添加 …
     name = None
     action = args.take()
     if action is not None and action.lower() not in _ADD | _DONE:

@@ -90,3 +90,23 @@ async def test_help_shows_every_alias_of_the_commands_one_may_use(chat, services
         roles = {"u1": {"导师"}, "u5": {"组工干部"}, "u6": set()}[user]
         for command in router.visible_to(roles):
             assert f"**{command.keyword}**（{command.alias}）" in text, (user, command.keyword)
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_plan_words_run_together(chat):
+    assert "已添加第 1 项：熟悉信访工作流程（徒弟 赵强）" in await chat.say("u1", "计划赵强添加熟悉信访工作流程")
+    assert "已添加第 2 项" in await chat.say("u1", "计划 赵强添加跟班学习")
+    assert "已完成第 1 项：熟悉信访工作流程" in await chat.say("u4", "计划完成1")
+    listing = await chat.say("u4", "计划")
+    assert "1. ✅ 熟悉信访工作流程" in listing and "2. ⬜ 跟班学习" in listing
+
+
+def test_space_out():
+    from bot.phrases import space_out
+
+    names, actions = ["赵强", "李娜"], ["添加", "完成", "add"]
+    assert space_out("赵强添加熟悉信访工作", names, actions) == "赵强 添加 熟悉信访工作"
+    assert space_out("完成2", names, actions) == "完成 2"
+    assert space_out("李娜 完成 3", names, actions) == "李娜 完成 3"
+    assert space_out("", names, actions) == ""
+    assert space_out("熟悉工作", names, actions) == "熟悉工作"
