@@ -72,9 +72,9 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
             mode_word = _leading(piece, modes)
             if mode_word is not None:
                 rest = piece[len(mode_word):]
+                # The content is welcome but not required ("记录 面谈" is a one-tap link): 周联 asks
+                # only that the 面谈 happened.
                 note = (rest + (" " if rest and args else "") + args.rest()).strip(" :：,，")
-                if not note:
-                    raise PhraseError("请写上这次联系的内容")
                 if len(unknown) > 1 or unknown and name is not None:
                     raise PhraseError(_unknown_words(unknown))
                 if unknown:
