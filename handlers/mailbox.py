@@ -293,7 +293,7 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     number, text = ticket
     if not text:
         # "答复 #12" alone (a tapped link in 信箱 待办): the inquiry in full, and how to answer it.
-        return await _show(sender, session, clock, number)
+        return await _show(sender, session, clock, number, services)
     if len(text) > MAX_INQUIRY_CHARS:
         raise Refusal("sanling/mailbox_too_long", length=len(text), limit=MAX_INQUIRY_CHARS)
     inquiry = await find_inquiry(session, number)
