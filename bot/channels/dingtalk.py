@@ -30,11 +30,12 @@ from storage.models import ProcessedMessage
 
 from .. import charts
 from ..commands import present
-from ..inbound import Address, InboundMessage, Reply
+from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
 from ..text import md_escape
 from .base import Channel, DeliveryError, PermanentError, TransientError
 from .dingtalk_api import BATCH_LIMIT, FLOW_CONTROL_RETRY_AFTER, ApiUsage, OpenApi, markdown_title
 from .dingtalk_stream import StreamConnection
+from .files import read_limited
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,19 @@ def message_text(message: ChatbotMessage) -> str:
         recognition = content.get("recognition") if isinstance(content, dict) else None
         return recognition.strip() if isinstance(recognition, str) else ""
     return ""
+
+
+FILE_KINDS = {"file": "file", "picture": "picture", "video": "video"}
+
+
+def _attachments(message: ChatbotMessage) -> tuple[Attachment, ...]:
+    """The file of a picture, file or video message (its ``content.downloadCode``), or nothing."""
+    kind = FILE_KINDS.get(message.message_type or "")
+    content = message.extensions.get("content") if kind else None
+    if not isinstance(content, dict) or not isinstance(content.get("downloadCode"), str) or not content["downloadCode"]:
+        return ()
+    name = content.get("fileName") if isinstance(content.get("fileName"), str) else ""
+    return (Attachment(kind=kind, code=content["downloadCode"], name=name[:200]),)  # type: ignore[arg-type]
 
 
 class _WebhookFailed(Exception):
@@ -189,7 +203,8 @@ class DingTalkChannel(Channel):
         self._seen[msg_id] = None
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
-        RECEIVED.labels(message.message_type if message.message_type in READABLE else "other").inc()
+        RECEIVED.labels(message.message_type if message.message_type in READABLE else
+                        "file" if message.message_type in FILE_KINDS else "other").inc()
         self.received += 1
         self.last_message_at = self.services.clock.now()
         created = (message.create_at or 0) / 1000 if isinstance(message.create_at, (int, float)) else 0
@@ -222,21 +237,26 @@ class DingTalkChannel(Channel):
                 if maybe_seen and await self._handled_before(message.message_id):
                     DUPLICATES.inc()
                     return
-                text = message_text(message)
-                if text:
-                    replies = await self.handle(self.inbound(message, text))
+                text, attachments = message_text(message), _attachments(message)
+                if text or attachments:
+                    replies = await self.handle(self.inbound(message, attachments, text))
                     if message.message_type == "audio" and replies:
                         # What DingTalk heard leads the answer, so a mishearing is seen at once.
                         heard = self.services.renderer.text("dingtalk/heard", text=text)
                         replies[0] = Reply(f"{heard}\n\n{replies[0].text}", replies[0].format)
                 else:
                     replies = await self._not_text(message)
+                if getattr(replies, "replayed", False):
+                    # A copy handled by another process (or a moment ago): it has answered already.
+                    DUPLICATES.inc()
+                    return
                 for reply in replies:
                     await self.reply(message, reply)
         except Exception:
             log.exception("DingTalk message %s failed", message.message_id)
 
-    def inbound(self, message: ChatbotMessage, text: str | None = None) -> InboundMessage:
+    def inbound(self, message: ChatbotMessage, attachments: tuple[Attachment, ...] = (),
+                text: str | None = None) -> InboundMessage:
         return InboundMessage(
             channel=self.name,
             sender_id=message.sender_staff_id or message.sender_id,
@@ -246,7 +266,17 @@ class DingTalkChannel(Channel):
             is_group=message.conversation_type == GROUP,
             sender_name=message.sender_nick or "",
             received_at=self.services.clock.now(),
+            attachments=attachments,
         )
+
+    async def fetch(self, attachment: Attachment, limit: int) -> bytes:
+        """A file or picture sent to the robot: its downloadCode becomes a short-lived URL (one OpenAPI
+        call), read up to ``limit`` bytes."""
+        try:
+            url = await self.api.download_url(attachment.code)
+        except DeliveryError as exc:
+            raise FetchError(exc.reason) from None
+        return await read_limited(self.http, url, limit)
 
     async def _handled_before(self, msg_id: str) -> bool:
         async with self.services.db.transaction() as session:
