@@ -50,7 +50,7 @@ async def test_rich_text_is_its_text_parts_in_order_as_one_message(dingtalk, ros
     assert (log.mode, log.note) == ("面谈", "讨论招商项目推进方法")
     # A rich text that is only a photo has no words: the one-line answer, nothing else.
     only_photo = await fake.push_message("dt_zq", "richText", {"richText": [{"type": "picture", "downloadCode": "d"}]})
-    assert "看不懂图片" in await reply_to(fake, only_photo)
+    assert "没有能看懂的文字" in await reply_to(fake, only_photo)
 
 
 async def test_voice_is_handled_as_what_dingtalk_heard_and_the_answer_says_so(dingtalk, roster):
@@ -72,13 +72,14 @@ async def test_voice_is_handled_as_what_dingtalk_heard_and_the_answer_says_so(di
     assert "没听清" in text and "本周" in text
 
 
-async def test_pictures_and_files_still_get_the_one_line_answer(dingtalk, roster):
+async def test_pictures_and_files_go_on_as_files(dingtalk, roster):
+    """As on main: a picture or file message is handed to the gateway as an attachment (预审)."""
     fake = dingtalk.fake
     for msgtype, content in (("picture", {"downloadCode": "dl-1"}),
                              ("file", {"downloadCode": "dl-2", "fileName": "总结.docx", "spaceId": "1", "fileId": "2"})):
         pushed = await fake.push_message("dt_ln", msgtype, content)
         text = await reply_to(fake, pushed)
-        assert "看不懂图片和文件" in text and "本周" in text and "\n" not in text
+        assert "预审" in text and "没听清" not in text and "没有能看懂的文字" not in text
 
 
 async def test_in_a_group_only_messages_that_at_the_robot_are_handled(dingtalk, roster, services):
