@@ -310,5 +310,8 @@ def test_outbox_on_an_up_to_date_database_loads_neither_alembic_nor_the_handlers
     # ...and a database that is behind is still brought up to date first, as before
     fresh = tmp_path / "fresh.toml"
     fresh.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/fresh.db"\n', encoding="utf-8")
+    refused = bangdai("outbox", "--config", str(fresh))  # a missing database is not made here (issue 14)
+    assert refused.returncode == 2 and str(tmp_path / "fresh.db") in refused.stderr
+    assert bangdai("db", "upgrade", "--config", str(fresh)).returncode == 0
     shown = bangdai("outbox", "--config", str(fresh))
     assert shown.returncode == 0 and "排队 0" in shown.stdout, shown.stderr
