@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.dates import DateError, parse_sheet_date
 from bot.text import fold, mask_phone, md_unescape
 from storage.db import Database
-from storage.models import AuditLog, Role
+from storage.models import AuditLog, Person, Role
 
 from .pairing_ops import Actor, NotFound, find_person, set_mentors
 from .sheets import Sheet, SheetError, SheetLimits, read_sheet
