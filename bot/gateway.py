@@ -24,7 +24,7 @@ from .identity import Sender, resolve_sender, sender_for_person
 from .inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
-from .text import Args, Trusted, clean, normalise_inbound
+from .text import Args, Trusted, clean, near_miss, normalise_inbound
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +214,16 @@ class Gateway:
         matched = router.match(text) if text else None
         if matched is None and msg.attachments and not text and router.for_attachments() is not None:
             matched = (router.for_attachments(), "")  # a file or picture on its own belongs to its case
+        if sender is not None and not sender.active:  # off the roster: 帮助 says so, everything else is refused
+            if matched is not None and matched[0].keyword == "帮助":
+                return [Answer.of("people/deactivated", name=sender.name)]
+            raise Refusal("people/deactivated", name=sender.name)
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
-            raise Refusal("errors/unknown", text=text[:20], commands=router.visible_to(sender.roles)[:6])
+            visible = router.visible_to(sender.roles)
+            meant = near_miss(text, [w for c in visible for w in (c.keyword, c.alias)])
+            raise Refusal("errors/unknown", text=text[:20], commands=visible[:6], meant=meant)
         command, rest = matched
         if msg.is_group and command.private_for(sender.roles if sender else None, rest):
             raise Refusal("errors/private_only", command=command)

@@ -25,7 +25,7 @@ from storage.models.changqing import TASK_FORCE_KIND
 
 from .changqing_common import find_person, is_retired
 from .imports import ImportReport, RowError, cell_text, run_import
-from .sheets import Sheet
+from .sheets import Sheet, SheetLimits
 
 router = Router()
 
@@ -309,7 +309,8 @@ async def _import_person(session: AsyncSession, raw: str) -> Person:
 
 
 async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False,
-                        actor: str = "cli") -> ImportReport:
+                        actor: str = "cli", sheet_name: str | None = None,
+                        limits: SheetLimits | None = None) -> ImportReport:
     """编组表: 组名, 专班, 组长 (optional), 成员 (names separated by 、). Each row states the whole group:
     listed members are moved in (from wherever they were), members no longer listed leave it."""
     placed: dict[int, tuple[int, str]] = {}  # person -> (line, group) already placed by this file
@@ -373,4 +374,4 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
         return outcome
 
     return await run_import(db, path, kind="squads", columns=SQUAD_COLUMNS, required={"name", "task_force"},
-                            row=row_fn, now=now, dry_run=dry_run, actor=actor)
+                            row=row_fn, now=now, dry_run=dry_run, actor=actor, sheet_name=sheet_name, limits=limits)
