@@ -62,6 +62,7 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     empty_lines: list[int] = field(default_factory=list)
+    outcomes: list[tuple[int, str]] = field(default_factory=list)  # (line, created/updated/unchanged), good rows
     fatal: str | None = None
 
     @property
@@ -182,6 +183,7 @@ async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: Ro
                     report.errors.append((line, str(exc)))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
+                report.outcomes.append((line, outcome))
             session.add(AuditLog(at=now, actor_label=actor, action=f"import.{report.kind}", target=Path(path).name,
                                  detail={"created": report.created, "updated": report.updated,
                                          "errors": len(report.errors)}))

@@ -9,6 +9,7 @@ from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, DirectoryVersion, LocalDelivery, ProcessedMessage
 from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 from .dingtalk import DingTalkApiUsage
+from .console import ConsoleLink, ConsoleSession
 
 metadata = SQLModel.metadata
 
@@ -16,5 +17,6 @@ __all__ = [
     "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
+    "ConsoleLink", "ConsoleSession",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",
 ]
