@@ -55,3 +55,13 @@ def meter(part: int, whole: int, width: int = 220) -> Markup:
     return Markup(f'<svg class="meter" width="{width}" height="12" viewBox="0 0 {width} 12" role="img" '
                   f'aria-label="{part}/{whole}"><rect width="{width}" height="12" fill="{GREY}" rx="3"/>'
                   f'<rect width="{width * share:.1f}" height="12" fill="{GREEN}" rx="3"/></svg>')
+
+
+def number(value: float) -> str:
+    """1.5, 4.25, 2 — as the chat's ranking writes scores."""
+    return ("%.2f" % value).rstrip("0").rstrip(".")
+
+
+def ranking(rows: list) -> Markup:
+    """The month's 常青藤 ranking (``month_ranking`` rows) as bars of weighted score."""
+    return bars([(r.squad, r.score, f"{number(r.score)} 分 / {r.count} 项") for r in rows])

@@ -115,7 +115,7 @@ class Console:
         r.add_get("/console/login", self.login_page)
         r.add_post("/console/login", self.login)
         r.add_post("/console/logout", self.logout)
-        r.add_get("/console", lambda _req: web.HTTPFound("/console/"))
+        r.add_get("/console", self.to_index)
         r.add_get("/console/", self.overview)
         r.add_get("/console/pairs", self.pairs)
         r.add_get("/console/pairs/{mentee_id:\\d+}", self.pair)
@@ -131,12 +131,15 @@ class Console:
         r.add_post("/console/outbox/retry", self.outbox_retry)
         app.on_cleanup.append(lambda _app: self.close())
 
+    async def to_index(self, _request: web.Request) -> web.Response:
+        raise web.HTTPFound("/console/")
+
     async def close(self) -> None:
         shutil.rmtree(self._upload_dir, ignore_errors=True)
 
     # --- rendering --------------------------------------------------------------------------------
 
-    def render(self, template: str, status: int = 200, visit: Visit | None = None, **values: Any) -> web.Response:
+    def render(self, template: str, visit: Visit | None = None, status: int = 200, **values: Any) -> web.Response:
         body = self.env.get_template(template).render(
             me=visit.sender if visit else None, csrf=visit.csrf if visit else "", today=self.services.clock.today(),
             now=self.services.clock.now(), **values)
@@ -169,7 +172,7 @@ class Console:
                                                 self.services.config)
         if cookie is None:
             return self.render("refused.html", status=403, reason=state.state)
-        response = web.HTTPFound("/console/", headers=self._headers())
+        response = web.Response(status=302, headers={**self._headers(), "Location": "/console/"})
         response.set_cookie(COOKIE, cookie, path="/console", httponly=True, samesite="Strict", secure=self.secure,
                             max_age=int(self.services.config.console.session_hours * 3600))
         return response

@@ -1,0 +1,140 @@
+"""The console in a real browser (headless Chromium): a staff member logs in through the link from
+the chat, opens every page, answers a mailbox letter, imports a file; the figures are the chat's."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import select
+
+from browser_support import PHONE, Browser, driver  # noqa: F401  (fixture)
+from console_support import chat_link, programme  # noqa: F401  (fixture)
+from conftest import write
+from sanling_support import deliver
+from storage.models import AuditLog, Inquiry, InquiryStatus, Person
+
+NEW_ROSTER = """\
+姓名,手机,单位,职务,角色,本地ID
+吴磊,13600008888,县财政局,科员,徒弟,u8
+郑洁,1360000,县财政局,科员,,u9
+"""
+
+
+def number(pattern: str, text: str) -> int:
+    found = re.search(pattern, text)
+    assert found, (pattern, text)
+    return int(found.group(1))
+
+
+async def test_staff_logs_in_opens_every_page_answers_and_imports(driver, client, chat, programme, bangdai, tmp_path):
+    b = Browser(driver, client)
+    await b._run(driver.delete_all_cookies)
+    await b.open(await chat_link(chat))
+    assert "进入帮带助手后台" in await b.text()
+    await b.shot("login")
+    await b.click("#enter")
+    assert await b.path() == "/console/"
+
+    # 概览: each figure is the one 统计 and 信箱 待办 give in the chat
+    stats = await chat.say("u5", "统计")
+    todo = await chat.say("u5", "信箱 待办")
+    assert await b.text("#week-total") == str(number(r"在册结对 (\d+) 对", stats))
+    assert await b.text("#week-done") == str(number(r"已面谈 (\d+) 对", stats))
+    assert await b.text("#lapsed-count") == str(number(r"连续 2 周以上未面谈 (\d+) 对", stats))
+    assert await b.text("#mailbox-open") == str(number(r"待答复\*\*：(\d+) 件", todo))
+    assert await b.text("#signup-count") == str(number(r"已报名 (\d+) 人", stats))
+    assert await b.text("#visit-count") == str(number(r"共走访 (\d+) 次", stats))
+    overview = await b.text()
+    assert "张伟 — 赵强（38 周）" in overview and "周联提醒" in overview
+    await b.shot("overview")
+    await b.shot("overview-phone", PHONE)
+
+    # 帮带: the list, the lapsed filter, one mentee's whole record
+    await b.click("header nav a[href='/console/pairs']")
+    assert "李娜" in await b.text("#pairs") and await b.text("#pairs-total") == "2"
+    await b.shot("pairs")
+    await b.choose("select[name=state]", "lapsed")
+    await b.click("form.inline button")
+    assert "赵强" in await b.text("#pairs") and "李娜" not in await b.text("#pairs")
+    await b.open("/console/pairs")
+    await b.click("#pairs a")  # 李娜
+    page = await b.text()
+    assert "李娜 的帮带" in page and "讨论招商项目推进方法" in page and "熟悉信访工作流程" in page
+    await b.shot("pair")
+
+    # 信箱: the anonymous letter shows no writer; the answer goes out as the chat's 答复 does
+    await b.open("/console/mailbox")
+    queue = await b.text("#inquiries")
+    assert "匿名" in queue and "李娜" not in queue and "周敏（县人社局）" in queue
+    await b.shot("mailbox")
+    await b.click("#inquiries a[href='/console/mailbox/1']")
+    assert await b.text("#sender") == "匿名"
+    await b.fill("#answer-form textarea", "已转人社局，本周内回复")
+    await b.shot("inquiry")
+    await b.click("#answer-form button")
+    assert "已答复 #1" in await b.text("#result") or "#1" in await b.text("#result")
+    assert "李娜" not in await b.text()
+    async with programme.db.transaction() as s:
+        inquiry = await s.get(Inquiry, 1)
+        assert inquiry.status == InquiryStatus.ANSWERED
+        entry = (await s.exec(select(AuditLog).where(AuditLog.action == "mailbox.answer"))).one()
+        assert entry.actor_label == "陈静"
+    await deliver(programme, bangdai)
+    assert any("已转人社局，本周内回复" in m["text"] for m in await chat.inbox("u2"))
+    assert "待答复**：1 件" in await chat.say("u5", "信箱 待办")
+
+    # 常青藤: the ranking is 排行's, coefficients shown
+    await b.open("/console/changqing")
+    ranking = await chat.say("r1", "排行")
+    assert "1. 招商一组（破山行动专班）1.5 分，1 项" in ranking
+    assert "招商一组" in (await b.texts("#ranking tr"))[1] and "1.5" in (await b.texts("#ranking tr"))[1]
+    assert "协调万洋众创项目土地指标" in await b.text("#achievements")
+    await b.shot("changqing")
+
+    # 导入: dry run row by row, then confirm
+    await b.open("/console/data")
+    await b.shot("data")
+    await b.choose("select[name=kind]", "roster")
+    await b.fill("input[type=file]", str(write(tmp_path, "新花名册.csv", NEW_ROSTER)))
+    await b.click("#upload-form button")
+    rows = await b.texts("#rows tr")
+    assert "2 新增" in rows[1] and "3 出错" in rows[2] and "不是 11 位手机号" in rows[2], rows
+    assert "试运行" in await b.text("h1")
+    await b.shot("import-dry-run")
+    async with programme.db.transaction() as s:
+        assert (await s.exec(select(Person).where(Person.name == "吴磊"))).first() is None
+    await b.click("#confirm")
+    assert "已导入" in await b.text("h1") and await b.text("#created") == "1"
+    async with programme.db.transaction() as s:
+        assert (await s.exec(select(Person).where(Person.name == "吴磊"))).first() is not None
+
+    # 发送
+    await b.open("/console/outbox")
+    assert await b.text("#count-sent") != ""
+    await b.shot("outbox")
+
+    # 退出 button ends the session
+    await b.click("header form.me button")
+    assert "已退出后台" in await b.text()
+    await b.open("/console/")
+    assert "请先登录" in await b.text()
+
+
+async def test_reused_and_expired_links_are_refused_in_the_browser(driver, client, chat, programme, clock):
+    b = Browser(driver, client)
+    await b._run(driver.delete_all_cookies)
+    link = await chat_link(chat)
+    await b.open(link)
+    await b.click("#enter")
+    assert await b.path() == "/console/"
+    await b._run(driver.delete_all_cookies)
+    await b.open(link)
+    assert "已经用过了" in await b.text("#refused")
+    await b.shot("refused")
+
+    late = await chat_link(chat)
+    clock.advance(minutes=10, seconds=1)
+    await b.open(late)
+    assert "已过期" in await b.text("#refused")
+    await b.open("/console/")
+    assert "请先登录" in await b.text()
