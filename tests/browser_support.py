@@ -53,10 +53,21 @@ class Browser:
     async def open(self, path: str) -> None:
         await self._run(self.driver.get, str(self.client.make_url(path)))
 
-    async def click(self, css: str) -> None:
+    async def click(self, css: str, navigates: bool = True) -> None:
+        """Click, and when the click loads a page (a link, a form's button) wait until it has."""
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
 
-        await self._run(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
+        def click() -> None:
+            old = self.driver.find_element(By.TAG_NAME, "html")
+            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            if navigates:
+                WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(old))
+                WebDriverWait(self.driver, 20).until(
+                    lambda d: d.execute_script("return document.readyState") == "complete")
+
+        await self._run(click)
 
     async def fill(self, css: str, text: str) -> None:
         from selenium.webdriver.common.by import By

@@ -23,7 +23,7 @@ LIAISONS_CSV = """\
 陈静,城关街道,乡镇
 """
 STAFF = "u5"  # 陈静, 组工干部
-LINK = re.compile(r"(/console/login\?t=[A-Za-z0-9_\-]+)")
+LINK = re.compile(r"(/console/login\?t=[0-9a-f]{64})")
 
 
 @pytest.fixture

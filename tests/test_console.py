@@ -47,6 +47,8 @@ async def test_the_link_logs_in_once_with_a_strict_httponly_cookie(client, chat,
     for path in PAGES:
         page = await client.get(path)
         assert page.status == 200, (path, await page.text())
+    workbook = await client.get("/console/data/export.xlsx")
+    assert "attachment" in workbook.headers["Content-Disposition"] and (await workbook.read())[:2] == b"PK"
     again = await client.post("/console/login", data={"t": token(link)}, allow_redirects=False)
     assert again.status == 403 and "已经用过了" in await again.text()
     assert (await client.get(link)).status == 403
@@ -54,7 +56,7 @@ async def test_the_link_logs_in_once_with_a_strict_httponly_cookie(client, chat,
         stored = (await s.exec(select(ConsoleLink))).all()
         actions = [a.action for a in (await s.exec(select(AuditLog).where(col(AuditLog.action).like("console.%")))).all()]
     assert len(stored) == 1 and token(link) not in stored[0].token_hash  # only the hash is kept
-    assert actions == ["console.link", "console.login", "console.export"]
+    assert actions == ["console.link", "console.login", "console.export", "console.export"]
 
 
 async def test_without_a_session_no_page_or_data(client, chat, programme):

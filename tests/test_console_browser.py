@@ -11,7 +11,8 @@ from browser_support import PHONE, Browser, driver  # noqa: F401  (fixture)
 from console_support import chat_link, programme  # noqa: F401  (fixture)
 from conftest import write
 from sanling_support import deliver
-from storage.models import AuditLog, Inquiry, InquiryStatus, Person
+from scheduler.outbox import Outgoing
+from storage.models import AuditLog, Inquiry, InquiryStatus, OutboxMessage, OutboxStatus, Person
 
 NEW_ROSTER = """\
 姓名,手机,单位,职务,角色,本地ID
@@ -108,10 +109,25 @@ async def test_staff_logs_in_opens_every_page_answers_and_imports(driver, client
     async with programme.db.transaction() as s:
         assert (await s.exec(select(Person).where(Person.name == "吴磊"))).first() is not None
 
-    # 发送
+    # 发送: a message the platform refused, and one no enabled channel can carry; retry the first
+    now = programme.clock.now()
+    failed = OutboxMessage(key="weekly-reminder:u1", person_id=1, body="本周周联提醒", channel="local", user_id="u1",
+                           source="weekly_reminder", status=OutboxStatus.FAILED, attempts=8, next_attempt_at=now,
+                           created_at=now, last_error="errcode 60020: not allow to access from your ip")
+    async with programme.db.transaction() as s:
+        s.add(failed)
+        await programme.outbox.enqueue(s, Outgoing(key="changqing-ranking:dingtalk:常青藤一组:2026-11", body="排行",
+                                                   group=("dingtalk", "常青藤一组"), source="monthly_ranking"))
+    counts = await programme.outbox.counts()
     await b.open("/console/outbox")
-    assert await b.text("#count-sent") != ""
+    assert await b.text("#count-sent") == str(counts["sent"]) and await b.text("#count-failed") == "1"
+    problems = await b.text("#problems")
+    assert "errcode 60020" in problems and "渠道 dingtalk 未启用" in problems
+    await b.click(f"#problems input[value='{failed.id}']", navigates=False)
     await b.shot("outbox")
+    await b.click("#retry")
+    assert "已重新排队 1 条" in await b.text("#retried")
+    assert await b.text("#count-failed") == "0"
 
     # 退出 button ends the session
     await b.click("header form.me button")
