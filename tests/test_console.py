@@ -206,6 +206,10 @@ async def test_import_refuses_a_wrong_kind_a_missing_file_and_a_foreign_upload(c
     form.add_field("file", b"hello", filename="notes.txt")
     resp = await client.post("/console/data/check", data=form)
     assert resp.status == 400 and "不是 .xlsx 或 .csv" in await resp.text()
+    form = FormData({"kind": "roster", "csrf": csrf})
+    form.add_field("file", b"0" * (2 * 1024 * 1024), filename="big.csv")
+    resp = await client.post("/console/data/check", data=form)
+    assert resp.status == 413 and "文件太大" in await resp.text()
     resp = await client.post("/console/data/confirm", data={"key": "guess", "csrf": csrf})
     assert resp.status == 400 and "已失效" in await resp.text()
 

@@ -22,7 +22,21 @@ from typing import Any, Awaitable, Callable
 import jinja2
 from aiohttp import web
 
-from storage.models import OutboxStatus
+from sqlmodel import col, func, select
+
+from handlers.changqing import signup_counts
+from handlers.changqing_records import month_achievements, month_label, month_ranking
+from handlers.changqing_squads import import_squads, squad_summaries, squad_view
+from handlers.export import export_workbook
+from handlers.imports import import_pairs, import_roster
+from handlers.liaisons import import_liaisons
+from handlers.mailbox import (CALENDAR, CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
+                              staff_view)
+from handlers.mentoring_staff import review_status
+from handlers.pairs import week_compliance
+from handlers.visits import visit_figures
+from scheduler.registry import JOBS
+from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
 
 from ..clock import period_name
 from ..inbound import InboundMessage
@@ -42,7 +56,7 @@ _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 
 
 @dataclass
-class Visit:
+class StaffVisit:
     """One authenticated request: who, their cookie (for CSRF tokens), and the posted form."""
 
     sender: Any
@@ -62,7 +76,7 @@ class Upload:
     at: dt.datetime
 
 
-Page = Callable[["Console", web.Request, Visit], Awaitable[web.StreamResponse]]
+Page = Callable[["Console", web.Request, StaffVisit], Awaitable[web.StreamResponse]]
 
 
 def staff_only(fn: Page) -> Callable[["Console", web.Request], Awaitable[web.StreamResponse]]:
@@ -77,10 +91,14 @@ def staff_only(fn: Page) -> Callable[["Console", web.Request], Awaitable[web.Str
             return self.render("signed_out.html", status=401)
         form = None
         if request.method == "POST":
-            form = await request.post()
+            try:
+                form = await request.post()
+            except web.HTTPRequestEntityTooLarge:
+                return self.render("data.html", StaffVisit(sender, cookie), status=413, kinds=IMPORT_KINDS,
+                                   problem="too_big")
             if not auth.csrf_ok(cookie, form.get("csrf")):  # type: ignore[arg-type]
                 return self.render("refused.html", status=403, reason="csrf")
-        return await fn(self, request, Visit(sender, cookie, form))
+        return await fn(self, request, StaffVisit(sender, cookie, form))
 
     return wrapper
 
@@ -139,7 +157,7 @@ class Console:
 
     # --- rendering --------------------------------------------------------------------------------
 
-    def render(self, template: str, visit: Visit | None = None, status: int = 200, **values: Any) -> web.Response:
+    def render(self, template: str, visit: StaffVisit | None = None, status: int = 200, **values: Any) -> web.Response:
         body = self.env.get_template(template).render(
             me=visit.sender if visit else None, csrf=visit.csrf if visit else "", today=self.services.clock.today(),
             now=self.services.clock.now(), **values)
@@ -178,7 +196,7 @@ class Console:
         return response
 
     @staff_only
-    async def logout(self, request: web.Request, visit: Visit) -> web.Response:
+    async def logout(self, request: web.Request, visit: StaffVisit) -> web.Response:
         now = self.services.clock.now()
         async with self.services.db.transaction() as session:
             await auth.end_session(session, visit.cookie, now)
@@ -190,14 +208,7 @@ class Console:
     # --- 概览 ------------------------------------------------------------------------------------
 
     @staff_only
-    async def overview(self, request: web.Request, visit: Visit) -> web.Response:
-        from handlers.changqing import signup_counts
-        from handlers.mailbox import open_queue
-        from handlers.mentoring_staff import review_status
-        from handlers.pairs import week_compliance
-        from handlers.visits import visit_figures
-        from scheduler.registry import JOBS
-
+    async def overview(self, request: web.Request, visit: StaffVisit) -> web.Response:
         now = self.services.clock.now()
         today = now.date()
         async with self.services.db.transaction() as session:
@@ -213,12 +224,13 @@ class Console:
                            overdue=sum(v["overdue"] for v in queue), signed=signed, retired=retired, visits=visits,
                            runs=[(at.astimezone(self.services.clock.tz), name, JOBS[name].description)
                                  for at, name in runs[:6]],
+                           scheduling=self.services.config.schedule.enabled,
                            counts=counts, problems=problems, labels=OUTBOX_LABELS)
 
     # --- 帮带 ------------------------------------------------------------------------------------
 
     @staff_only
-    async def pairs(self, request: web.Request, visit: Visit) -> web.Response:
+    async def pairs(self, request: web.Request, visit: StaffVisit) -> web.Response:
         today = self.services.clock.today()
         unit_id = _int(request.query.get("unit"))
         state = request.query.get("state") if request.query.get("state") in mentoring_view.STATES else None
@@ -232,7 +244,7 @@ class Console:
                            query={"unit": unit_id or "", "state": state or ""})
 
     @staff_only
-    async def pair(self, request: web.Request, visit: Visit) -> web.Response:
+    async def pair(self, request: web.Request, visit: StaffVisit) -> web.Response:
         today = self.services.clock.today()
         async with self.services.db.transaction() as session:
             history = await mentoring_view.mentee_history(session, int(request.match_info["mentee_id"]), today)
@@ -243,12 +255,7 @@ class Console:
     # --- 信箱 ------------------------------------------------------------------------------------
 
     @staff_only
-    async def mailbox(self, request: web.Request, visit: Visit) -> web.Response:
-        from handlers.mailbox import CALENDAR, OVERDUE_WORKDAYS, STATUS_LABELS, open_queue, staff_view
-        from sqlmodel import col, func, select
-
-        from storage.models import Inquiry
-
+    async def mailbox(self, request: web.Request, visit: StaffVisit) -> web.Response:
         now = self.services.clock.now()
         show = request.query.get("show", "open")
         page = max(_int(request.query.get("page"), 1) or 1, 1)
@@ -266,12 +273,8 @@ class Console:
                            overdue=sum(v["overdue"] for v in queue), days=OVERDUE_WORKDAYS, labels=STATUS_LABELS,
                            show=show, page=page, query={"show": show})
 
-    async def _inquiry_page(self, visit: Visit, number: int, result: list[str] | None = None,
+    async def _inquiry_page(self, visit: StaffVisit, number: int, result: list[str] | None = None,
                             status: int = 200) -> web.Response:
-        from handlers.mailbox import CALENDAR, CATEGORIES, STATUS_LABELS, local, staff_view
-        from sqlmodel import select
-
-        from storage.models import Inquiry, InquiryAnswer, Person
 
         async with self.services.db.transaction() as session:
             inquiry = await session.get(Inquiry, number)
@@ -285,17 +288,19 @@ class Console:
                            nonce=secrets.token_urlsafe(12))
 
     @staff_only
-    async def inquiry(self, request: web.Request, visit: Visit) -> web.Response:
+    async def inquiry(self, request: web.Request, visit: StaffVisit) -> web.Response:
         return await self._inquiry_page(visit, int(request.match_info["number"]))
 
     @staff_only
-    async def inquiry_action(self, request: web.Request, visit: Visit) -> web.Response:
+    async def inquiry_action(self, request: web.Request, visit: StaffVisit) -> web.Response:
         """Answer, re-categorise or close: the chat command, run through the gateway as this staff
         member. The form's nonce is the message id, so a form sent twice acts once."""
         number, action = int(request.match_info["number"]), request.match_info["action"]
         form = visit.form
         field = {"answer": "text", "category": "category", "close": "reason"}[action]
-        words = " ".join(str(form.get(field, "")).split())
+        words = str(form.get(field, "")).replace("\r\n", "\n").strip()
+        if action != "answer":
+            words = " ".join(words.split())
         command = {"answer": "答复 #{n} {w}", "category": "信箱 分类 #{n} {w}", "close": "信箱 关闭 #{n} {w}"}[action]
         nonce = str(form.get("nonce", ""))[:40] or secrets.token_urlsafe(12)
         message = InboundMessage(channel=auth.CHANNEL, sender_id=f"person:{visit.sender.id}",
@@ -308,11 +313,7 @@ class Console:
     # --- 常青藤 ----------------------------------------------------------------------------------
 
     @staff_only
-    async def changqing(self, request: web.Request, visit: Visit) -> web.Response:
-        from handlers.changqing import signup_counts
-        from handlers.changqing_records import month_achievements, month_label, month_ranking
-        from handlers.changqing_squads import squad_summaries, squad_view
-
+    async def changqing(self, request: web.Request, visit: StaffVisit) -> web.Response:
         today = self.services.clock.today()
         day = today.replace(day=1)
         if m := _MONTH.match(request.query.get("month", "")):
@@ -339,13 +340,10 @@ class Console:
     # --- 导入/导出 -------------------------------------------------------------------------------
 
     @staff_only
-    async def data(self, request: web.Request, visit: Visit) -> web.Response:
+    async def data(self, request: web.Request, visit: StaffVisit) -> web.Response:
         return self.render("data.html", visit, kinds=IMPORT_KINDS)
 
     def _import_fn(self, kind: str):
-        from handlers.changqing_squads import import_squads
-        from handlers.imports import import_pairs, import_roster
-        from handlers.liaisons import import_liaisons
 
         return {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons, "squads": import_squads}[kind]
 
@@ -356,7 +354,7 @@ class Console:
                 del self.uploads[key]
 
     @staff_only
-    async def data_check(self, request: web.Request, visit: Visit) -> web.Response:
+    async def data_check(self, request: web.Request, visit: StaffVisit) -> web.Response:
         """Keep the upload, run the import as a dry run (nothing written) and show it row by row."""
         form, now = visit.form, self.services.clock.now()
         kind = str(form.get("kind", ""))
@@ -381,7 +379,7 @@ class Console:
                            name=name, rows=_report_rows(report), dry_run=True)
 
     @staff_only
-    async def data_confirm(self, request: web.Request, visit: Visit) -> web.Response:
+    async def data_confirm(self, request: web.Request, visit: StaffVisit) -> web.Response:
         now = self.services.clock.now()
         key = str(visit.form.get("key", ""))
         upload = self.uploads.get(key)
@@ -397,9 +395,7 @@ class Console:
                            key="", name=upload.path.name, rows=_report_rows(report), dry_run=False)
 
     @staff_only
-    async def export(self, request: web.Request, visit: Visit) -> web.StreamResponse:
-        from handlers.export import export_workbook
-
+    async def export(self, request: web.Request, visit: StaffVisit) -> web.StreamResponse:
         now = self.services.clock.now()
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self._upload_dir))
         try:
@@ -419,7 +415,7 @@ class Console:
     # --- 发送 ------------------------------------------------------------------------------------
 
     @staff_only
-    async def outbox(self, request: web.Request, visit: Visit, retried: int | None = None) -> web.Response:
+    async def outbox(self, request: web.Request, visit: StaffVisit, retried: int | None = None) -> web.Response:
         page = max(_int(request.query.get("page"), 1) or 1, 1)
         counts = await self.services.outbox.counts()
         problems = await self.services.outbox.problems(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
@@ -428,7 +424,7 @@ class Console:
                            page=page, retried=retried, query={})
 
     @staff_only
-    async def outbox_retry(self, request: web.Request, visit: Visit) -> web.Response:
+    async def outbox_retry(self, request: web.Request, visit: StaffVisit) -> web.Response:
         ids = [i for i in (_int(v) for v in visit.form.getall("id", [])) if i is not None]
         retried = await self.services.outbox.retry(ids) if ids else 0
         async with self.services.db.transaction() as session:
