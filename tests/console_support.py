@@ -49,6 +49,8 @@ async def programme(seeded, chat, tmp_path):
         ("r1", "实绩 协调万洋众创项目土地指标", "已记入 招商一组 的实绩（#1"),
         ("r3", "实绩 走访 5 家企业", "已记入 服务一组 的实绩（#2"),
         ("u5", "实绩 系数 #1 1.5", "已把 招商一组 的实绩 #1"),
+        ("u5", "季评 李娜 较好 帮带扎实", "已记录 2026-Q4 季评"),
+        ("u5", "考核 李娜 优秀", "已录入 李娜 2026 年度考核"),
     ]
     for user, text, done in said:
         reply = await chat.say(user, text)

@@ -242,3 +242,59 @@ def test_console_routes_are_not_registered_when_disabled(config):
     services = build_services(config)
     app: web.Application = Bangdai(services).web_app()
     assert not [r for r in app.router.resources() if r.canonical.startswith("/console")]
+
+
+async def test_a_mentees_page_shows_mentors_over_time(client, chat, programme):
+    assert "王芳" in await chat.say(STAFF, "结对 李娜 王芳 张伟工作调动")
+    await log_in(client, chat)
+    listing = await (await client.get("/console/pairs")).text()
+    assert "曾：张伟、王芳" in listing
+    page = await (await client.get("/console/pairs/3")).text()
+    assert "张伟工作调动" in page and "讨论招商项目推进方法" in page  # the earlier pairing's contacts stay
+    assert page.index("<td>王芳</td>") < page.index("<td>张伟、王芳</td>")  # newest first
+    assert "较好" in page and "优秀" in page
+    ended = await (await client.get("/console/pairs?state=ended")).text()
+    assert "没有符合条件的帮带" in ended  # 李娜's record goes on with 王芳: it is not an ended 帮带
+
+
+async def test_pages_escape_what_people_wrote(client, chat, programme):
+    assert "#3" in await chat.say("u6", "信箱 <script>alert(1)</script><b>急</b>")
+    await log_in(client, chat)
+    for path in ("/console/mailbox", "/console/mailbox/3"):
+        html = await (await client.get(path)).text()
+        assert "<script>alert" not in html and "<b>急" not in html
+        assert "&lt;script&gt;" in html
+
+
+async def test_tables_page_at_50_rows(client, chat, programme, tmp_path):
+    from conftest import write
+    from handlers.imports import import_pairs, import_roster
+
+    roster = ["姓名,单位,角色"] + [f"徒弟{chr(0x4e00 + i)},县直单位,徒弟" for i in range(60)]
+    pairs = ["徒弟,导师,开始日期"] + [f"徒弟{chr(0x4e00 + i)},王芳,2026-11-02" for i in range(60)]
+    now = programme.clock.now()
+    assert (await import_roster(programme.db, write(tmp_path, "r.csv", "\n".join(roster)), now=now)).ok
+    assert (await import_pairs(programme.db, write(tmp_path, "p.csv", "\n".join(pairs)), now=now)).ok
+    await log_in(client, chat)
+    first = await (await client.get("/console/pairs")).text()
+    assert first.count('<a href="/console/pairs/') == 50 and "第 1 / 2 页，共 62 条" in first
+    second = await (await client.get("/console/pairs?page=2")).text()
+    assert second.count('<a href="/console/pairs/') == 12 and "上一页" in second and "下一页" not in second
+    assert (await client.get("/console/pairs?page=x&unit=y&state=z")).status == 200  # nonsense is ignored
+
+
+async def test_pair_figures_are_the_exports(client, chat, programme, tmp_path):
+    from openpyxl import load_workbook
+
+    await log_in(client, chat)
+    resp = await client.get("/console/data/export.xlsx")
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(await resp.read())
+    sheet = load_workbook(path)["结对"]
+    header = [c.value for c in sheet[1]]
+    exported = {row[0]: row[header.index("连续未面谈周数")] for row in sheet.iter_rows(min_row=2, values_only=True)}
+    html = await (await client.get("/console/pairs")).text()
+    import re
+
+    shown = dict(re.findall(r'/console/pairs/\d+">([^<]+)</a>.*?<td class="num">(?:<span class="warn">)?(\d+)', html, re.S))
+    assert shown == {name: str(weeks) for name, weeks in exported.items()} == {"李娜": "0", "赵强": "38"}

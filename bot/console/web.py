@@ -43,7 +43,7 @@ from ..inbound import InboundMessage
 from ..render import _cn_date, _percent, _weekday
 from ..services import Services
 from ..text import mask_phone
-from . import auth, charts, mentoring_view
+from . import auth, mentoring_view
 
 COOKIE = "bangdai_console"
 PAGE_SIZE = 50
@@ -123,8 +123,9 @@ class Console:
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         )
         self.env.filters.update(mask_phone=mask_phone, cn_date=_cn_date, weekday=_weekday,
-                                local=lambda t: t.astimezone(services.clock.tz) if t else t, plain=_plain)
-        self.env.globals.update(percent=_percent, charts=charts, PAGE_SIZE=PAGE_SIZE)
+                                local=lambda t: t.astimezone(services.clock.tz) if t else t, plain=_plain,
+                                num=_number)
+        self.env.globals.update(percent=_percent, PAGE_SIZE=PAGE_SIZE)
         self.uploads: dict[str, Upload] = {}
         self._upload_dir = Path(tempfile.mkdtemp(prefix="bangdai-console-"))
 
@@ -439,6 +440,11 @@ def _report_rows(report: Any) -> list[tuple[int, str, str]]:
     rows = [(line, words.get(outcome, outcome), "") for line, outcome in report.outcomes]
     rows += [(line, "出错", reason) for line, reason in report.errors]
     return sorted(rows)
+
+
+def _number(value: float) -> str:
+    """1.5, 4.25, 2 — scores and coefficients as the chat writes them."""
+    return ("%.2f" % value).rstrip("0").rstrip(".")
 
 
 def _plain(text: str) -> str:
