@@ -3,6 +3,8 @@ commands 后台 / 退出. The browser tests (test_console_browser.py) walk the p
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, delete, select
@@ -27,8 +29,6 @@ async def log_in(client, chat, user: str = STAFF) -> str:
 
 
 async def csrf_of(client, path: str) -> str:
-    import re
-
     html = await (await client.get(path)).text()
     return re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
 
@@ -186,7 +186,7 @@ async def test_the_console_is_off_on_a_public_host_until_base_url_is_set(config,
         resp = await client.post("/api/local/messages", json={"user": STAFF, "text": "后台"})
         text = (await resp.json())["replies"][0]["text"]
         assert "https://bangdai.example.gov.cn/console/login?t=" in text
-        login = await client.post("/console/login", data={"t": text.split("t=")[1].split()[0]}, allow_redirects=False)
+        login = await client.post("/console/login", data={"t": re.search(r"t=([0-9a-f]{64})", text).group(1)}, allow_redirects=False)
         assert "Secure" in login.headers["Set-Cookie"]  # an https address gets a Secure cookie
     finally:
         await client.close()
@@ -294,7 +294,5 @@ async def test_pair_figures_are_the_exports(client, chat, programme, tmp_path):
     header = [c.value for c in sheet[1]]
     exported = {row[0]: row[header.index("连续未面谈周数")] for row in sheet.iter_rows(min_row=2, values_only=True)}
     html = await (await client.get("/console/pairs")).text()
-    import re
-
     shown = dict(re.findall(r'/console/pairs/\d+">([^<]+)</a>.*?<td class="num">(?:<span class="warn">)?(\d+)', html, re.S))
     assert shown == {name: str(weeks) for name, weeks in exported.items()} == {"李娜": "0", "赵强": "38"}
