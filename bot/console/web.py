@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -127,7 +128,15 @@ class Console:
                                 num=_number)
         self.env.globals.update(percent=_percent, PAGE_SIZE=PAGE_SIZE)
         self.uploads: dict[str, Upload] = {}
-        self._upload_dir = Path(tempfile.mkdtemp(prefix="bangdai-console-"))
+        self._folder: Path | None = None
+
+    @property
+    def _upload_dir(self) -> Path:
+        """Where uploads wait for their confirmation and exports are written: made on first use,
+        removed when the server stops."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="bangdai-console-"))
+        return self._folder
 
     def routes(self, app: web.Application) -> None:
         r = app.router
@@ -154,7 +163,8 @@ class Console:
         raise web.HTTPFound("/console/")
 
     async def close(self) -> None:
-        shutil.rmtree(self._upload_dir, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
     # --- rendering --------------------------------------------------------------------------------
 
@@ -407,11 +417,11 @@ class Console:
             body = path.read_bytes()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        filename = f"bangdai-{now:%Y%m%d}.xlsx"
+        name = f"帮带台账-{now:%Y%m%d}.xlsx"
         return web.Response(body=body, headers={
             **self._headers(),
             "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''%E5%B8%AE%E5%B8%A6%E5%8F%B0%E8%B4%A6-{now:%Y%m%d}.xlsx"})
+            "Content-Disposition": f"attachment; filename=\"bangdai-{now:%Y%m%d}.xlsx\"; filename*=UTF-8''{quote(name)}"})
 
     # --- 发送 ------------------------------------------------------------------------------------
 
