@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import period_name, week_start
 from handlers.pairs import PairView, contacts_between, lapsed_weeks, last_face_to_face, load_pairs, plan_progress
-from storage.models import AnnualGrade, AuditLog, ContactLog, PairReview, Person, PlanItem, Unit
+from storage.models import AnnualGrade, AuditLog, ContactLog, Pairing, PairReview, Person, PlanItem, Unit
 from storage.models.mentoring import FACE_TO_FACE
 
 STRIP_WEEKS = 12
@@ -46,12 +46,16 @@ class MenteeRecord:
         return self.current.pairing.active
 
 
-async def _records(session: AsyncSession) -> list[MenteeRecord]:
-    views = await load_pairs(session, active_only=False)
+async def _records(session: AsyncSession, mentee_id: int | None = None) -> list[MenteeRecord]:
+    """Every mentee's record (or one mentee's): pairings grouped by mentee, the current one first."""
+    ids = None if mentee_id is None else select(Pairing.id).where(Pairing.mentee_id == mentee_id)
+    views = await load_pairs(session, pairing_ids=ids, active_only=False)
     by_mentee: dict[int, list[PairView]] = defaultdict(list)
     for v in views:
         by_mentee[v.mentee.id].append(v)  # type: ignore[index]
-    units = dict((await session.exec(select(Unit.id, Unit.name))).all())
+    unit_ids = {v.mentee.unit_id for v in views if v.mentee.unit_id is not None}
+    units = dict((await session.exec(select(Unit.id, Unit.name).where(col(Unit.id).in_(unit_ids))))
+                 .all()) if unit_ids else {}
     out = []
     for pairs in by_mentee.values():
         pairs.sort(key=lambda v: (v.pairing.active, v.pairing.start_date, v.id))
@@ -61,11 +65,9 @@ async def _records(session: AsyncSession) -> list[MenteeRecord]:
     return out
 
 
-async def mentee_units(session: AsyncSession) -> list[tuple[int, str]]:
-    """Units that have mentees, for the filter."""
-    names = dict((await session.exec(select(Unit.id, Unit.name))).all())
-    seen = {r.mentee.unit_id: names.get(r.mentee.unit_id, "") for r in await _records(session)
-            if r.mentee.unit_id is not None}
+def units_of(records: list[MenteeRecord]) -> list[tuple[int, str]]:
+    """The units that have mentees, for the filter."""
+    seen = {r.mentee.unit_id: r.unit for r in records if r.mentee.unit_id is not None}
     return sorted(seen.items(), key=lambda x: x[1])
 
 
@@ -100,9 +102,12 @@ async def _fill(session: AsyncSession, records: list[MenteeRecord], today: dt.da
 
 
 async def mentee_records(session: AsyncSession, today: dt.date, *, unit_id: int | None = None,
-                         state: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[MenteeRecord], int]:
-    """A page of 帮带 records filtered by the mentee's unit and by state, and how many match in all."""
+                         state: str | None = None, offset: int = 0,
+                         limit: int = 50) -> tuple[list[MenteeRecord], int, list[tuple[int, str]]]:
+    """A page of 帮带 records filtered by the mentee's unit and by state, how many match in all, and
+    the units there are to filter by."""
     records = await _records(session)
+    units = units_of(records)
     if unit_id is not None:
         records = [r for r in records if r.mentee.unit_id == unit_id]
     if state == "active":
@@ -116,7 +121,7 @@ async def mentee_records(session: AsyncSession, today: dt.date, *, unit_id: int 
                    if lapsed_weeks(today, r.current.pairing.start_date, latest.get(r.current.id)) >= 2]
     page = records[offset:offset + limit]
     await _fill(session, page, today)
-    return page, len(records)
+    return page, len(records), units
 
 
 @dataclass
@@ -132,17 +137,17 @@ class MenteeHistory:
 
 async def mentee_history(session: AsyncSession, mentee_id: int, today: dt.date) -> MenteeHistory | None:
     """Everything on one mentee's 帮带, all pairings included."""
-    records = [r for r in await _records(session) if r.mentee.id == mentee_id]
+    records = await _records(session, mentee_id)
     if not records:
         return None
     record = records[0]
     await _fill(session, [record], today)
     pairings = [record.current, *record.earlier]
     ids = [v.id for v in pairings]
-    names = dict((await session.exec(select(Person.id, Person.name))).all())
-    contacts = [(c, names.get(c.author_id, "")) for c in (await session.exec(
-        select(ContactLog).where(col(ContactLog.pairing_id).in_(ids))
-        .order_by(col(ContactLog.day).desc(), col(ContactLog.id).desc()))).all()]
+    rows = (await session.exec(select(ContactLog, Person.name).join(Person, Person.id == ContactLog.author_id)
+                               .where(col(ContactLog.pairing_id).in_(ids))
+                               .order_by(col(ContactLog.day).desc(), col(ContactLog.id).desc()))).all()
+    contacts = [(c, name) for c, name in rows]
     plan = list((await session.exec(select(PlanItem).where(col(PlanItem.pairing_id).in_(ids))
                                     .order_by(PlanItem.pairing_id, PlanItem.seq))).all())
     reviews = list((await session.exec(select(PairReview).where(col(PairReview.pairing_id).in_(ids))

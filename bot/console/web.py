@@ -247,9 +247,8 @@ class Console:
         state = request.query.get("state") if request.query.get("state") in mentoring_view.STATES else None
         page = max(_int(request.query.get("page"), 1) or 1, 1)
         async with self.services.db.transaction() as session:
-            records, total = await mentoring_view.mentee_records(
+            records, total, units = await mentoring_view.mentee_records(
                 session, today, unit_id=unit_id, state=state, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-            units = await mentoring_view.mentee_units(session)
         return self.render("pairs.html", visit, records=records, total=total, units=units, unit_id=unit_id,
                            state=state, states=mentoring_view.STATES, page=page,
                            query={"unit": unit_id or "", "state": state or ""})
