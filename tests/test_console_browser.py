@@ -108,6 +108,9 @@ async def test_staff_logs_in_opens_every_page_answers_and_imports(driver, client
     assert "已导入" in await b.text("h1") and await b.text("#created") == "1"
     async with programme.db.transaction() as s:
         assert (await s.exec(select(Person).where(Person.name == "吴磊"))).first() is not None
+        audit = (await s.exec(select(AuditLog).where(AuditLog.action.like("%import%")).order_by(AuditLog.id))).all()
+    assert [(a.action, a.actor_label) for a in audit if a.actor_label == "陈静"] == [
+        ("console.import_check", "陈静"), ("import.roster", "陈静"), ("console.import", "陈静")]
 
     # 发送: a message the platform refused, and one no enabled channel can carry; retry the first
     now = programme.clock.now()

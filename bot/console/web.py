@@ -384,7 +384,10 @@ class Console:
         path.write_bytes(upload.file.read())
         self.uploads[key] = Upload(visit.sender.id, kind, path, now)
         report = await self._import_fn(kind)(self.services.db, path, now=now, dry_run=True,
-                                             actor=f"后台 {visit.sender.name}")
+                                             actor=visit.sender.name)
+        async with self.services.db.transaction() as session:  # the dry run's own audit entry rolled back
+            auth.audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
+                       errors=len(report.errors), fatal=bool(report.fatal))
         return self.render("import_report.html", visit, report=report, kind=kind, kinds=IMPORT_KINDS, key=key,
                            name=name, rows=_report_rows(report), dry_run=True)
 
@@ -401,6 +404,9 @@ class Console:
                                                         actor=visit.sender.name)
         finally:
             shutil.rmtree(upload.path.parent, ignore_errors=True)
+        async with self.services.db.transaction() as session:
+            auth.audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
+                       created=report.created, updated=report.updated, errors=len(report.errors))
         return self.render("import_report.html", visit, report=report, kind=upload.kind, kinds=IMPORT_KINDS,
                            key="", name=upload.path.name, rows=_report_rows(report), dry_run=False)
 
