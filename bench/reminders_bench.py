@@ -63,13 +63,14 @@ async def build(url: str, pairs: int) -> None:
                 {"id": i + 1, "mentee_id": i + 1, "start_date": dt.date(2026, 3, 1), "active": True, "end_reason": "",
                  "created_at": now} for i in ids])
             await conn.execute(insert(PairingMentor), [
-                {"pairing_id": i + 1, "person_id": pairs + 1 + i // 2, "is_lead": True} for i in ids])
+                {"pairing_id": i + 1, "person_id": pairs + 1 + i // 2, "is_lead": True, "start_date": dt.date(2026, 3, 1),
+                 "end_date": None, "start_reason": "", "end_reason": "", "dismissed": False} for i in ids])
             await conn.execute(insert(ContactLog), [
                 {"pairing_id": i + 1, "author_id": i + 1, "day": dt.date(2026, 11, 17), "mode": "面谈", "note": "x",
                  "created_at": now} for i in ids if i % 2 == 0])
     if db.dialect == "postgresql":
         async with db.engine.begin() as conn:
-            for table in ("person", "pairing", "chatidentity", "contactlog"):
+            for table in ("person", "pairing", "pairingmentor", "chatidentity", "contactlog"):
                 await conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
     await db.close()
     print(f"built {pairs} pairs / {people} people in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

@@ -121,6 +121,8 @@ class Bangdai:
         }
         warnings = [w for c in body["channels"].values() for w in c.get("warnings", [])]
         for part in self.background:
+            if hasattr(part, "refresh"):
+                await part.refresh()
             if hasattr(part, "health"):
                 extra = dict(part.health())
                 warnings += extra.pop("warnings", [])

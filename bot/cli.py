@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = _common(jobs_sub.add_parser("run", help="为某一时刻所在的周期运行一次任务"))
     run.add_argument("name")
     run.add_argument("--at", metavar="DATETIME", help="如 2026-11-19T16:00 或 2026-11-19（默认现在，北京时间）")
+    run.add_argument("--dry-run", action="store_true", help="只列出会发给谁、发什么，不排队、不占用该周期")
+    run.add_argument("--force", action="store_true", help="运行当前以外的周期（会真的发给相关人员）")
 
     outbox = _common(sub.add_parser("outbox", help="发件箱：排队/已发/失败数量和失败原因"))
     outbox.add_argument("--failed", action="store_true", help="列出失败和无法送达的消息")
@@ -143,7 +145,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     async def run() -> dict[str, int]:
         db = Database(config.database.url)
         try:
-            return await export_workbook(db, Path(args.file), Clock())
+            return await export_workbook(db, Path(args.file), Clock(), config)
         finally:
             await db.close()
 
@@ -186,12 +188,38 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
                 now = clock.now()
                 for name, schedule in schedules.items():
                     nxt = schedule.next_at_or_after(now)
-                    when = nxt.strftime("%Y-%m-%d %H:%M %a") if nxt else "—"
+                    when = f"{nxt:%Y-%m-%d %H:%M %a}（{JOBS[name].label(nxt.date())}）" if nxt else "—"
                     print(f"{name:22} {schedule.spec:36} 下次 {when}  {JOBS[name].description}")
                 for warning in calendar.warnings():
                     print(f"警告：{warning}")
                 return 0
             at = parse_at(args.at, clock)
+            if args.dry_run:
+                result = await run_job(services, args.name, at, trigger="manual", calendar=calendar, dry_run=True)
+                print(f"{result.job} {result.period}（试运行，不排队、不占用该周期）：会新发 {len(result.would_send)} 条，"
+                      f"涉及 {result.people} 人/群")
+                await _print_recipients(services, result.would_send)
+                return 0
+            from scheduler.registry import JOBS
+
+            from scheduler.runner import load_jobs
+
+            load_jobs()
+            if args.name in JOBS and JOBS[args.name].label(at.date()) != JOBS[args.name].label(clock.today()) and not args.force:
+                preview = await run_job(services, args.name, at, trigger="manual", calendar=calendar, dry_run=True)
+                print(f"{preview.job} {preview.period} 不是当前周期（当前是 {JOBS[args.name].label(clock.today())}）。"
+                      f"真的运行会给 {preview.people} 人/群 发 {len(preview.would_send)} 条消息；"
+                      f"先用 --dry-run 查看，确需补发请加 --force", file=sys.stderr)
+                return 2
+            if args.name in JOBS and not args.force:
+                # Early in the current period: running now uses the period up, and the planned run
+                # would then send nothing new — say so instead of doing it silently.
+                planned = load_schedules(services, calendar)[args.name].planned(at.date())
+                if planned is not None and at < planned:
+                    print(f"{args.name} {JOBS[args.name].label(at.date())} 计划于 {planned:%Y-%m-%d %H:%M} 运行；"
+                          f"现在运行会占用本周期，到时不再发送。先用 --dry-run 查看，确需提前运行请加 --force",
+                          file=sys.stderr)
+                    return 2
             result = await run_job(services, args.name, at, trigger="manual", calendar=calendar)
             note = "" if result.first_run else "（该周期已运行过，重复的消息不会再发）"
             print(f"{result.job} {result.period}：新排队 {result.queued} 条消息{note}")
@@ -205,6 +233,21 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
             await services.db.close()
 
     return asyncio.run(run())
+
+
+async def _print_recipients(services, messages) -> None:
+    """A dry run's messages, one line each: to whom, and the first line of what."""
+    from sqlmodel import col, select
+
+    from storage.models import Person
+
+    ids = [m.person_id for m in messages if m.person_id]
+    async with services.db.transaction() as session:
+        names = dict((await session.exec(select(Person.id, Person.name).where(col(Person.id).in_(ids or [0])))).all())
+    for m in messages:
+        who = names.get(m.person_id, "") if m.person_id else "：".join(m.group or m.account or ())
+        first = m.body.strip().splitlines()[0] if m.body.strip() else ""
+        print(f"  {who}：{first[:60]}")
 
 
 def cmd_do(args: argparse.Namespace, config: Config) -> int:

@@ -125,6 +125,10 @@ class ProgrammeConfig:
     bind_lock_minutes: int = 60
     log_max_days_back: int = 30
     processed_message_days: int = 30  # how long a handled message's record (with its replies) is kept
+    review_grace_working_days: int = 15  # a past quarter's 季评 can be given this long after it ends
+    bundle_min_months: int = 3  # 捆绑考核 counts a mentee the mentor mentored this long in the year
+    lapsed_weeks: int = 2  # a 帮带 this many whole weeks without 面谈 is listed as lapsed
+    duplicate_contact_minutes: int = 10  # the same contact sent again within this is recorded once
 
 
 @dataclass

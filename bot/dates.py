@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from .clock import TZ
 from .text import fold
 
 _RELATIVE = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2, "明天": -1, "后天": -2}
@@ -66,3 +67,19 @@ def parse_sheet_date(value: object) -> dt.date | None:
         except ValueError:
             raise DateError(f"日期 {text} 不存在") from None
     raise DateError(f"日期 {text} 看不懂，请写成 2026-03-01")
+
+
+def beijing(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
+    """What a person reads: a stored moment (kept in UTC) in the programme's time zone; a date as is.
+    Every date or time the bot shows goes through here (the ``cn_date``/``cn_time`` filters, the export),
+    so a plan item done at 03:00 Beijing time reads as that day, not the UTC one before it."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(TZ)
+    return value
+
+
+def beijing_day(value: dt.date | dt.datetime) -> dt.date:
+    local = beijing(value)
+    return local.date() if isinstance(local, dt.datetime) else local

@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 
+from .dates import beijing, beijing_day
 from .inbound import Reply
 from .router import Answer
 from .text import mask_phone, md_escape
@@ -16,11 +17,22 @@ WEEKDAYS = "一二三四五六日"
 
 
 def _cn_date(value: dt.date | dt.datetime) -> str:
-    return f"{value.month}月{value.day}日"
+    day = beijing_day(value)
+    return f"{day.month}月{day.day}日"
 
 
-def _weekday(value: dt.date) -> str:
-    return "周" + WEEKDAYS[value.weekday()]
+def _cn_time(value: dt.datetime) -> str:
+    """``11月29日 03:00``, Beijing time."""
+    local = beijing(value)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def _iso_day(value: dt.date | dt.datetime) -> str:
+    return beijing_day(value).isoformat()
+
+
+def _weekday(value: dt.date | dt.datetime) -> str:
+    return "周" + WEEKDAYS[beijing_day(value).weekday()]
 
 
 def _percent(part: int, whole: int) -> str:
@@ -44,7 +56,8 @@ class Renderer:
             keep_trailing_newline=False,
             autoescape=False,
         )
-        self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, weekday=_weekday)
+        self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, cn_time=_cn_time, iso_day=_iso_day,
+                                weekday=_weekday)
         self.env.globals.update(percent=_percent)
 
     def text(self, template: str, **values: Any) -> str:

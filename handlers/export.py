@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -13,10 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.text import mask_phone
 from storage.db import Database
-from storage.models import ContactLog, Pairing, PairReview, Person, PersonRole, PlanItem, Unit
+from bot.config import Config
+from bot.dates import beijing_day
+from storage.models import ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem, Unit
 
-from .mentoring_staff import bundled_assessment
-from .pairs import lapsed_weeks, last_face_to_face, load_pairs
+from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
+from .pairs import load_pairs
 
 # Other programmes add their sheets here (title, header, rows), as stats sections do for 统计.
 SheetRows = list[tuple[str, list[str], list[list]]]
@@ -34,9 +37,8 @@ def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
     return register
 
 
-async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, int]:
+async def export_workbook(db: Database, path: Path, clock: Clock, config: Config | None = None) -> dict[str, int]:
     """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet."""
-    today = clock.today()
     wb = Workbook()
     counts: dict[str, int] = {}
     async with db.transaction() as session:
@@ -50,35 +52,8 @@ async def export_workbook(db: Database, path: Path, clock: Clock) -> dict[str, i
                  p.birth_year or "", "在册" if p.active else "停用"] for p in people]
         counts["人员"] = _sheet(wb.active, "人员", ["姓名", "手机", "单位", "职务", "角色", "出生年份", "状态"], rows)
 
-        views = await load_pairs(session, active_only=False)
-        latest = await last_face_to_face(session)
-        rows = []
-        for v in views:
-            p: Pairing = v.pairing
-            rows.append([v.mentee.name, v.mentor_names, next((m.name for m in v.mentors if m.id == v.lead_id), ""),
-                         p.start_date, p.agreement_date or "", "在册" if p.active else f"已结束（{p.end_reason}）",
-                         latest.get(v.id, ""), lapsed_weeks(today, p.start_date, latest.get(v.id)) if p.active else ""])
-        counts["结对"] = _sheet(wb.create_sheet(), "结对", ["徒弟", "导师", "牵头导师", "开始日期", "协议签订日期", "状态",
-                                                          "最近面谈", "连续未面谈周数"], rows)
-        pair_label = {v.id: v.label for v in views}
-        logs = (await session.exec(select(ContactLog).order_by(ContactLog.day, ContactLog.id))).all()
-        rows = [[c.day, pair_label.get(c.pairing_id, ""), names.get(c.author_id, ""), c.mode, c.note] for c in logs]
-        counts["联系记录"] = _sheet(wb.create_sheet(), "联系记录", ["日期", "结对", "记录人", "方式", "内容"], rows)
-        items = (await session.exec(select(PlanItem).order_by(PlanItem.pairing_id, PlanItem.seq))).all()
-        rows = [[pair_label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
-                 i.done_at.astimezone(clock.tz).date() if i.done_at else ""] for i in items]
-        counts["培养计划"] = _sheet(wb.create_sheet(), "培养计划", ["结对", "序号", "内容", "状态", "完成日期"], rows)
-        reviews = (await session.exec(select(PairReview).order_by(PairReview.quarter, PairReview.pairing_id))).all()
-        rows = [[r.quarter, pair_label.get(r.pairing_id, ""), r.rating, r.comment] for r in reviews]
-        counts["季评"] = _sheet(wb.create_sheet(), "季评", ["季度", "结对", "评价", "评语"], rows)
-        rows = []
-        for v in await bundled_assessment(session, today.year):
-            verdict = ("待定" if v.missing else "优先确定为优秀（优秀导师）" if v.preferred
-                       else "具备评优评先资格" if v.eligible else "不具备评优评先资格")
-            grades = "；".join(f"{p.name} {g.grade if g else '未录入'}{'（表彰）' if g and g.commended else ''}"
-                              for p, g in v.mentees)
-            rows.append([today.year, v.mentor.name, grades, verdict])
-        counts["捆绑考核"] = _sheet(wb.create_sheet(), "捆绑考核", ["年度", "导师", "徒弟考核", "导师评优资格"], rows)
+        for title, header, rows in await mentoring_sheets(session, clock, names, config):
+            counts[title] = _sheet(wb.create_sheet(), title, header, rows)
         for _, fn in EXTRA_SHEETS:
             for title, header, rows in await fn(session, clock):
                 counts[title] = _sheet(wb.create_sheet(), title, header, rows)
@@ -96,3 +71,51 @@ def _sheet(ws, title: str, header: list[str], rows: list[list]) -> int:
         ws.column_dimensions[get_column_letter(i)].width = max(10, len(name) * 2 + 4)
     ws.freeze_panes = "A2"
     return len(rows)
+
+
+VERDICTS = {"preferred": "优先确定为优秀（优秀导师）", "eligible": "具备评优评先资格", "pending": "待定（徒弟考核未录齐）",
+            "ineligible": "不具备评优评先资格", "none": "帮带时间不足，不参与", "dismissed": "已清退"}
+
+
+async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int, str],
+                           config: Config | None = None) -> SheetRows:
+    """结对 (every 帮带, its mentors now and its history), 联系记录 (with the mentors who took part),
+    培养计划, 季评 and 捆绑考核 — from the same record and query functions as the chat figures.
+    Dates are Beijing days."""
+    programme = (config or Config()).programme
+    today = clock.today()
+    views = [v.as_of(None) for v in await load_pairs(session, active_only=False)]
+    latest = await last_face_before(session, [v.id for v in views], today + dt.timedelta(days=1))
+    sheets: SheetRows = []
+    rows = []
+    for v in views:
+        p = v.pairing
+        history = "；".join(
+            f"{e['day']:%Y-%m-%d} {e['name']}{'起任导师' if e['kind'] == 'start' else '被清退' if e['kind'] == 'dismissed' else '卸任'}"
+            + (f"（{e['reason']}）" if e["reason"] else "") for e in v.history())
+        rows.append([v.mentee.name, "、".join(m.name for m in v.mentors), next((m.name for m in v.mentors if m.id == v.lead_id), ""),
+                     p.start_date, p.agreement_date or "", "在册" if p.active else f"暂无导师（{p.end_reason}）",
+                     latest.get(v.id, ""), lapsed_weeks(v, today, latest.get(v.id)) if p.active else "", history])
+    sheets.append(("结对", ["徒弟", "导师", "牵头导师", "开始日期", "协议签订日期", "状态", "最近面谈", "连续未面谈周数", "导师变更"], rows))
+    label = {v.id: v.mentee.name for v in views}
+    took_part: dict[int, list[str]] = {}
+    for cid, pid in (await session.exec(select(ContactMentor.contact_id, ContactMentor.person_id))).all():
+        took_part.setdefault(cid, []).append(names.get(pid, ""))
+    logs = (await session.exec(select(ContactLog).order_by(ContactLog.day, ContactLog.id))).all()
+    rows = [[c.day, label.get(c.pairing_id, ""), names.get(c.author_id, ""), "、".join(took_part.get(c.id, [])), c.mode, c.note]
+            for c in logs]
+    sheets.append(("联系记录", ["日期", "徒弟", "记录人", "参与导师", "方式", "内容"], rows))
+    items = (await session.exec(select(PlanItem).order_by(PlanItem.pairing_id, PlanItem.seq))).all()
+    rows = [[label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
+             beijing_day(i.done_at) if i.done_at else ""] for i in items]
+    sheets.append(("培养计划", ["徒弟", "序号", "内容", "状态", "完成日期"], rows))
+    reviews = (await session.exec(select(PairReview).order_by(PairReview.quarter, PairReview.pairing_id))).all()
+    rows = [[r.quarter, label.get(r.pairing_id, ""), r.rating, r.comment] for r in reviews]
+    sheets.append(("季评", ["季度", "徒弟", "评价", "评语"], rows))
+    rows = []
+    for v in await bundled_assessment(session, today.year, programme.bundle_min_months):
+        grades = "；".join(f"{p.name} {g.grade if g else '未录入'}{'（表彰）' if g and g.commended else ''}"
+                          for p, g in v.mentees)
+        rows.append([today.year, v.mentor.name, grades, v.contacts, f"{v.plan_done}/{v.plan_total}", VERDICTS[v.status]])
+    sheets.append(("捆绑考核", ["年度", "导师", "徒弟考核", "辅导次数", "计划完成", "导师评优资格"], rows))
+    return sheets

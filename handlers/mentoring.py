@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, insert
-from sqlmodel import select
+from sqlalchemy import bindparam, func, insert
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock, period_bounds, week_start
+from bot.clock import Clock, week_start
 from bot.config import Config
 from bot.dates import DateError, check_recent, parse_day
 from bot.identity import Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
-from storage.models import ContactLog, PlanItem, Role
-from storage.models.mentoring import FACE_TO_FACE
+from storage.models import ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
+from .mentoring_queries import week_compliance, week_status
 
 router = Router()
 
@@ -29,6 +29,15 @@ MODE_WORDS = {
 }
 PAIR_ROLES = (Role.MENTOR, Role.MENTEE)
 _LOG_CONTACT = insert(ContactLog.__table__)  # type: ignore[arg-type]
+_TOOK_PART = insert(ContactMentor.__table__)  # type: ignore[arg-type]
+# The same contact sent again (a double tap, a resend after a slow answer) by the same person.
+_SAME_CONTACT = (
+    select(ContactLog.id).where(
+        ContactLog.pairing_id == bindparam("pairing_id"), ContactLog.author_id == bindparam("author_id"),
+        ContactLog.day == bindparam("day"), ContactLog.mode == bindparam("mode"), ContactLog.note == bindparam("note"),
+        col(ContactLog.created_at) >= bindparam("since"))
+    .limit(1)
+)
 
 
 async def choose_pair(
@@ -51,31 +60,6 @@ async def choose_pair(
         raise Refusal("mentoring/ambiguous", name=name, views=matches, me=sender.id)
     mentee_only = all(v.mentee.id == sender.id for v in views)
     raise Refusal("mentoring/not_counterpart", name=name, mentee_only=mentee_only, views=views, me=sender.id)
-
-
-async def week_status(session: AsyncSession, views: list[P.PairView], today: dt.date) -> list[dict]:
-    """Per pair: this week's contacts, whether a 面谈 happened, the quarter's count, plan progress."""
-    ids = [v.id for v in views]
-    first = week_start(today)
-    q_first, q_last = period_bounds("quarter", today)
-    # One read of the quarter's contacts gives both the week's list and the quarter's count (a week can
-    # begin in the previous quarter, so the read starts at whichever is earlier).
-    contacts = await P.contacts_between(session, ids, min(first, q_first), max(first + dt.timedelta(days=6), q_last))
-    plans = await P.plan_progress(session, ids)
-    people = {p.id: p.name for v in views for p in [v.mentee, *v.mentors]}
-    statuses = []
-    for v in views:
-        mine = contacts.get(v.id, [])
-        week = [c for c in mine if first <= c.day <= first + dt.timedelta(days=6)]
-        statuses.append({
-            "view": v,
-            "contacts": [{"log": c, "author": people.get(c.author_id, "")} for c in week],
-            "face_done": any(c.mode == FACE_TO_FACE for c in week),
-            "quarter_count": sum(1 for c in mine if q_first <= c.day <= q_last),
-            "plan_done": plans.get(v.id, (0, 0))[0],
-            "plan_total": plans.get(v.id, (0, 0))[1],
-        })
-    return statuses
 
 
 @router.command(
@@ -120,21 +104,31 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
     counterpart = None
     if name is not None and view.mentee.id == sender.id:
         counterpart = next(m.id for m in view.mentors if m.name == name)
+        took_part = [counterpart]
     elif view.mentee.id != sender.id:
         counterpart = view.mentee.id
+        took_part = [sender.id]
+    else:
+        took_part = [m.id for m in view.mentors]
+    now = clock.now()
     connection = await session.connection()  # Core, built once: the busiest write there is
-    await connection.execute(_LOG_CONTACT, {"pairing_id": view.id, "author_id": sender.id, "counterpart_id": counterpart,
-                                            "day": day, "mode": mode, "note": note, "created_at": clock.now()})
+    values = {"pairing_id": view.id, "author_id": sender.id, "day": day, "mode": mode, "note": note}
+    since = now - dt.timedelta(minutes=config.programme.duplicate_contact_minutes)
+    repeated = (await connection.execute(_SAME_CONTACT, {**values, "since": since})).first() is not None
+    if not repeated:
+        result = await connection.execute(_LOG_CONTACT, {**values, "counterpart_id": counterpart, "created_at": now})
+        contact_id = result.inserted_primary_key[0]
+        await connection.execute(_TOOK_PART, [{"contact_id": contact_id, "person_id": m} for m in took_part])
     status = (await week_status(session, [view], today))[0]
     return Answer.of("mentoring/logged", day=day, mode=mode, status=status, me=sender.id,
-                     this_week=day >= week_start(today))
+                     this_week=day >= week_start(today), repeated=repeated)
 
 
 @router.command(
     "本周", "status", order=11,
     summary="本周帮带情况（组工干部：全县周联合规情况）", usage="本周", examples=("本周",),
 )
-async def this_week(sender: Sender, session: AsyncSession, clock: Clock) -> list[Answer]:
+async def this_week(sender: Sender, session: AsyncSession, clock: Clock, config: Config) -> list[Answer]:
     today = clock.today()
     answers = []
     if sender.has(*PAIR_ROLES):
@@ -145,7 +139,8 @@ async def this_week(sender: Sender, session: AsyncSession, clock: Clock) -> list
                           first=week_start(today), last=week_start(today) + dt.timedelta(days=6))
             )
     if sender.is_staff:
-        answers.append(Answer.of("mentoring/week_staff", c=await P.week_compliance(session, today)))
+        answers.append(Answer.of("mentoring/week_staff", c=await week_compliance(
+            session, today, lapsed_min=config.programme.lapsed_weeks)))
     if not answers:
         raise Refusal("mentoring/no_pair")
     return answers

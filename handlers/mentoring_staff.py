@@ -1,28 +1,38 @@
 """The organization department's side of 导师帮带: pairing and re-pairing (结对), the quarterly
-review (季评), annual grades and the 捆绑考核 result (考核), and removing a mentor (清退)."""
+review (季评), annual grades and the 捆绑考核 result (考核), and removing a mentor (清退).
+
+Every change of who mentors whom is told privately to the mentee and to each mentor who joins or
+leaves (through the outbox); the figures come from ``mentoring_queries``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
-from dataclasses import dataclass, field
 
-from sqlalchemy import or_
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock, period_name
+from bot.clock import Clock, period_bounds, period_name
+from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
+from bot.services import Services
 from bot.text import Args
-from storage.models import ANNUAL_GRADES, REVIEW_RATINGS, AnnualGrade, AuditLog, Pairing, PairReview, Person
+from scheduler.calendar import WorkCalendar
+from scheduler.outbox import Outgoing
+from storage.models import ANNUAL_GRADES, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person, PersonRole, Role
 
-from .pairing_ops import Actor, NotFound, active_pair_of, dismiss_mentor, end_pairing, find_person, set_mentors
-from .pairs import PairView, load_pairs
+from .mentoring_queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
+from .pairing_ops import (Actor, MentorChange, NotFound, active_pair_of, change_mentors, dismiss_mentor, end_pairing,
+                          find_person)
+from .pairs import bangdai_of, load_pairs
+
+__all__ = ["ReviewStatus", "bundled_assessment", "review_status"]
 
 router = Router()
 _MENTOR_SPLIT = re.compile(r"[、,，;；/]+")
+_QUARTER = re.compile(r"^(\d{4})[-年]?[Qq季]?([1-4])季?度?$")
+CALENDAR = WorkCalendar()
 
 
 def _actor(sender: Sender) -> Actor:
@@ -36,13 +46,31 @@ async def _person(session: AsyncSession, name: str) -> Person:
         raise Refusal("staff/not_found", reason=str(exc)) from None
 
 
+async def notify(services: Services, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
+    """Tell the mentee and each mentor who joined or left, privately, what changed and from when."""
+    if change.view is None or not (change.joined or change.left):
+        return 0
+    view = change.view.as_of(None)
+    stamp = now.strftime("%Y%m%dT%H%M%S%f")
+    render = services.renderer.text
+    messages = [Outgoing(key=f"bangdai-change:{view.id}:{change.mentee.id}:{stamp}", person_id=change.mentee.id,
+                         body=render("staff/notice_mentee", c=change, view=view), source="pairing")]
+    for m in change.joined:
+        messages.append(Outgoing(key=f"bangdai-change:{view.id}:{m.id}:{stamp}", person_id=m.id,
+                                 body=render("staff/notice_joined", c=change, view=view, mentor=m), source="pairing"))
+    for m in change.left:
+        messages.append(Outgoing(key=f"bangdai-change:{view.id}:{m.id}:{stamp}", person_id=m.id,
+                                 body=render("staff/notice_left", c=change, view=view, mentor=m), source="pairing"))
+    return await services.outbox.enqueue_many(session, messages)
+
+
 @router.command(
     "结对", "pair", roles=STAFF_ROLES, order=60,
     summary="建立或调整帮带结对（组工干部）",
-    usage="结对 徒弟 导师[、导师…] [原因]；结束：结对 结束 徒弟 原因",
+    usage="结对 徒弟 导师[、导师…] [原因]；结束：结对 结束 徒弟 原因；授予导师角色：结对 确认 徒弟 导师 [原因]",
     examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配", "结对 结束 赵强 调离本县"),
 )
-async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Services) -> Answer:
     first = args.take()
     if first is None:
         raise UsageError("请写上徒弟和导师的姓名")
@@ -56,8 +84,15 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock) 
         view = await active_pair_of(session, mentee.id)  # type: ignore[arg-type]
         if view is None:
             raise Refusal("staff/no_active_pair", name=mentee.name)
-        await end_pairing(session, view, now.date(), reason, _actor(sender), now)
-        return Answer.of("staff/pair_ended", view=view, reason=reason)
+        label = view.as_of(None).label  # before the terms end
+        change = await end_pairing(session, view, clock.today(), reason, _actor(sender), now)
+        await notify(services, session, change, now)
+        return Answer.of("staff/pair_ended", label=label, reason=reason)
+    confirmed = first in ("确认", "confirm")
+    if confirmed:
+        first = args.take()
+        if first is None:
+            raise UsageError("请写上徒弟和导师的姓名", "结对 确认 李娜 张伟")
     words = args.take()
     if words is None:
         raise UsageError("请在徒弟姓名后写上导师姓名，导师团用“、”分隔")
@@ -71,57 +106,75 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock) 
             raise Refusal("staff/self_mentor", name=mentee.name)
         if all(m.id != person.id for m in mentors):
             mentors.append(person)
-    reason = args.rest() or "组织部调整帮带关系"
-    before = await active_pair_of(session, mentee.id)  # type: ignore[arg-type]
-    outcome = await set_mentors(session, mentee, mentors, mentors[0], start=now.date(),
-                                agreement=None if before is None else before.pairing.agreement_date,
-                                reason=reason, actor=_actor(sender), now=now)
-    return Answer.of("staff/paired", outcome=outcome, mentee=mentee, mentors=mentors, before=before, reason=reason)
+    if not mentors:
+        raise UsageError("请在徒弟姓名后写上导师姓名，导师团用“、”分隔")
+    reason = args.rest()
+    view = await bangdai_of(session, mentee.id)  # type: ignore[arg-type]
+    current = {m.id for m in view.mentors} if view is not None else set()
+    roles = set((await session.exec(
+        select(PersonRole.person_id).where(PersonRole.role == str(Role.MENTOR),
+                                           PersonRole.person_id.in_([m.id for m in mentors]))  # type: ignore[attr-defined]
+    )).all())
+    newcomers = [m for m in mentors if m.id not in roles and m.id not in current]
+    if newcomers and not confirmed:
+        return Answer.of("staff/pair_confirm", mentee=mentee, mentors=mentors, newcomers=newcomers, words=words,
+                         reason=reason)
+    before = view.as_of(None).mentor_names if view is not None and view.pairing.active else None
+    change = await change_mentors(session, mentee, mentors, mentors[0], start=clock.today(), agreement=None,
+                                  reason=reason or "组织部调整帮带关系", actor=_actor(sender), now=now)
+    await notify(services, session, change, now)
+    return Answer.of("staff/paired", outcome=change.outcome, mentee=mentee, mentors=mentors, before=before,
+                     reason=reason or "组织部调整帮带关系", change=change)
 
 
-@dataclass
-class ReviewStatus:
-    """季评 of one quarter: how many active pairs were reviewed, with which ratings, and which were not."""
-
-    quarter: str
-    total: int
-    counts: list[tuple[str, int]]
-    pending: list[PairView]
-
-    @property
-    def reviewed(self) -> int:
-        return self.total - len(self.pending)
+def reviewable_quarters(today: dt.date, grace_days: int) -> list[str]:
+    """The quarters a 季评 may be given for today: this one, and the last one until ``grace_days``
+    working days after it ended."""
+    this_first, _ = period_bounds("quarter", today)
+    last_end = this_first - dt.timedelta(days=1)
+    quarters = [period_name("quarter", today)]
+    deadline = CALENDAR.add_workdays(dt.datetime.combine(last_end, dt.time()), grace_days).date()
+    if today <= deadline:
+        quarters.append(period_name("quarter", last_end))
+    return quarters
 
 
-async def review_status(session: AsyncSession, quarter: str) -> ReviewStatus:
-    views = await load_pairs(session)
-    done = {r.pairing_id: r for r in (await session.exec(select(PairReview).where(PairReview.quarter == quarter))).all()}
-    counts: dict[str, int] = defaultdict(int)
-    for r in done.values():
-        counts[r.rating] += 1
-    return ReviewStatus(quarter, len(views), [(k, counts[k]) for k in REVIEW_RATINGS if counts[k]],
-                        [v for v in views if v.id not in done])
+def _quarter_word(token: str) -> str | None:
+    m = _QUARTER.match(token)
+    return f"{m.group(1)}-Q{m.group(2)}" if m else None
 
 
 @router.command(
     "季评", "review", roles=STAFF_ROLES, order=61,
     summary="帮带季度评议（组工干部）：查看本季度未评结对，或为结对评议",
-    usage="季评；季评 徒弟 评价 [评语]（评价：好、较好、一般、差）",
-    examples=("季评", "季评 李娜 较好 帮带扎实，下季度重点补群众工作"),
+    usage="季评 [季度]；季评 [季度] 徒弟 评价 [评语]（评价：好、较好、一般、差；季度如 2026Q3）",
+    examples=("季评", "季评 李娜 较好 帮带扎实，下季度重点补群众工作", "季评 2026Q3 李娜 好"),
 )
-async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
     today = clock.today()
     quarter = period_name("quarter", today)
     name = args.take()
+    if name is not None and (asked := _quarter_word(name)) is not None:
+        name = args.take()
+        allowed = reviewable_quarters(today, config.programme.review_grace_working_days)
+        if name is not None and asked not in allowed:
+            raise Refusal("staff/review_closed", quarter=asked, allowed=allowed,
+                          grace=config.programme.review_grace_working_days)
+        if asked > quarter:
+            raise Refusal("staff/review_closed", quarter=asked, allowed=allowed,
+                          grace=config.programme.review_grace_working_days)
+        quarter = asked
     if name is None:
         return Answer.of("staff/review_list", s=await review_status(session, quarter))
     rating = args.take()
     if rating is None or rating not in REVIEW_RATINGS:
         raise UsageError(f"评价请写 {'、'.join(REVIEW_RATINGS)} 之一", "季评 李娜 较好 帮带扎实")
     mentee = await _person(session, name)
-    view = await active_pair_of(session, mentee.id)  # type: ignore[arg-type]
-    if view is None:
-        raise Refusal("staff/no_active_pair", name=mentee.name)
+    first, last = quarter_bounds(quarter)
+    view = await bangdai_of(session, mentee.id)  # type: ignore[arg-type]
+    if view is None or not view.mentored_in(first, last):
+        raise Refusal("staff/no_pair_in_quarter", name=mentee.name, quarter=quarter)
+    view = view.last_mentors_in(first, last)
     comment = args.rest()
     existing = (
         await session.exec(select(PairReview).where(PairReview.pairing_id == view.id, PairReview.quarter == quarter))
@@ -137,51 +190,8 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     session.add(existing)
     session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="pairing.review",
                          target=f"pairing:{view.id}", detail={"quarter": quarter, "rating": rating}))
-    return Answer.of("staff/reviewed", view=view, quarter=quarter, rating=rating, updated=updated)
-
-
-@dataclass
-class MentorVerdict:
-    """捆绑考核 for one mentor in one year, from the annual grades of their mentees."""
-
-    mentor: Person
-    mentees: list[tuple[Person, AnnualGrade | None]] = field(default_factory=list)
-
-    @property
-    def missing(self) -> list[Person]:
-        return [p for p, g in self.mentees if g is None]
-
-    @property
-    def eligible(self) -> bool:
-        """评优评先资格: every mentee graded 称职 or better."""
-        return not self.missing and all(g.grade in ("优秀", "称职") for _, g in self.mentees if g)
-
-    @property
-    def preferred(self) -> bool:
-        """优先确定为优秀 and the 优秀导师 certificate: eligible, and a mentee 优秀 or commended."""
-        return self.eligible and any(g.grade == "优秀" or g.commended for _, g in self.mentees if g)
-
-
-async def bundled_assessment(session: AsyncSession, year: int) -> list[MentorVerdict]:
-    first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
-    ids = (
-        await session.exec(
-            select(Pairing.id).where(
-                Pairing.start_date <= last, or_(col(Pairing.ended_on).is_(None), col(Pairing.ended_on) >= first)
-            )
-        )
-    ).all()
-    views = await load_pairs(session, pairing_ids=ids, active_only=False)
-    grades = {
-        g.person_id: g for g in (await session.exec(select(AnnualGrade).where(AnnualGrade.year == year))).all()
-    }
-    verdicts: dict[int, MentorVerdict] = {}
-    for v in views:
-        for m in v.mentors:
-            verdict = verdicts.setdefault(m.id, MentorVerdict(m))  # type: ignore[arg-type]
-            if all(p.id != v.mentee.id for p, _ in verdict.mentees):
-                verdict.mentees.append((v.mentee, grades.get(v.mentee.id)))  # type: ignore[arg-type]
-    return sorted(verdicts.values(), key=lambda x: (not x.preferred, not x.eligible, x.mentor.id))
+    return Answer.of("staff/reviewed", view=view, quarter=quarter, rating=rating, updated=updated,
+                     current=quarter == period_name("quarter", today))
 
 
 @router.command(
@@ -190,7 +200,7 @@ async def bundled_assessment(session: AsyncSession, year: int) -> list[MentorVer
     usage="考核 [年份]；考核 [年份] 徒弟 等次 [表彰]（等次：优秀、称职、基本称职、不称职）",
     examples=("考核", "考核 李娜 优秀", "考核 2026 赵强 称职 表彰"),
 )
-async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
     year = clock.today().year
     token = args.take()
     if token is not None and re.fullmatch(r"\d{4}年?", token):
@@ -198,8 +208,10 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock)
         if not 2000 <= year <= clock.today().year:
             raise UsageError(f"年份 {year} 不对")
         token = args.take()
+    min_months = config.programme.bundle_min_months
     if token is None:
-        return Answer.of("staff/assessment", year=year, verdicts=await bundled_assessment(session, year))
+        return Answer.of("staff/assessment", year=year, min_months=min_months,
+                         verdicts=await bundled_assessment(session, year, min_months))
     level = args.take()
     if level is None or level not in ANNUAL_GRADES:
         raise UsageError(f"等次请写 {'、'.join(ANNUAL_GRADES)} 之一", "考核 李娜 优秀")
@@ -207,6 +219,8 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock)
     if extra not in ("", "表彰"):
         raise UsageError("等次后面只能写“表彰”（获县委县政府以上表彰时）", "考核 赵强 称职 表彰")
     mentee = await _person(session, token)
+    if not await has_bangdai_in(session, mentee.id, year):  # type: ignore[arg-type]
+        raise Refusal("staff/grade_no_pair", name=mentee.name, year=year)
     now = clock.now()
     existing = (
         await session.exec(select(AnnualGrade).where(AnnualGrade.person_id == mentee.id, AnnualGrade.year == year))
@@ -222,7 +236,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock)
     "清退", "dismiss", roles=STAFF_ROLES, order=63,
     summary="清退不合格导师（组工干部）", usage="清退 导师姓名 原因", examples=("清退 张伟 连续两个季度帮带不到位",),
 )
-async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Services) -> Answer:
     name, reason = args.take(), args.rest()
     if not name or not reason:
         raise UsageError("请写上导师姓名和清退原因")
@@ -230,6 +244,10 @@ async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     views = await load_pairs(session)
     if not any(v.is_mentor(mentor.id) for v in views):  # type: ignore[arg-type]
         raise Refusal("staff/not_a_mentor", name=mentor.name)
-    orphans: list[PairView] = await dismiss_mentor(session, mentor, reason, _actor(sender), clock.now())
-    return Answer.of("staff/dismissed", mentor=mentor, orphans=orphans,
-                     changed=[v for v in views if v.is_mentor(mentor.id)])  # type: ignore[arg-type]
+    now = clock.now()
+    changes = await dismiss_mentor(session, mentor, reason, _actor(sender), now)
+    for change in changes:
+        change.view = (await load_pairs(session, pairing_ids=[change.view.id], active_only=False))[0]  # type: ignore[union-attr]
+        await notify(services, session, change, now)
+    return Answer.of("staff/dismissed", mentor=mentor, orphans=[c.view for c in changes if c.outcome == "ended"],
+                     changed=[c.view for c in changes])

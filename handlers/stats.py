@@ -17,7 +17,7 @@ from bot.identity import STAFF_ROLES
 from bot.router import Answer, Router
 from bot.services import Services
 
-from .pairs import week_compliance
+from .mentoring_queries import week_compliance
 
 router = Router()
 Section = Callable[[AsyncSession, Services], Awaitable[str]]
@@ -36,7 +36,8 @@ def stats_section(order: int) -> Callable[[Section], Section]:
 
 @stats_section(order=10)
 async def mentoring_figures(session: AsyncSession, services: Services) -> str:
-    compliance = await week_compliance(session, services.clock.today())
+    compliance = await week_compliance(session, services.clock.today(),
+                                       lapsed_min=services.config.programme.lapsed_weeks)
     return services.renderer.text("stats/mentoring", c=compliance)
 
 

@@ -18,7 +18,7 @@ from typing import Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import TZ, PeriodKind
+from bot.clock import TZ, PeriodKind, period_bounds, period_name
 
 from .calendar import WorkCalendar
 
@@ -44,16 +44,30 @@ class JobSpec:
     period: PeriodKind
     description: str
     fn: JobFn
+    # "previous": a run reports on the period before its own (the Monday digest on last week, the
+    # quarterly summary on last quarter); its label everywhere (message, jobrun, /healthz, jobs list)
+    # is the period it reports on.
+    reports: str = "current"
+
+    def reported_bounds(self, day: dt.date) -> tuple[dt.date, dt.date]:
+        first, last = period_bounds(self.period, day)
+        if self.reports == "previous":
+            return period_bounds(self.period, first - dt.timedelta(days=1))
+        return first, last
+
+    def label(self, day: dt.date) -> str:
+        """``2026-Q3`` for the quarterly summary run on 2026-10-08: the period the run is about."""
+        return period_name(self.period, self.reported_bounds(day)[0])
 
 
 JOBS: dict[str, JobSpec] = {}
 
 
-def job(name: str, *, period: PeriodKind, description: str) -> Callable[[JobFn], JobFn]:
+def job(name: str, *, period: PeriodKind, description: str, reports: str = "current") -> Callable[[JobFn], JobFn]:
     def register(fn: JobFn) -> JobFn:
         if name in JOBS and JOBS[name].fn is not fn:
             raise ValueError(f"job {name!r} declared twice")
-        JOBS[name] = JobSpec(name, period, description, fn)
+        JOBS[name] = JobSpec(name, period, description, fn, reports)
         return fn
 
     return register

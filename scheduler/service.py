@@ -24,7 +24,7 @@ from bot.clock import TZ, PeriodKind, period_bounds, period_name
 
 from .calendar import WorkCalendar
 from .registry import JOBS
-from .runner import has_run, load_jobs, run_job
+from .runner import has_run, installed_on, last_runs, load_jobs, run_job
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Schedule:
         return None
 
     def period_of(self, moment: dt.datetime) -> str:
+        """The run's own period (the label of what it reports on is ``JobSpec.label``)."""
         return period_name(self.kind, moment.astimezone(TZ).date())
 
 
@@ -131,30 +132,48 @@ class Scheduler:
         self.last_runs: dict[str, str] = {}
 
     async def catch_up(self) -> list[str]:
-        """Run each job whose current period's planned time has passed without a recorded run."""
+        """Run each job whose current period's planned time has passed without a recorded run — unless
+        the period the run would report on ended before this database was created (a new install
+        sends no summary of a quarter it never saw)."""
         now = self.services.clock.now()
         ran = []
         for name, schedule in self.schedules.items():
             planned = schedule.planned(now.date())
             if planned is None or planned > now:
                 continue
-            if await has_run(self.services, name, schedule.period_of(now)):
+            if await has_run(self.services, name, JOBS[name].label(now.date())):
+                continue
+            if await self._before_installation(name, now):
+                log.info("catch-up: %s for %s skipped: the period ended before this database was created",
+                         name, JOBS[name].label(now.date()))
                 continue
             log.info("catch-up: %s missed its run at %s", name, planned.isoformat())
             await self._run(name, "catch-up")
             ran.append(name)
         return ran
 
+    async def _before_installation(self, name: str, now: dt.datetime) -> bool:
+        installed = await installed_on(self.services)
+        return installed is not None and JOBS[name].reported_bounds(now.astimezone(TZ).date())[1] < installed
+
     async def _run(self, name: str, trigger: str) -> None:
         now = self.services.clock.now()
-        schedule = self.schedules[name]
-        if trigger == "schedule" and await has_run(self.services, name, schedule.period_of(now)):
+        if trigger == "schedule" and await has_run(self.services, name, JOBS[name].label(now.astimezone(TZ).date())):
             return  # already run for this period (by catch-up, or by another leader before us)
+        if trigger == "schedule" and await self._before_installation(name, now):
+            return
         try:
             result = await run_job(self.services, name, now, trigger=trigger, calendar=self.calendar)
-            self.last_runs[name] = f"{result.period} ({result.queued})"
+            self.last_runs[name] = f"{result.period} ({result.queued}, {trigger})"
         except Exception:
             log.exception("job %s failed", name)
+
+    async def refresh(self) -> None:
+        """Before /healthz answers: runs recorded by anyone (the CLI too) count as last runs."""
+        try:
+            self.last_runs.update(await last_runs(self.services))
+        except Exception:
+            log.exception("reading the job runs failed")
 
     async def _fire(self, name: str) -> None:
         await self._run(name, "schedule")
@@ -220,6 +239,7 @@ class Scheduler:
                 "enabled": self.services.config.schedule.enabled,
                 "leader": self.leader,
                 "next_runs": {k: v.isoformat() if v else None for k, v in self.next_runs().items()},
+                "next_periods": {k: JOBS[k].label(v.date()) if v else None for k, v in self.next_runs().items()},
                 "last_runs": dict(self.last_runs),
             }
         }

@@ -53,10 +53,19 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
         return PG_URL
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
+    import sqlite3
+
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE installation SET created_at = ?", (INSTALLED,))
     return str(path)
 
 
 _counter = itertools.count()
+
+
+# The tests' programme runs in 2026 on the frozen clock; its database counts as made before that
+# (jobs never run for a period that ended before the database was created: SPEC §3a).
+INSTALLED = "2026-01-01 00:00:00.000000"
 
 
 @pytest.fixture
@@ -66,6 +75,8 @@ async def db_url(template_db: str, tmp_path: Path) -> str:
         names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
         async with db.engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            await conn.execute(text("INSERT INTO installation (id, created_at) VALUES (1, :at)"),
+                               {"at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
         await db.close()
         return PG_URL
     path = tmp_path / f"test{next(_counter)}.db"

@@ -119,9 +119,26 @@ def test_jobs_and_outbox_commands(cfg, tmp_path):
     bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
     listed = bangdai("jobs", "list", "--config", str(cfg))
     assert listed.returncode == 0 and "weekly_reminder" in listed.stdout and "下次" in listed.stdout
-    run = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--config", str(cfg))
-    assert "weekly_reminder 2026-W47：新排队 4 条消息" in run.stdout, run.stdout + run.stderr
-    again = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19 17:00", "--config", str(cfg))
+    assert "（2026-W" in listed.stdout  # the period each next run is about, labelled as everywhere else
+    dry = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--dry-run", "--config", str(cfg))
+    assert "试运行" in dry.stdout and "会新发 4 条，涉及 4 人" in dry.stdout, dry.stdout + dry.stderr
+    assert "  李娜：" in dry.stdout and "  张伟：" in dry.stdout  # who would get what
+    assert "排队 0" in bangdai("outbox", "--config", str(cfg)).stdout  # queued nothing
+    past = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--config", str(cfg))
+    assert past.returncode == 2 and "不是当前周期" in past.stderr and "4 人" in past.stderr and "--force" in past.stderr
+    assert "排队 0" in bangdai("outbox", "--config", str(cfg)).stdout
+    from bot.clock import Clock
+    from scheduler.calendar import WorkCalendar
+    from scheduler.service import Schedule
+
+    now = Clock().now()  # the CLI runs on the real clock
+    planned = Schedule("last-working-day 17:00", "month", WorkCalendar()).planned(now.date())
+    if planned is not None and now < planned:  # all month but its last working evening
+        early = bangdai("jobs", "run", "monthly_ranking", "--config", str(cfg))
+        assert early.returncode == 2 and "计划于" in early.stderr and "--force" in early.stderr, early.stderr
+    run = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19T16:00", "--force", "--config", str(cfg))
+    assert "weekly_reminder 2026-W47：新排队 4 条消息" in run.stdout, run.stdout + run.stderr  # not used up by the dry run
+    again = bangdai("jobs", "run", "weekly_reminder", "--at", "2026-11-19 17:00", "--force", "--config", str(cfg))
     assert "新排队 0 条消息（该周期已运行过" in again.stdout
     unknown = bangdai("jobs", "run", "nosuch", "--config", str(cfg))
     assert unknown.returncode == 2 and "weekly_reminder" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -153,8 +153,10 @@ async def test_name_with_unit_and_rematch_keeps_history(services, tmp_path, seed
     await import_roster(services.db, write(tmp_path, "r2.csv", "姓名,手机,单位\n张伟,13811112222,华埠镇\n"), now=now)
     report = await import_pairs(services.db, write(tmp_path, "p.csv", "徒弟,导师,开始日期\n赵强,张伟（华埠镇）,2026-11-01\n"), now=now)
     assert report.ok and report.updated == 1, report.lines()
-    pairings = [p for p in await rows(services, Pairing) if p.mentee_id == 4]
-    assert [(p.active, p.end_reason) for p in pairings] == [(False, "导入调整帮带关系"), (True, "")]
+    [pairing] = [p for p in await rows(services, Pairing) if p.mentee_id == 4]  # one 帮带 for good
+    terms = [t for t in await rows(services, PairingMentor) if t.pairing_id == pairing.id]
+    assert [(t.person_id, t.end_date, t.end_reason) for t in terms] == [
+        (1, dt.date(2026, 11, 1), "导入调整帮带关系"), (7, None, "")]
     assert any(a.action == "pairing.rematch" for a in await rows(services, AuditLog))
 
 
@@ -166,4 +168,4 @@ async def test_export_masks_phones(services, tmp_path, seeded):
     values = [str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row]
     assert "138****1234" in values and "13800001234" not in values
     assert wb.sheetnames[:6] == ["人员", "结对", "联系记录", "培养计划", "季评", "捆绑考核"]  # programmes add theirs after
-    assert counts["捆绑考核"] == 2 and wb["捆绑考核"]["D2"].value == "待定"
+    assert counts["捆绑考核"] == 2 and wb["捆绑考核"]["F2"].value == "待定（徒弟考核未录齐）"

@@ -19,8 +19,9 @@ async def test_pair_create_rematch_and_end_keep_history(chat, services):
     assert "无需调整" in await chat.say("u5", "结对 周敏 张伟")
     reply = await chat.say("u5", "结对 周敏 王芳 性格类型不匹配")
     assert "由 张伟 改为 王芳" in reply and "性格类型不匹配" in reply
-    pairings = await rows(services, Pairing, Pairing.mentee_id == 6)
-    assert [(p.active, p.end_reason) for p in pairings] == [(False, "性格类型不匹配"), (True, "")]
+    [pairing] = await rows(services, Pairing, Pairing.mentee_id == 6)  # one 帮带 for good
+    terms = await rows(services, PairingMentor, PairingMentor.pairing_id == pairing.id)
+    assert [(t.person_id, t.end_date is None, t.end_reason) for t in terms] == [(1, False, "性格类型不匹配"), (2, True, "")]
     assert "已结束结对：王芳 — 周敏" in await chat.say("u5", "结对 结束 周敏 调离本县")
     assert not any(p.active for p in await rows(services, Pairing, Pairing.mentee_id == 6))
     actions = [a.action for a in await rows(services, AuditLog)]
@@ -58,7 +59,7 @@ async def test_quarterly_review(chat, services):
     listing = await chat.say("u5", "季评")
     assert "已评 1 对（好 1）" in listing and "张伟、王芳 — 李娜" not in listing
     assert "评价请写 好、较好、一般、差" in await chat.say("u5", "季评 赵强 很棒")
-    assert "没有在册的帮带结对" in await chat.say("u5", "季评 周敏 好")
+    assert "周敏 在 2026-Q4 没有帮带结对" in await chat.say("u5", "季评 周敏 好")
     assert len(await rows(services, PairReview)) == 1
 
 
@@ -66,12 +67,13 @@ async def test_bundled_assessment(chat, services):
     pending = await chat.say("u5", "考核")
     assert "张伟：待定，徒弟 李娜、赵强 尚未录入考核" in pending
     assert [line for line in pending.splitlines() if line.startswith("- ")] == [  # one mentor a line
-        "- 张伟：待定，徒弟 李娜、赵强 尚未录入考核", "- 王芳：待定，徒弟 李娜 尚未录入考核"]
+        "- 张伟：待定，徒弟 李娜、赵强 尚未录入考核（李娜 未录入、赵强 未录入）；辅导 0 次，计划完成 0/0",
+        "- 王芳：待定，徒弟 李娜 尚未录入考核（李娜 未录入）；辅导 0 次，计划完成 0/0"]
     assert "已录入 李娜 2026 年度考核：优秀" in await chat.say("u5", "考核 李娜 优秀")
     await chat.say("u5", "考核 赵强 称职")
     result = await chat.say("u5", "考核")
-    assert "张伟：优先确定为优秀，颁发“优秀导师”证书" in result
-    assert "王芳：优先确定为优秀" in result
+    assert "张伟：具备评优评先资格（李娜 优秀、赵强 称职）" in result  # 优先 needs every mentee 优秀 or 表彰
+    assert "王芳：优先确定为优秀，颁发“优秀导师”证书" in result
     await chat.say("u5", "考核 赵强 基本称职")  # one mentee below 称职: no 评优 for that mentor
     result = await chat.say("u5", "考核")
     assert "张伟：不具备评优评先资格" in result and "王芳：优先确定为优秀" in result
@@ -101,7 +103,8 @@ async def test_dismiss_mentor(chat, services):
     active = await rows(services, Pairing, Pairing.active == True)  # noqa: E712
     [lina] = active  # 李娜's pair goes on with 王芳 alone
     links = await rows(services, PairingMentor, PairingMentor.pairing_id == lina.id)
-    assert [(link.person_id, link.is_lead) for link in links] == [(2, True)]
+    assert [(link.person_id, link.is_lead, link.end_date is None, link.dismissed) for link in links] == [
+        (1, True, False, True), (2, True, True, False)]  # 张伟's term ended by 清退, kept as history
     assert "导师" not in {r.role for r in await rows(services, PersonRole, PersonRole.person_id == 1)}
     assert "仅限导师、徒弟使用" in await chat.say("u1", "记录 面谈 x")
     assert "没有担任导师" in await chat.say("u5", "清退 张伟 再来一次")

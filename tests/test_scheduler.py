@@ -122,8 +122,31 @@ async def test_catch_up_after_downtime_runs_missed_periods_once(services, clock)
     async with services.db.transaction() as s:
         runs = (await s.exec(select(JobRun).order_by(JobRun.id))).all()
     assert [(r.job, r.period, r.trigger) for r in runs if r.job in weekly] == [
-        ("weekly_digest", "2026-W47", "catch-up"), ("weekly_reminder", "2026-W47", "catch-up")]
+        ("weekly_digest", "2026-W46", "catch-up"), ("weekly_reminder", "2026-W47", "catch-up")]  # the digest is of W46
     assert len(await outbox_rows(services, source="weekly_reminder")) == 4
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_a_new_install_catches_up_no_period_that_ended_before_it(services, clock):
+    from storage.models import Installation
+
+    clock.set(at(2026, 10, 9, 10, 0))  # the first working day of Q4, after the National Day holiday
+    async with services.db.transaction() as s:
+        row = await s.get(Installation, 1)
+        row.created_at = at(2026, 10, 9, 8, 0)  # installed this morning
+        s.add(row)
+    ran = await Scheduler(services).catch_up()
+    assert "quarterly_summary" not in ran and "weekly_digest" not in ran  # Q3 and W40 ended before the install
+    assert await outbox_rows(services, source="quarterly_summary") == []
+    async with services.db.transaction() as s:
+        row = await s.get(Installation, 1)
+        row.created_at = at(2026, 9, 1, 8, 0)  # installed during Q3: its summary is owed
+        s.add(row)
+    assert "quarterly_summary" in await Scheduler(services).catch_up()
+    [body] = {m.body for m in await outbox_rows(services, source="quarterly_summary")}
+    async with services.db.transaction() as s:
+        [run] = (await s.exec(select(JobRun).where(JobRun.job == "quarterly_summary"))).all()
+    assert run.period == "2026-Q3" and "2026-Q3" in body  # one label for the run and its message
 
 
 @pytest.mark.usefixtures("seeded")

@@ -7,7 +7,8 @@ import pytest
 from bot.dates import DateError, check_recent, parse_day, parse_sheet_date
 from bot.text import Args, clean, fold, mask_phone, md_escape
 from bot.clock import period_bounds
-from handlers.pairs import lapsed_weeks
+from handlers.mentoring_queries import lapsed_weeks
+from handlers.pairs import PairView, Term
 from handlers.people import lock_until
 
 TODAY = dt.date(2026, 11, 19)
@@ -59,12 +60,27 @@ def test_mask_phone_and_markdown_escape():
     assert md_escape("*重点* [链接]") == r"\*重点\* \[链接\]"
 
 
+def _bangdai(*terms: tuple[dt.date, dt.date | None]) -> PairView:
+    from storage.models import Pairing, PairingMentor, Person
+
+    mentor = Person(id=1, name="张伟", phone="1", created_at=dt.datetime(2026, 1, 1))
+    rows = [Term(mentor, PairingMentor(id=i, pairing_id=1, person_id=1, start_date=s, end_date=e))
+            for i, (s, e) in enumerate(terms)]
+    return PairView(Pairing(id=1, mentee_id=2, start_date=terms[0][0], created_at=dt.datetime(2026, 1, 1)),
+                    Person(id=2, name="李娜", phone="2", created_at=dt.datetime(2026, 1, 1)), rows)
+
+
 def test_lapsed_weeks_counts_whole_weeks_before_this_one():
     start = dt.date(2026, 11, 2)  # Monday, W45
-    assert lapsed_weeks(TODAY, start, None) == 2  # W45, W46 without a 面谈; W47 is not over
-    assert lapsed_weeks(TODAY, start, dt.date(2026, 11, 10)) == 0  # last week had one
-    assert lapsed_weeks(TODAY, start, dt.date(2026, 11, 4)) == 1  # W46 missing
-    assert lapsed_weeks(TODAY, dt.date(2026, 11, 17), None) == 0  # started this week
+    v = _bangdai((start, None))
+    assert lapsed_weeks(v, TODAY, None) == 2  # W45, W46 without a 面谈; W47 is not over
+    assert lapsed_weeks(v, TODAY, dt.date(2026, 11, 10)) == 0  # last week had one
+    assert lapsed_weeks(v, TODAY, dt.date(2026, 11, 4)) == 1  # W46 missing
+    assert lapsed_weeks(v, TODAY, dt.date(2026, 11, 18)) == 0  # a 面谈 this week ends the lapse
+    assert lapsed_weeks(_bangdai((dt.date(2026, 11, 17), None)), TODAY, None) == 0  # started this week
+    # a week in which nobody mentored stops the count: W45 had no mentor
+    gap = _bangdai((dt.date(2026, 10, 1), dt.date(2026, 11, 2)), (dt.date(2026, 11, 9), None))
+    assert lapsed_weeks(gap, TODAY, None) == 1
     assert period_bounds("quarter", TODAY) == (dt.date(2026, 10, 1), dt.date(2026, 12, 31))
     assert period_bounds("quarter", dt.date(2026, 2, 3)) == (dt.date(2026, 1, 1), dt.date(2026, 3, 31))
 
@@ -94,3 +110,19 @@ def test_templates_keep_the_newline_after_an_inline_block_tag():
             if re.search(r"\S.*\{%-?[^%]*[^+]%\}\s*$", line) and not re.match(r"^\s*\{%", line):
                 offenders.append(f"{path.relative_to(root)}:{n}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("utc,day,time", [
+    (dt.datetime(2026, 11, 19, 16, 30, tzinfo=dt.timezone.utc), "11月20日", "11月20日 00:30"),  # 00:30 Beijing
+    (dt.datetime(2026, 11, 19, 15, 30, tzinfo=dt.timezone.utc), "11月19日", "11月19日 23:30"),  # 23:30 Beijing
+    (dt.datetime(2026, 11, 19, 16, 30), "11月20日", "11月20日 00:30"),  # a naive stored moment is UTC
+])
+def test_every_date_people_read_is_a_beijing_date(utc, day, time):
+    from bot.dates import beijing_day
+    from bot.render import Renderer
+
+    env = Renderer("templates").env
+    assert env.from_string("{{ v | cn_date }}").render(v=utc) == day
+    assert env.from_string("{{ v | cn_time }}").render(v=utc) == time
+    assert beijing_day(utc).day == int(day[3:5])
+    assert env.from_string("{{ v | cn_date }}").render(v=dt.date(2026, 11, 19)) == "11月19日"  # a date is as is

@@ -9,9 +9,8 @@ from sqlmodel import col, select
 
 from bot.clock import iso_week, week_start
 from bot.identity import staff_ids
-from handlers.pairs import week_compliance
-from storage.models import ContactLog, OutboxMessage, OutboxStatus, Pairing, PairingMentor, Person
-from storage.models.mentoring import FACE_TO_FACE
+from handlers.mentoring_queries import reminder_targets, week_compliance
+from storage.models import OutboxMessage, OutboxStatus, Person
 
 from ..outbox import Outgoing
 from ..registry import JobContext, job
@@ -21,35 +20,14 @@ from ..registry import JobContext, job
 async def weekly_reminder(ctx: JobContext) -> int:
     session, services = ctx.session, ctx.services
     first = week_start(ctx.today)
-    pairs = dict(
-        (await session.exec(
-            select(Pairing.id, Pairing.mentee_id).where(Pairing.active == True, Pairing.start_date <= ctx.today)  # noqa: E712
-        )).all()
-    )
-    met = set(
-        (await session.exec(
-            select(ContactLog.pairing_id).where(
-                ContactLog.mode == FACE_TO_FACE, ContactLog.day >= first, ContactLog.day <= ctx.today
-            ).distinct()
-        )).all()
-    )
-    lapsed = {pid: mentee for pid, mentee in pairs.items() if pid not in met}
-    if not lapsed:
-        return 0
-    mentors: dict[int, list[int]] = defaultdict(list)
-    for pid, person in (await session.exec(select(PairingMentor.pairing_id, PairingMentor.person_id))).all():
-        if pid in lapsed:
-            mentors[pid].append(person)
-    names = dict((await session.exec(select(Person.id, Person.name).where(Person.active == True))).all())  # noqa: E712
-    # person -> the counterparts of each lapsed pair they are in ("导师 张伟、王芳" / "徒弟 李娜")
+    # person -> the counterparts of each 帮带 they are in with no 面谈 yet ("导师 张伟、王芳" / "徒弟 李娜")
     todo: dict[int, list[str]] = defaultdict(list)
-    for pid, mentee in lapsed.items():
-        mentor_names = "、".join(names.get(m, "") for m in sorted(mentors[pid]))
-        if mentee in names:
-            todo[mentee].append(f"导师 {mentor_names}")
-        for m in mentors[pid]:
-            if m in names:
-                todo[m].append(f"徒弟 {names[mentee]}")
+    names: dict[int, str] = {}
+    for view, people in await reminder_targets(session, ctx.today):
+        for person in people:
+            if person.active:
+                names[person.id] = person.name  # type: ignore[index]
+                todo[person.id].append(view.counterpart_label(person.id))  # type: ignore[index, arg-type]
     render = services.renderer.renderer_for("jobs/weekly_reminder")
     week = iso_week(ctx.today)
     deadline = first + dt.timedelta(days=6)
@@ -69,12 +47,13 @@ async def weekly_reminder(ctx: JobContext) -> int:
     return queued
 
 
-@job("weekly_digest", period="week", description="周报：上周周联合规情况、连续未面谈结对、无法送达的提醒")
+@job("weekly_digest", period="week", reports="previous", description="周报：上周周联合规情况、连续未面谈结对、无法送达的提醒")
 async def weekly_digest(ctx: JobContext) -> int:
     session, services = ctx.session, ctx.services
     last_week_day = week_start(ctx.today) - dt.timedelta(days=7)
     last_week = iso_week(last_week_day)
-    compliance = await week_compliance(session, last_week_day, as_of=ctx.today)
+    compliance = await week_compliance(session, last_week_day, as_of=ctx.today,
+                                      lapsed_min=services.config.programme.lapsed_weeks)
     undeliverable = (
         await session.exec(
             select(Person.name)

@@ -76,7 +76,7 @@ async def monthly_visit_prompt(ctx: JobContext) -> int:
     return await services.outbox.enqueue_many(session, messages)
 
 
-@job("quarterly_summary", period="quarter",
+@job("quarterly_summary", period="quarter", reports="previous",
      description="一季一汇总：上一季度三联走访（按联系人、单位）和三联信箱情况，发组工干部")
 async def quarterly_summary(ctx: JobContext) -> int:
     session, services = ctx.session, ctx.services

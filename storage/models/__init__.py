@@ -3,10 +3,10 @@
 from sqlmodel import SQLModel
 
 from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
-from .mentoring import ANNUAL_GRADES, CONTACT_MODES, REVIEW_RATINGS, AnnualGrade, ContactLog, Pairing, PairingMentor, PairReview, PlanItem
+from .mentoring import ANNUAL_GRADES, CONTACT_MODES, REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, Pairing, PairingMentor, PairReview, PlanItem
 from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
-from .system import AuditLog, DirectoryVersion, LocalDelivery, ProcessedMessage
+from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, ProcessedMessage
 from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 from .dingtalk import DingTalkApiUsage
 from .console import ConsoleLink, ConsoleSession
@@ -14,7 +14,7 @@ from .console import ConsoleLink, ConsoleSession
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "Pairing", "PairingMentor",
+    "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
     "ConsoleLink", "ConsoleSession",

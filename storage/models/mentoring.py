@@ -1,4 +1,8 @@
-"""导师帮带: pairings (1:1 or 导师团 N:1), their training plans and contact logs."""
+"""导师帮带: each mentee's 帮带 (one continuing record), its mentors over time, training plan and contacts.
+
+A 帮带 belongs to the mentee (SPEC §3a): re-pairing, team changes, 清退 and the correction of a mistake
+change who mentors from when (:class:`PairingMentor` rows with dates); the contacts, the 培养计划 and the
+季评 hang on the 帮带 itself, so no such change resets or hides them."""
 
 from __future__ import annotations
 
@@ -12,22 +16,34 @@ FACE_TO_FACE = "面谈"
 
 
 class Pairing(SQLModel, table=True):
-    """帮带结对 — one mentee with one or more mentors. An ended pairing stays as history (调整帮带关系)."""
+    """帮带 — the mentee's record in the programme, one per mentee for good. ``active`` says whether it
+    has mentors today (kept by the pairing operations so chat commands find current pairs in one query);
+    every figure goes by the dated :class:`PairingMentor` rows instead."""
 
     id: int | None = Field(default=None, primary_key=True)
-    mentee_id: int = Field(foreign_key="person.id", index=True)
-    start_date: dt.date
+    mentee_id: int = Field(foreign_key="person.id", index=True, unique=True)
+    start_date: dt.date  # the first day anyone mentored this mentee
     agreement_date: dt.date | None = None  # 《帮带结对协议》签订日期
     active: bool = Field(default=True, index=True)
-    ended_on: dt.date | None = None
+    ended_on: dt.date | None = None  # set while nobody mentors (结对 结束 or the last mentor 清退)
     end_reason: str = Field(default="", max_length=200)
     created_at: dt.datetime
 
 
 class PairingMentor(SQLModel, table=True):
-    pairing_id: int = Field(foreign_key="pairing.id", primary_key=True)
-    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
+    """One mentor's term in a 帮带: from ``start_date`` up to, not including, ``end_date`` (open while
+    mentoring). A term ended and begun on the same day (a mistake undone) covers no day and so counts
+    nowhere, but stays readable as history. ``dismissed``: the term ended by 清退."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    pairing_id: int = Field(foreign_key="pairing.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
     is_lead: bool = False  # 牵头导师
+    start_date: dt.date
+    end_date: dt.date | None = None
+    start_reason: str = Field(default="", max_length=200)
+    end_reason: str = Field(default="", max_length=200)
+    dismissed: bool = False
 
 
 class PlanItem(SQLModel, table=True):
@@ -46,7 +62,8 @@ class PlanItem(SQLModel, table=True):
 
 
 class ContactLog(SQLModel, table=True):
-    """师徒联系记录 — one contact of a pair, logged by either side (周联: 面谈 at least once a week)."""
+    """师徒联系记录 — one contact in a 帮带, logged by either side (周联: 面谈 at least once a week). The
+    mentors who took part are :class:`ContactMentor` rows (a mentor's 辅导次数 in 捆绑考核)."""
 
     id: int | None = Field(default=None, primary_key=True)
     pairing_id: int = Field(foreign_key="pairing.id", index=True)
@@ -56,6 +73,13 @@ class ContactLog(SQLModel, table=True):
     mode: str = Field(max_length=10)
     note: str = Field(max_length=2000)
     created_at: dt.datetime
+
+
+class ContactMentor(SQLModel, table=True):
+    """A mentor who took part in a contact."""
+
+    contact_id: int = Field(foreign_key="contactlog.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
 
 
 REVIEW_RATINGS = ("好", "较好", "一般", "差")

@@ -49,3 +49,12 @@ class DirectoryVersion(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     value: int = Field(default=0, sa_type=BigInteger)
+
+
+class Installation(SQLModel, table=True):
+    """When this database was created (migration 0012 dates an older one by its first roster row): jobs
+    never run for a period that ended before it (SPEC §3a), so a new install sends no report of a past
+    quarter or week."""
+
+    id: int = Field(default=1, primary_key=True)
+    created_at: dt.datetime
