@@ -244,17 +244,81 @@ def test_console_routes_are_not_registered_when_disabled(config):
     assert not [r for r in app.router.resources() if r.canonical.startswith("/console")]
 
 
+def plain(html: str) -> str:
+    """A page's text as a reader sees it: tags gone, spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def cell(html: str, element_id: str) -> str:
+    return plain(re.search(rf'id="{element_id}"[^>]*>(.*?)</', html, re.S).group(1)).strip()
+
+
 async def test_a_mentees_page_shows_mentors_over_time(client, chat, programme):
     assert "王芳" in await chat.say(STAFF, "结对 李娜 王芳 张伟工作调动")
     await log_in(client, chat)
-    listing = await (await client.get("/console/pairs")).text()
-    assert "曾：张伟、王芳" in listing
+    listing = plain(await (await client.get("/console/pairs")).text())
+    assert "李娜 华埠镇 王芳 2026-11-19 起张伟 不再担任导师（张伟工作调动）" in listing  # as chat 本周 words it
     page = await (await client.get("/console/pairs/3")).text()
-    assert "张伟工作调动" in page and "讨论招商项目推进方法" in page  # the earlier pairing's contacts stay
-    assert page.index("<td>王芳</td>") < page.index("<td>张伟、王芳</td>")  # newest first
-    assert "较好" in page and "优秀" in page
+    terms = plain(re.search(r'<table id="terms">(.*?)</table>', page, re.S).group(1))
+    assert "张伟 （牵头） 2026-03-01 2026-11-19 张伟工作调动" in terms  # the dated terms with their reasons
+    assert "王芳 （牵头） 2026-03-01 至今" in terms  # the lead passed to 王芳
+    contacts = plain(re.search(r'<table id="contacts">(.*?)</table>', page, re.S).group(1))
+    assert "面谈 张伟 张伟 讨论招商项目推进方法" in contacts  # the contact from before the change stays
+    assert "较好" in page and "优秀" in page and "调整导师" in page
     ended = await (await client.get("/console/pairs?state=ended")).text()
     assert "没有符合条件的帮带" in ended  # 李娜's record goes on with 王芳: it is not an ended 帮带
+    assert "李娜" in await (await client.get("/console/pairs?state=active")).text()
+
+
+async def test_a_re_paired_bangdai_shows_its_history_and_the_chats_figures(client, chat, programme):
+    assert "已记录" in await chat.say("u4", "记录 面谈 谈心谈话")  # 赵强 with 张伟, this week
+    assert "已添加" in await chat.say("u1", "计划 赵强 添加 熟悉信访工作流程")
+    assert "已记录" in await chat.say(STAFF, "季评 赵强 较好 帮带扎实")
+    assert "由 张伟 改为 王芳" in await chat.say(STAFF, "结对 赵强 王芳 工作调整")
+    week = await chat.say("u4", "本周")
+    reviews = await chat.say(STAFF, "季评")
+    verdicts = await chat.say(STAFF, "考核")
+    await log_in(client, chat)
+    page = await (await client.get("/console/pairs/4")).text()
+    text = plain(page)
+    assert "2026-11-19 起由 王芳 接任，原导师 张伟（工作调整）" in week
+    assert cell(page, "change") == "2026-11-19 起由 王芳 接任，原导师 张伟（工作调整）"
+    assert "2026-03-01 张伟起任导师 2026-11-19 张伟卸任（工作调整） 2026-11-19 王芳起任导师（工作调整）" in text
+    # 本周: 面谈, this week's and the quarter's contacts, plan — the figures of the chat's answer
+    assert cell(page, "week-face") == "面谈 ✅ 已完成" and "面谈 ✅ 已完成" in week
+    quarter = re.search(r"本季度联系 (\d+) 次；培养计划完成 (\d+)/(\d+)", week).groups()
+    assert (cell(page, "quarter-count"), cell(page, "plan-done"), cell(page, "plan-total")) == quarter == ("2", "0", "1")
+    assert cell(page, "week-contacts") == str(len(re.findall(r"^- \d+月\d+日", week, re.M))) == "2"
+    # 季评: the rating given before the change counts for the 帮带, as the chat's listing says
+    assert cell(page, "review") == "较好" and "已评 2 对（较好 2）" in reviews  # 赵强's and 李娜's
+    overview = await (await client.get("/console/")).text()
+    assert cell(overview, "review-done") == re.search(r"已评 (\d+) 对", reviews).group(1)
+    # 考核: each mentor's line is the chat's (捆绑考核 over the dated terms)
+    rows = plain(re.search(r'<table id="verdicts">(.*?)</table>', page, re.S).group(1))
+    for name in ("张伟", "王芳"):
+        said = next(line for line in verdicts.splitlines() if line.startswith(f"- {name}"))
+        contacts, done, total = re.search(r"辅导 (\d+) 次，计划完成 (\d+)/(\d+)", said).groups()
+        assert re.search(rf"{name} \S+.*? {contacts} {done}/{total}", rows), (said, rows)
+    listing = plain(await (await client.get("/console/pairs")).text())
+    assert "赵强 城关街道 王芳 2026-11-19 起由 王芳 接任，原导师 张伟（工作调整） 在册" in listing
+
+
+async def test_dismissal_and_an_undone_mistake_on_the_pages(client, chat, programme):
+    assert "由 张伟 改为 王芳" in await chat.say(STAFF, "结对 赵强 王芳 误操作")
+    assert "由 王芳 改为 张伟" in await chat.say(STAFF, "结对 赵强 张伟 纠正误操作")
+    assert "已清退导师 张伟" in await chat.say(STAFF, "清退 张伟 帮带不到位")
+    await log_in(client, chat)
+    page = await (await client.get("/console/pairs/4")).text()
+    terms = plain(re.search(r'<table id="terms">(.*?)</table>', page, re.S).group(1))
+    assert "王芳 （牵头） 2026-11-19 误操作 2026-11-19 纠正误操作 （当天撤回，不计任期）" in terms
+    assert "清退 ：帮带不到位" in terms
+    assert "现任导师 （暂无导师） 暂无导师，自 2026-11-19（导师清退：帮带不到位）" in plain(page)
+    ended = plain(await (await client.get("/console/pairs?state=ended")).text())
+    assert "赵强 城关街道 （暂无导师） 2026-11-19 起张伟 不再担任导师（帮带不到位） 暂无导师" in ended
+    assert "李娜" not in ended  # 王芳 still mentors 李娜
+    lapsed = plain(await (await client.get("/console/pairs?state=lapsed")).text())
+    assert "赵强" not in lapsed  # nobody mentors 赵强 now: not a lapsed 周联
+    assert (await client.get("/console/pairs/99")).status == 404
 
 
 async def test_pages_escape_what_people_wrote(client, chat, programme):

@@ -33,8 +33,8 @@ from handlers.imports import import_pairs, import_roster
 from handlers.liaisons import import_liaisons
 from handlers.mailbox import (CALENDAR, CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
-from handlers.mentoring_staff import review_status
-from handlers.pairs import week_compliance
+from handlers.mentoring_queries import review_status, week_compliance
+from handlers.pairs import load_pairs
 from handlers.visits import visit_figures
 from scheduler.registry import JOBS
 from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
@@ -223,8 +223,9 @@ class Console:
         now = self.services.clock.now()
         today = now.date()
         async with self.services.db.transaction() as session:
-            week = await week_compliance(session, today)
-            reviews = await review_status(session, period_name("quarter", today))
+            views = await load_pairs(session, active_only=False)  # one read for both figures
+            week = await week_compliance(session, today, views=views)
+            reviews = await review_status(session, period_name("quarter", today), views)
             queue = await open_queue(session, now)
             signed, retired = await signup_counts(session)
             visits = await visit_figures(session, today)
@@ -257,7 +258,8 @@ class Console:
     async def pair(self, request: web.Request, visit: StaffVisit) -> web.Response:
         today = self.services.clock.today()
         async with self.services.db.transaction() as session:
-            history = await mentoring_view.mentee_history(session, int(request.match_info["mentee_id"]), today)
+            history = await mentoring_view.mentee_history(session, int(request.match_info["mentee_id"]), today,
+                                                          self.services.config.programme.bundle_min_months)
         if history is None:
             return self.render("not_found.html", visit=visit, status=404, what="帮带")
         return self.render("pair.html", visit, h=history)
