@@ -53,7 +53,6 @@ async def test_staff_logs_in_opens_every_page_answers_and_imports(driver, client
     # 帮带: the list, the lapsed filter, one mentee's whole record
     await b.click("header nav a[href='/console/pairs']")
     assert "李娜" in await b.text("#pairs") and await b.text("#pairs-total") == "2"
-    await b.shot("pairs")
     await b.choose("select[name=state]", "lapsed")
     await b.click("form.inline button")
     assert "赵强" in await b.text("#pairs") and "李娜" not in await b.text("#pairs")
@@ -61,6 +60,17 @@ async def test_staff_logs_in_opens_every_page_answers_and_imports(driver, client
     await b.click("#pairs a")  # 李娜
     page = await b.text()
     assert "李娜 的帮带" in page and "讨论招商项目推进方法" in page and "熟悉信访工作流程" in page
+    # a re-paired 帮带: one record, mentors over time with their reasons, figures as chat 本周 gives them
+    assert "由 张伟 改为 王芳" in await chat.say("u5", "结对 赵强 王芳 工作调整")
+    week = await chat.say("u4", "本周")
+    await b.open("/console/pairs")
+    assert "2026-11-19 起由 王芳 接任，原导师 张伟（工作调整）" in await b.text("#pairs")
+    await b.shot("pairs")
+    await b.click("#pairs a[href='/console/pairs/4']")
+    assert await b.text("#change") == "2026-11-19 起由 王芳 接任，原导师 张伟（工作调整）"
+    terms = await b.texts("#terms tr")
+    assert "张伟" in terms[1] and "2026-11-19" in terms[1] and "工作调整" in terms[1] and "至今" in terms[2]
+    assert f"本季度联系 {await b.text('#quarter-count')} 次" in week and "沟通信访件处理" in await b.text("#contacts")
     await b.shot("pair")
 
     # 信箱: the anonymous letter shows no writer; the answer goes out as the chat's 答复 does
