@@ -165,7 +165,7 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
                           grace=config.programme.review_grace_working_days)
         quarter = asked
     if name is None:
-        return Answer.of("staff/review_list", s=await review_status(session, quarter))
+        return Answer.of("staff/review_list", s=await review_status(session, quarter)).as_card()
     rating = args.take()
     if rating is None or rating not in REVIEW_RATINGS:
         raise UsageError(f"评价请写 {'、'.join(REVIEW_RATINGS)} 之一", "季评 李娜 较好 帮带扎实")
