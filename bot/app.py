@@ -17,9 +17,9 @@ from storage.db import Database
 from .channels.base import Channel
 from .channels.local import LocalChannel
 from .clock import Clock
+from .config import Config, enabled_channels
 from .console.auth import console_base
 from .console.web import Console
-from .config import Config
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
@@ -37,11 +37,6 @@ PLATFORM_CHANNELS = {
 
 
 HEALTHY_STATES = {"ok", "connected"}
-
-
-def enabled_channels(config: Config) -> list[str]:
-    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
-    return [name for name, on in flags.items() if on]
 
 
 def build_services(config: Config, clock: Clock | None = None, db: Database | None = None) -> Services:

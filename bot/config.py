@@ -98,6 +98,7 @@ class ScheduleConfig:
 
     enabled: bool = True
     timezone: str = "Asia/Shanghai"
+    leader_retry_seconds: float = 10.0  # how often a standby process tries to take over the scheduler
     weekly_reminder: str = "0 16 * * thu"
     weekly_digest: str = "0 9 * * mon"
     monthly_visit_prompt: str = "first-working-day 09:00"
@@ -176,6 +177,12 @@ class Config:
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+
+
+def enabled_channels(config: Config) -> list[str]:
+    """The channels switched on, in a fixed order."""
+    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
+    return [name for name, on in flags.items() if on]
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

@@ -32,6 +32,14 @@ _REMEMBER = insert(ProcessedMessage.__table__)  # type: ignore[arg-type]
 MESSAGES = Counter("bangdai_messages_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
 
 
+class Replayed(list):
+    """The replies of a message handled before (a redelivered copy): the same answers, and nothing done.
+    Channels that answer over HTTP return them again; channels that post replies themselves (DingTalk)
+    do not post them twice — the copy may have been handled by another ``serve`` process."""
+
+    replayed = True
+
+
 class _Refused(Exception):
     def __init__(self, replies: list[Reply]) -> None:
         super().__init__("refused")
@@ -57,7 +65,7 @@ class Gateway:
                 if stored is not None:
                     MESSAGES.labels(msg.channel, "duplicate").inc()
                     said.append("duplicate")
-                    return stored
+                    return Replayed(stored)
                 if attempt == 2:
                     log.exception("message %s/%s failed twice on a constraint", msg.channel, msg.msg_id)
             except Exception:

@@ -157,3 +157,48 @@ def test_staff_commands_from_the_cli(cfg, tmp_path):
     assert "仅限管理员、组工干部使用" in refused.stdout
     unknown = bangdai("do", "--as", "王五", "季评", "--config", str(cfg))
     assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr
+
+
+# What a command loads is what staff wait for at every run (about 0.3 s of CPU for the database layer
+# alone, more for Alembic, the handlers and the platform SDKs). Measured in docs/benchmarks.md; here
+# only *what* is imported, which does not depend on how busy the machine is.
+HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "aiohttp", "openpyxl", "dingtalk_stream", "wechatpy",
+         "apscheduler", "prometheus_client", "jinja2", "asyncpg", "handlers", "storage")
+
+
+def loaded_by(*argv: str, cwd: Path) -> set[str]:
+    """The top-level packages among HEAVY that ``bangdai argv`` has imported when it finishes."""
+    code = ("import sys\nfrom bot.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED:', *sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
+                          env=clean_env(), cwd=cwd)
+    assert "LOADED:" in done.stdout, done.stderr
+    return set(done.stdout.rpartition("LOADED:")[2].split())
+
+
+def test_help_loads_no_library(tmp_path):
+    assert loaded_by("--help", cwd=tmp_path) == set()
+    assert loaded_by("outbox", "--help", cwd=tmp_path) == set()
+
+
+def test_jobs_list_needs_no_database(tmp_path):
+    """The schedules come from the config and the calendar; the database may not even be reachable."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[database]\nurl = "sqlite+aiosqlite:////nonexistent/dir/bangdai.db"\n', encoding="utf-8")
+    listed = bangdai("jobs", "list", "--config", str(cfg))
+    assert listed.returncode == 0 and "weekly_reminder" in listed.stdout, listed.stderr
+    assert not (tmp_path / "bangdai.db").exists()
+    loaded = loaded_by("jobs", "list", "--config", str(cfg), cwd=tmp_path)
+    assert not loaded & {"alembic", "aiohttp", "openpyxl", "dingtalk_stream", "wechatpy", "asyncpg"}
+
+
+def test_outbox_on_an_up_to_date_database_loads_neither_alembic_nor_the_handlers(cfg, tmp_path):
+    assert bangdai("db", "upgrade", "--config", str(cfg)).returncode == 0
+    loaded = loaded_by("outbox", "--config", str(cfg), cwd=tmp_path)
+    assert "sqlalchemy" in loaded  # it did read the database
+    assert not loaded & {"alembic", "handlers", "aiohttp", "openpyxl", "dingtalk_stream", "wechatpy", "jinja2"}
+    # ...and a database that is behind is still brought up to date first, as before
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/fresh.db"\n', encoding="utf-8")
+    shown = bangdai("outbox", "--config", str(fresh))
+    assert shown.returncode == 0 and "排队 0" in shown.stdout, shown.stderr

@@ -198,6 +198,10 @@ class DingTalkChannel(Channel):
                     replies = await self.handle(self.inbound(message))
                 else:
                     replies = await self._not_text(message)
+                if getattr(replies, "replayed", False):
+                    # A copy handled by another process (or a moment ago): it has answered already.
+                    DUPLICATES.inc()
+                    return
                 for reply in replies:
                     await self.reply(message, reply)
         except Exception:

@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
 from .mentoring import ANNUAL_GRADES, CONTACT_MODES, REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, Pairing, PairingMentor, PairReview, PlanItem
-from .outbox import JobRun, OutboxMessage, OutboxStatus
+from .outbox import JobRun, OutboxMessage, OutboxStatus, RecentSend
 from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, ProcessedMessage
 from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
@@ -14,7 +14,7 @@ from .console import ConsoleLink, ConsoleSession
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
+    "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "RecentSend", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
     "ConsoleLink", "ConsoleSession",

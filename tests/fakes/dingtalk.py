@@ -80,6 +80,7 @@ class ApiCall:
     body: dict[str, Any]
     status: int
     answer: dict[str, Any]
+    token: str = ""  # the access token it came with: each bot process fetches its own
 
     @property
     def users(self) -> list[str]:
@@ -356,16 +357,16 @@ class FakeDingTalk:
         return data, session
 
     async def push_text(self, user: str, text: str, *, group: str | None = None, webhook_revoked: bool = False,
-                        **options: Any) -> Pushed:
+                        to: int | None = None, **options: Any) -> Pushed:
         """A text message from ``user`` (a staffId) to the bot; ``group`` is an openConversationId.
         ``webhook_expired`` makes its sessionWebhook already expired, ``webhook_revoked`` makes it look
         valid while DingTalk refuses it."""
         data, session = self.text_data(user, text, group=group, **options)
         self._sessions[session].revoked = webhook_revoked
-        return await self.push_data(data, user=user, session=session)
+        return await self.push_data(data, user=user, session=session, to=to)
 
     async def push_data(self, data: dict[str, Any] | str, *, user: str = "", session: str = "",
-                        topic: str = BOT_TOPIC) -> Pushed:
+                        topic: str = BOT_TOPIC, to: int | None = None) -> Pushed:
         """Push any robot message payload (a dict, or a raw ``data`` string that need not be JSON)."""
         frame_id = f"frame-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         raw = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
@@ -379,7 +380,7 @@ class FakeDingTalk:
                         frame=frame, session=session)
         self.pushed[pushed.msg_id] = pushed
         self._by_frame[frame_id] = pushed
-        await self._send(pushed)
+        await self._send(pushed, to=to)
         return pushed
 
     async def push_frame(self, raw: str) -> None:
@@ -387,13 +388,21 @@ class FakeDingTalk:
         for conn in list(self._conns):
             await conn.ws.send_str(raw)
 
-    async def redeliver(self, pushed: Pushed) -> None:
-        """Push a message again as DingTalk does when it thinks the ack came too late."""
-        await self._send(pushed)
+    async def redeliver(self, pushed: Pushed, *, to: int | None = None) -> None:
+        """Push a message again as DingTalk does when it thinks the ack came too late. ``to`` picks the
+        connection (its number, in the order they opened) instead of a random one: with several
+        ``serve`` processes the copy can land on another process than the first push."""
+        await self._send(pushed, to=to)
 
-    async def _send(self, pushed: Pushed) -> None:
+    def connection_numbers(self) -> list[int]:
+        """The numbers of the open connections, oldest first."""
+        return [c.number for c in self._conns if not c.ws.closed]
+
+    async def _send(self, pushed: Pushed, to: int | None = None) -> None:
         topic = pushed.frame["headers"]["topic"]
         eligible = [c for c in self._conns if topic in c.topics and not c.ws.closed]
+        if to is not None:
+            eligible = [c for c in eligible if c.number == to]
         if not eligible:
             self._pending.append(pushed)  # held until a connection subscribes, as the platform does
             return
@@ -610,7 +619,8 @@ class FakeDingTalk:
                 flow.append(u)
         delivered = [u for u in users if u not in invalid and u not in flow]
         answer = {"processQueryKey": uuid.uuid4().hex, "invalidStaffIdList": invalid, "flowControlledStaffIdList": flow}
-        self.batch_calls.append(ApiCall("batchSend", body, 200, answer))
+        self.batch_calls.append(ApiCall("batchSend", body, 200, answer,
+                                        request.headers.get("x-acs-dingtalk-access-token", "")))
         if delivered:
             self.sent.append(Sent(via="batchSend", text=self._sent_text(body["msgKey"], param),
                                   msgtype=body["msgKey"], title=param.get("title", ""), users=delivered,
