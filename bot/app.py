@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import json
 import logging
 from typing import Any
@@ -39,6 +40,28 @@ PLATFORM_CHANNELS = {
 HEALTHY_STATES = {"ok", "connected"}
 
 
+def local_channel_exposed(config: Config) -> str | None:
+    """Why ``serve`` must not start, or None. The local channel believes the user id it is told, so on
+    a host others can reach (``0.0.0.0``, as a WeCom callback needs) it hands anyone anyone's rights
+    unless a token guards it (issue 11). The channel also refuses non-local requests without a token;
+    this stops the misconfiguration before it is served at all."""
+    if not config.local.enabled or config.local.token.reveal():
+        return None
+    host = config.server.host.strip()
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name, "" or "0.0.0.0"-like: reachable from elsewhere
+    return (f"[server] host = \"{host}\" 可被其他机器访问，但本地渠道 [local] 没有设置令牌，任何人都能冒充任何用户。"
+            "请设置 [local] token（或环境变量 BANGDAI_LOCAL__TOKEN），或关闭本地渠道 [local] enabled = false，"
+            "或把 [server] host 改回 127.0.0.1。"
+            f" / [server] host = \"{host}\" is reachable from other machines and the local channel has no token: "
+            "set [local] token (or BANGDAI_LOCAL__TOKEN), or set [local] enabled = false, or serve on 127.0.0.1.")
+
+
 def build_services(config: Config, clock: Clock | None = None, db: Database | None = None) -> Services:
     clock = clock or Clock()
     db = db or Database(config.database.url, config.database.echo)
@@ -69,6 +92,8 @@ class Bangdai:
                 module, _, cls = PLATFORM_CHANNELS[name].partition(":")
                 channel = getattr(importlib.import_module(module), cls)(services, self.gateway.handle)
             self.channels[name] = channel
+            if callable(getattr(channel, "fetch", None)):  # the channel can hand over files people send it
+                services.fetchers[name] = channel.fetch  # type: ignore[attr-defined]
         self.dispatchers = {
             name: Dispatcher(services.outbox, channel, channel.rate_per_second) for name, channel in self.channels.items()
         }

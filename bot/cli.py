@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp = _common(sub.add_parser("import", help="导入花名册、结对表、三联名单或常青藤编组表（.xlsx/.csv）"))
     imp.add_argument("kind", choices=["roster", "pairs", "liaisons", "squads"])
     imp.add_argument("file")
-    imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
+    imp.add_argument("--dry-run", action="store_true", help="只检查并报告（含将写入的前几行），不写入")
+    imp.add_argument("--sheet", metavar="NAME", help="有几个工作表都像要导入的表时，指明导入哪一个")
+    imp.add_argument("--full", action="store_true",
+                     help="花名册是完整名单：停用不在其中的人（先用 --dry-run 看将停用谁）")
 
     exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
     exp.add_argument("file")
@@ -58,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     do = _common(sub.add_parser("do", help="以花名册中某位组工干部的身份执行一条聊天命令（如 结对、季评、考核）"))
     do.add_argument("--as", dest="person", required=True, metavar="姓名", help="执行人姓名，如 陈静 或 陈静（县委组织部）")
     do.add_argument("text", nargs="+", help="聊天命令，如：季评 李娜 较好 帮带扎实")
+
+    cases = _common(sub.add_parser("cases", help="预审：把某件预审收到的文件复制到一个目录，供审核"))
+    cases.add_argument("action", choices=["files"])
+    cases.add_argument("case", type=int, metavar="编号", help="预审编号，如 7")
+    cases.add_argument("target", metavar="目录", help="复制到这个目录（不存在会新建）")
 
     jobs = _common(sub.add_parser("jobs", help="定时任务：列出下次运行时间，或手动运行一次"))
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -126,13 +134,22 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
     from .clock import Clock
 
+    from handlers.sheets import SheetLimits
+
+    if args.full and args.kind != "roster":
+        print("--full 只用于花名册：bangdai import roster 花名册.xlsx --full", file=sys.stderr)
+        return 2
     _prepare_database(config)
     fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons, "squads": import_squads}[args.kind]
+    limits = SheetLimits(max_rows=config.imports.max_rows, max_columns=config.imports.max_columns,
+                         max_unpacked_mb=config.imports.max_unpacked_mb, empty_run=config.imports.empty_run)
+    extra = {"full": True} if args.full else {}
 
     async def run() -> Any:
         db = Database(config.database.url)
         try:
-            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run)
+            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run, sheet_name=args.sheet,
+                            limits=limits, **extra)
         finally:
             await db.close()
 
@@ -161,6 +178,34 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
     counts = asyncio.run(run())
     print(f"已导出 {args.file}：" + "，".join(f"{k} {v} 行" for k, v in counts.items()))
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace, config: Config) -> int:
+    from handlers.sanling_case_ops import copy_case_files
+    from storage.db import Database
+    from storage.files import FileStore
+
+    from .clock import Clock
+
+    _prepare_database(config)
+
+    async def run() -> list[Path] | None:
+        db = Database(config.database.url)
+        try:
+            async with db.transaction() as session:
+                return await copy_case_files(session, FileStore(config.sanling.files_dir), args.case,
+                                             Path(args.target), Clock().now())
+        finally:
+            await db.close()
+
+    copied = asyncio.run(run())
+    if copied is None:
+        print(f"没有预审 #{args.case}", file=sys.stderr)
+        return 1
+    print(f"预审 #{args.case}：已复制 {len(copied)} 个文件到 {args.target}")
+    for path in copied:
+        print(f"  {path.name}")
     return 0
 
 
@@ -321,9 +366,11 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
             labels = {"queued": "排队", "sending": "发送中", "sent": "已发送", "failed": "失败", "undeliverable": "无法送达"}
             print("发件箱：" + "，".join(f"{labels[k]} {counts.get(k, 0)}" for k in labels))
             if args.failed:
+                from scheduler.outbox import operator_view
+
                 for m in await outbox.problems(limit=200):
-                    to = m.group_name or m.user_id or f"person:{m.person_id}"
-                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {m.channel or '-'}:{to} {m.key} 尝试 {m.attempts} 次：{m.last_error}")
+                    view = operator_view(m)  # an anonymous letter's writer stays unnamed here too
+                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {view.to} {view.what} 尝试 {m.attempts} 次：{view.error}")
             return 0
         finally:
             await db.close()
@@ -366,6 +413,10 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from .app import local_channel_exposed
+
+    if problem := local_channel_exposed(config):
+        raise ConfigError(problem)
     _prepare_database(config)
     asyncio.run(_serve(config, demo=args.demo))
     return 0

@@ -106,6 +106,8 @@ class ScheduleConfig:
     quarterly_summary: str = "first-working-day-of-quarter 09:00"
     monthly_ranking: str = "last-working-day 17:00"
     purge_processed_messages: str = "30 3 * * *"
+    case_overdue: str = "5 9 * * *"
+    purge_case_files: str = "45 3 * * *"
 
 
 @dataclass
@@ -166,6 +168,28 @@ class ConsoleConfig:
 
 
 @dataclass
+class SanlingConfig:
+    """三零 零跑腿: where the files sent for 预审 cases are kept, how big they may be, how long they stay,
+    and who records each department's part of a 调任联办单 when it has no 三联 contact."""
+
+    files_dir: str = str(REPO_ROOT / "data" / "case_files")
+    max_file_mb: float = 20.0
+    retention_days: int = 365  # files and the case are removed this long after the decision
+    department_staff: dict = field(default_factory=dict)  # "县人社局" = ["周敏"]
+
+
+@dataclass
+class ImportsConfig:
+    """Limits on a spreadsheet before a row of it is read: a small .xlsx can declare a million rows or
+    unpack to gigabytes (``handlers.sheets``)."""
+
+    max_rows: int = 100_000
+    max_columns: int = 50
+    max_unpacked_mb: float = 50.0
+    empty_run: int = 1000  # this many empty rows in a row end the data
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -177,6 +201,8 @@ class Config:
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    sanling: SanlingConfig = field(default_factory=SanlingConfig)
+    imports: ImportsConfig = field(default_factory=ImportsConfig)
 
 
 def enabled_channels(config: Config) -> list[str]:
@@ -234,6 +260,9 @@ def _resolve_paths(config: Config) -> None:
         value = Path(getattr(config.programme, name))
         if not value.is_absolute():
             setattr(config.programme, name, str(REPO_ROOT / value))
+    files = Path(config.sanling.files_dir)
+    if not files.is_absolute():
+        config.sanling.files_dir = str(REPO_ROOT / files)
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import Counter
@@ -20,16 +21,52 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import ProcessedMessage
 
 from .identity import Sender, resolve_sender, sender_for_person
-from .inbound import InboundMessage, Reply
+from .inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
-from .text import Args, clean
+from .text import Args, Trusted, clean, normalise_inbound
 
 log = logging.getLogger(__name__)
 
 _REMEMBER = insert(ProcessedMessage.__table__)  # type: ignore[arg-type]
 
 MESSAGES = Counter("bangdai_messages_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
+
+
+class _FetchLater(Exception):
+    """A handler asked for a file's bytes inside its transaction: roll back, fetch, run it again."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("fetch later")
+        self.limit = limit
+
+
+class _Prefetched:
+    """The ``fetch`` a handler is given. Downloads never run inside a transaction (on SQLite that would
+    stop every other message for as long as the file takes): the first call raises :class:`_FetchLater`,
+    the gateway rolls back, fetches the message's files through the channel, and runs the handler again,
+    which now gets the bytes (or the same error) at once. A refusal before any fetch costs no download."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self.fetch = fetch
+        self.done: dict[Attachment, bytes | FetchError] = {}
+
+    async def __call__(self, attachment: Attachment, limit: int) -> bytes:
+        if attachment not in self.done:
+            raise _FetchLater(limit)
+        result = self.done[attachment]
+        if isinstance(result, FetchError):
+            raise result
+        if len(result) > limit:
+            raise FileTooLarge(len(result), limit)
+        return result
+
+    async def load(self, attachments: tuple[Attachment, ...], limit: int) -> None:
+        for attachment in attachments:
+            try:
+                self.done[attachment] = await self.fetch(attachment, limit)
+            except FetchError as exc:
+                self.done[attachment] = exc
 
 
 class Replayed(list):
@@ -46,6 +83,16 @@ class _Refused(Exception):
         self.replies = replies
 
 
+def normalised(msg: InboundMessage) -> InboundMessage:
+    """The message with text and ids every layer can store and print (:func:`normalise_inbound`),
+    whichever channel it came from."""
+    fields = {name: normalise_inbound(value) for name, value in
+              (("text", msg.text), ("sender_id", msg.sender_id), ("conversation_id", msg.conversation_id),
+               ("msg_id", msg.msg_id), ("sender_name", msg.sender_name)) if value}
+    changed = {k: v for k, v in fields.items() if v != getattr(msg, k)}
+    return replace(msg, **changed) if changed else msg
+
+
 class Gateway:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -55,10 +102,24 @@ class Gateway:
         """Handle one inbound message. ``as_person`` (the CLI's ``bangdai do --as``) acts as that roster
         person instead of resolving the chat account. ``outcome``, when given, gets "ok", "refused",
         "duplicate" or "error" appended (a WeCom card says "已报名" only when the sign-up went in)."""
+        msg = normalised(msg)
         said = outcome if outcome is not None else []
+        fetcher = self.services.fetchers.get(msg.channel)
+        fetch = _Prefetched(fetcher) if msg.attachments and fetcher is not None else None
         for attempt in (1, 2):
             try:
-                return await self._handle_once(msg, as_person, said)
+                try:
+                    return await self._handle_once(msg, as_person, said, fetch)
+                except _FetchLater as later:
+                    # A platform's retry of a file message would fetch the file again just to roll it
+                    # back: before a download (and only then) the look-up is worth its statement.
+                    stored = await self._stored_replies(msg)
+                    if stored is not None:
+                        MESSAGES.labels(msg.channel, "duplicate").inc()
+                        said.append("duplicate")
+                        return Replayed(stored)
+                    await fetch.load(msg.attachments, later.limit)  # type: ignore[union-attr]
+                    return await self._handle_once(msg, as_person, said, fetch)
             except IntegrityError:
                 # A concurrent copy of this message won the race: answer what it answered.
                 stored = await self._stored_replies(msg)
@@ -76,14 +137,17 @@ class Gateway:
         return [self.services.renderer.reply(Answer.of("errors/internal"))]
 
     async def _stored_replies(self, msg: InboundMessage) -> list[Reply] | None:
-        """What a message handled before was answered, or None."""
+        """What this sender's message handled before was answered, or None. Keyed by the sender too:
+        a message id is not a key to someone else's answers (platform ids are per sender on some
+        platforms, and the local channel takes whatever id it is given)."""
         if not msg.msg_id:
             return None
         async with self.services.db.transaction() as session:
             row = (
                 await session.exec(
                     select(ProcessedMessage.replies).where(
-                        ProcessedMessage.channel == msg.channel, ProcessedMessage.msg_id == msg.msg_id
+                        ProcessedMessage.channel == msg.channel, ProcessedMessage.sender_id == msg.sender_id,
+                        ProcessedMessage.msg_id == msg.msg_id,
                     )
                 )
             ).first()
@@ -93,11 +157,12 @@ class Gateway:
         """Record the message as handled, with its replies, in the transaction of its effects. A
         concurrent copy of the same message fails here on the primary key, and its effects roll back."""
         connection = await session.connection()  # Core, built once: every message runs it
-        await connection.execute(_REMEMBER, {"channel": msg.channel, "msg_id": msg.msg_id,
+        await connection.execute(_REMEMBER, {"channel": msg.channel, "sender_id": msg.sender_id, "msg_id": msg.msg_id,
                                              "received_at": self.services.clock.now(),
                                              "replies": [r.as_dict() for r in replies]})
 
-    async def _handle_once(self, msg: InboundMessage, as_person: int | None, said: list[str]) -> list[Reply]:
+    async def _handle_once(self, msg: InboundMessage, as_person: int | None, said: list[str],
+                           fetch: "_Prefetched | None" = None) -> list[Reply]:
         renderer = self.services.renderer
         try:
             # No look-up first: a copy of a message handled before fails on the primary key of its
@@ -105,7 +170,7 @@ class Gateway:
             # Copies are rare; the look-up would cost every message a statement.
             async with self.services.db.transaction() as session:
                 try:
-                    answers = await self._dispatch(session, msg, as_person)
+                    answers = await self._dispatch(session, msg, as_person, fetch)
                 except (Refusal, UsageError) as exc:
                     # Render while the loaded rows are still live, then roll back whatever was written.
                     raise _Refused([renderer.reply(self._refusal_answer(exc))]) from exc
@@ -129,12 +194,13 @@ class Gateway:
         command = getattr(exc, "command", None)
         return Answer.of(
             "errors/usage",
-            reason=exc.reason,
+            reason=exc.reason,  # may quote what the person typed: escaped like any value
             usage=command.usage if command else "",
-            example=exc.example or (command.examples[0] if command else ""),
+            example=exc.example or (command.examples[0] if command else Trusted("")),
         )
 
-    async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None) -> list[Answer]:
+    async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None,
+                        fetch: "_Prefetched | None" = None) -> list[Answer]:
         config = self.services.config.programme
         text = clean(msg.text)
         if len(text) > config.max_text_chars:
@@ -146,26 +212,33 @@ class Gateway:
             sender = await resolve_sender(session, msg.channel, msg.sender_id)
         router = self.services.router
         matched = router.match(text) if text else None
+        if matched is None and msg.attachments and not text and router.for_attachments() is not None:
+            matched = (router.for_attachments(), "")  # a file or picture on its own belongs to its case
+        if sender is not None and not sender.active:  # off the roster: 帮助 says so, everything else is refused
+            if matched is not None and matched[0].keyword == "帮助":
+                return [Answer.of("people/deactivated", name=sender.name)]
+            raise Refusal("people/deactivated", name=sender.name)
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
             raise Refusal("errors/unknown", text=text[:20], commands=router.visible_to(sender.roles)[:6])
         command, rest = matched
-        if command.private_only and msg.is_group:
+        if msg.is_group and command.private_for(sender.roles if sender else None, rest):
             raise Refusal("errors/private_only", command=command)
         if not command.allowed(sender.roles if sender else None):
             if sender is None:
                 raise Refusal("errors/need_bind")
             raise Refusal("errors/not_allowed", command=command, roles=sorted(command.roles or ()))
         try:
-            result = await self._call(command, session, msg, sender, Args(rest))
+            result = await self._call(command, session, msg, sender, Args(rest), fetch)
         except UsageError as exc:
             exc.command = command  # type: ignore[attr-defined]
             raise
         return result if isinstance(result, list) else [result]
 
     async def _call(
-        self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args
+        self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args,
+        fetch: "_Prefetched | None" = None,
     ) -> Any:
         s = self.services
         available = {
@@ -179,6 +252,7 @@ class Gateway:
             "router": s.router,
             "command": command,
             "outbox": s.outbox,
+            "fetch": fetch,
         }
         missing = [p for p in command.params if p not in available]
         if missing:

@@ -28,7 +28,7 @@ router = Router()
 
 MAX_ACHIEVEMENT_CHARS = 1000
 LIST_LIMIT = 20
-_NUMBER = re.compile(r"^#?(\d{1,9})$")
+_NUMBER = re.compile(r"^#?([0-9]{1,9})$")
 
 
 @dataclass
@@ -111,6 +111,7 @@ def parse_coefficient(token: str | None) -> float:
 
 @router.command(
     "实绩", "achievement", roles={Role.RETIRED, *STAFF_ROLES}, order=44,
+    private_roles=STAFF_ROLES, private_words=("系数", "coefficient", "作废", "void"),
     summary="常青藤实绩：记录本组的一项实绩；不带内容查看本月实绩（组工干部：系数、作废）",
     usage="实绩 内容；组工干部：实绩 系数 #编号 系数（0.5–3.0） | 实绩 作废 #编号 原因",
     examples=("实绩 协调万洋众创项目土地指标", "实绩 系数 #5 1.5", "实绩 作废 #5 重复记录"),

@@ -21,7 +21,7 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
 from bot.text import Args, fold
 from scheduler.calendar import WorkCalendar
-from scheduler.outbox import Outgoing
+from scheduler.outbox import ANONYMOUS_SOURCE, Outgoing, anonymous_key
 from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 from .export import export_sheets
@@ -186,7 +186,9 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, services:
     await session.flush()
     audit(session, now, None if anonymous else sender, "mailbox.submit", inquiry,
           category=inquiry.category, anonymous=anonymous)
-    staff = [pid for pid in await staff_ids(session) if pid != sender.id]
+    # An anonymous letter goes to every staff member, its writer included: leaving the writer out
+    # would single them out to their colleagues (issue 11). A signed letter need not tell its writer.
+    staff = [pid for pid in await staff_ids(session) if anonymous or pid != sender.id]
     view = (await staff_view(session, [inquiry], now, CALENDAR))[0]
     body = services.renderer.text("sanling/mailbox_new_staff", v=view)
     await services.outbox.enqueue_many(session, [
@@ -279,10 +281,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, services: 
     entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
     await session.flush()
     body = services.renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
-    # Keys of the submitter's notices do not name the inquiry: `bangdai outbox --failed` lists the
-    # recipient beside the key, and that must not tie an anonymous submitter to their ticket.
-    await services.outbox.enqueue(session, Outgoing(key=f"mailbox-closed:{entry.id}", person_id=inquiry.submitter_id,
-                                                    body=body, source="mailbox"))
+    await services.outbox.enqueue(session, _to_writer(inquiry, "closed", entry.id, body))  # type: ignore[arg-type]
     return Answer.of("sanling/mailbox_closed", q=inquiry)
 
 
@@ -314,11 +313,20 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     await session.flush()
     audit(session, now, sender, "mailbox.answer", inquiry, answer_id=reply.id, first=first)
     body = services.renderer.text("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
-    await services.outbox.enqueue(session, Outgoing(key=f"mailbox-answer:{reply.id}", person_id=inquiry.submitter_id,
-                                                    body=body, source="mailbox"))
+    await services.outbox.enqueue(session, _to_writer(inquiry, "answer", reply.id, body))  # type: ignore[arg-type]
     reachable = inquiry.submitter_id in await services.outbox.accounts(session, [inquiry.submitter_id])
     label = (await submitter_labels(session, [inquiry]))[inquiry.id]  # type: ignore[index]
     return Answer.of("sanling/mailbox_answered", q=inquiry, sender=label, first=first, reachable=reachable)
+
+
+def _to_writer(inquiry: Inquiry, kind: str, entry: int, body: str) -> Outgoing:
+    """A notice to the letter's writer. The outbox row must carry their address to reach them; for an
+    anonymous letter it is marked so every operator view (``bangdai outbox``, logs) masks the address
+    and shows only "匿名来信答复 #12". Keys of signed letters' notices do not name the inquiry."""
+    if inquiry.anonymous:
+        return Outgoing(key=anonymous_key(inquiry.id, kind, entry), person_id=inquiry.submitter_id,  # type: ignore[arg-type]
+                        body=body, source=ANONYMOUS_SOURCE)
+    return Outgoing(key=f"mailbox-{kind}:{entry}", person_id=inquiry.submitter_id, body=body, source="mailbox")
 
 
 # --- figures for 统计, the overdue job and the quarterly summary -----------------------------------------

@@ -11,9 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock, week_start
 from bot.config import Config
 from bot.dates import DateError, check_recent, parse_day
-from bot.identity import Sender
+from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.text import Args
+from bot.text import Args, ascii_number
 from storage.models import ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
@@ -125,7 +125,7 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
 
 
 @router.command(
-    "本周", "status", order=11,
+    "本周", "status", order=11, private_roles=STAFF_ROLES,  # staff see every pair: not for a group
     summary="本周帮带情况（组工干部：全县周联合规情况）", usage="本周", examples=("本周",),
 )
 async def this_week(sender: Sender, session: AsyncSession, clock: Clock, config: Config) -> list[Answer]:
@@ -184,9 +184,9 @@ async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) 
         return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id)
     if action in _DONE:
         token = args.take()
-        if token is None or not token.lstrip("#第").rstrip("项").isdigit() or args:
+        seq = ascii_number(token.lstrip("#第").rstrip("项")) if token else None
+        if seq is None or args:
             raise UsageError("请写上要完成的计划序号", "计划 完成 2")
-        seq = int(token.lstrip("#第").rstrip("项"))
         view = await choose_pair(session, sender, name, f"计划 {{name}} 完成 {seq}")
         item = (await session.exec(select(PlanItem).where(PlanItem.pairing_id == view.id, PlanItem.seq == seq))).first()
         if item is None:

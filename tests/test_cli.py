@@ -159,6 +159,18 @@ def test_staff_commands_from_the_cli(cfg, tmp_path):
     assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr
 
 
+def test_case_files_are_copied_out_from_the_cli(cfg, tmp_path):
+    with cfg.open("a", encoding="utf-8") as out:
+        out.write(f'[sanling]\nfiles_dir = "{tmp_path}/case_files"\n')
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    opened = bangdai("do", "--as", "李娜", "预审", "借用顶岗", "--config", str(cfg))
+    assert "已开始预审 **#1" in opened.stdout, opened.stdout + opened.stderr
+    copied = bangdai("cases", "files", "1", str(tmp_path / "out"), "--config", str(cfg))
+    assert copied.returncode == 0 and "预审 #1：已复制 0 个文件" in copied.stdout, copied.stdout + copied.stderr
+    missing = bangdai("cases", "files", "9", str(tmp_path / "out"), "--config", str(cfg))
+    assert missing.returncode == 1 and "没有预审 #9" in missing.stderr
+
+
 # What a command loads is what staff wait for at every run (about 0.3 s of CPU for the database layer
 # alone, more for Alembic, the handlers and the platform SDKs). Measured in docs/benchmarks.md; here
 # only *what* is imported, which does not depend on how busy the machine is.

@@ -5,7 +5,8 @@ checked (size, XML, signature, corp id, timestamp within ±5 minutes), answered 
 once (WeCom wants an answer within 5 s and retries otherwise) and handled after, in a task that
 ``stop()`` drains. Text goes through the gateway like any other channel; its replies, the welcome on
 ``enter_agent`` and the one-line answer to pictures or voice are queued in the outbox under keys made
-from WeCom's own ids (``reply:wecom:<MsgId>:<n>``, ``wecom-event:<hash>``). The outbox's unique key is
+from WeCom's own ids and the sender, as the gateway remembers messages (``reply:wecom:<UserID>:<MsgId>:<n>``,
+``wecom-event:<hash>``). The outbox's unique key is
 what makes a redelivered callback change nothing — even after a restart — and the per-member limit
 below applies to replies as much as to reminders.
 
@@ -45,7 +46,7 @@ from .. import charts
 from ..commands import commands_in, present
 from ..config import ConfigError
 from ..identity import resolve_sender
-from ..inbound import Address, InboundMessage, Reply
+from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
 from .base import Channel, DeliveryError, PermanentError, TransientError
 from .limits import SharedWindow
 from .wecom_api import WeComApi, WeComError, WeComUnavailable, split_message, to_plain, uses_markdown
@@ -76,6 +77,10 @@ REJECTED = Counter("bangdai_wecom_rejected_total", "WeCom callbacks refused, by 
 SENDS = Counter("bangdai_wecom_sends_total", "Messages WeCom accepted, by kind (app, webhook)", ["kind"])
 API_ERRORS = Counter("bangdai_wecom_api_errors_total", "WeCom API errors, by errcode", ["code"])
 DEFERRED = Counter("bangdai_wecom_deferred_total", "Sends held back by our own per-member/robot limit", ["kind"])
+
+
+# Messages whose MediaId the handler may fetch through media/get (WeCom's name → ours).
+FILE_KINDS = {"image": "picture", "video": "video", "file": "file"}
 
 
 def _verified(check, *args):
@@ -244,7 +249,7 @@ class WeComChannel(Channel):
             return self._reject(exc)
         self.last_callback_at = self.clock.now()
         self.counts["received"] += 1
-        RECEIVED.labels(kind if kind in {"text", "event"} else "other").inc()
+        RECEIVED.labels(kind if kind in {"text", "event"} else "file" if kind in FILE_KINDS else "other").inc()
         self._spawn(self._process(kind, user, fields))
         return web.Response(status=200, text="")
 
@@ -257,6 +262,9 @@ class WeComChannel(Channel):
         try:
             if kind == "text":
                 new = await self._on_text(user, fields)
+            elif kind in FILE_KINDS and str(fields.get("MediaId") or ""):
+                new = await self._on_text(user, fields, (Attachment(
+                    kind=FILE_KINDS[kind], code=str(fields["MediaId"]), name=str(fields.get("FileName") or "")[:200]),))
             elif kind == "event":
                 new = await self._on_event(user, fields)
             else:
@@ -267,17 +275,25 @@ class WeComChannel(Channel):
         except Exception:
             log.exception("wecom: handling a %s from %s failed", kind, user)
 
-    async def _on_text(self, user: str, fields: dict) -> bool:
+    async def _on_text(self, user: str, fields: dict, attachments: tuple[Attachment, ...] = ()) -> bool:
+        """A text — or a picture, video or file, whose media_id the handler may fetch (``fetch``)."""
         msg_id = _msg_id(fields)
         msg = InboundMessage(
             channel=self.name, sender_id=user, conversation_id=user, text=str(fields.get("Content") or ""),
-            msg_id=msg_id, received_at=self.clock.now(),
+            msg_id=msg_id, received_at=self.clock.now(), attachments=attachments,
         )
         replies = await self.handle(msg)
         queued = await self.queue_to_user(
-            user, [(f"reply:wecom:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
+            user, [(f"reply:wecom:{user}:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
         )
         return queued > 0
+
+    async def fetch(self, attachment: Attachment, limit: int) -> bytes:
+        """The bytes of a media_id a member sent (valid for three days on WeCom's side)."""
+        try:
+            return await self.api.download_media(attachment.code, limit)
+        except (WeComError, WeComUnavailable) as exc:
+            raise FetchError(str(exc)) from None
 
     async def _on_event(self, user: str, fields: dict) -> bool | None:
         event = str(fields.get("Event") or "").lower()
@@ -330,7 +346,7 @@ class WeComChannel(Channel):
 
     async def _on_other(self, user: str, fields: dict) -> bool:
         text = self.services.renderer.text("wecom/unsupported")
-        return await self.queue_to_user(user, [(f"reply:wecom:{_msg_id(fields)}:0", text, "markdown")], source="reply") > 0
+        return await self.queue_to_user(user, [(f"reply:wecom:{user}:{_msg_id(fields)}:0", text, "markdown")], source="reply") > 0
 
     async def queue_to_user(self, user: str, items: list[tuple[str, str, str]], source: str) -> int:
         """Queue messages to one WeCom member in the outbox; a key already there is left alone.

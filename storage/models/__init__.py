@@ -10,6 +10,7 @@ from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, Pro
 from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 from .dingtalk import DingTalkApiUsage
 from .console import ConsoleLink, ConsoleSession
+from .sanling_cases import CaseStatus, JointPart, MonthlyReport, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
 metadata = SQLModel.metadata
 
@@ -18,5 +19,6 @@ __all__ = [
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
     "ConsoleLink", "ConsoleSession",
+    "CaseStatus", "JointPart", "MonthlyReport", "ReviewCase", "ReviewDecision", "ReviewFile", "ReviewItem",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",
 ]

@@ -11,6 +11,8 @@ limits, and throttled or invalid users come back inside a 200 answer. Tests stee
     fake.sent / fake.batch_calls / fake.group_calls              # everything the bot sent
     fake.flow_control("staff1"); fake.invalid_users.add("x")     # batchSend answers
     fake.throttle(); fake.exhaust_quota(); fake.fail_open(2); fake.drop_acks(1); fake.expire_tokens()
+    await fake.push_file("staff1", b"%PDF…", name="表.pdf")     # a file (kind="picture": a picture) message;
+    fake.download_calls; fake.expire_download_codes()            # the bot fetches it via messageFiles/download
     await fake.close_connections(); await fake.send_disconnect()
     fake.media[media_id]; fake.images()                          # uploaded pictures, pictures sent
     await fake.tap(sent, "记录 面谈")                             # tap a dtmd:// link in a Markdown message
@@ -140,6 +142,8 @@ class FakeDingTalk:
         self.group_calls: list[ApiCall] = []
         self.api_calls: collections.Counter[str] = collections.Counter()  # every OpenAPI request, by api
         self.token_fetches = 0
+        self.download_calls: list[ApiCall] = []  # robot messageFiles/download, as received and answered
+        self.file_gets = 0  # GETs of a downloadUrl that served a file
         self.media: dict[str, bytes] = {}  # media_id -> the uploaded file
         self.uploads: list[tuple[int, dict[str, Any]]] = []  # every media upload: (HTTP status, answer)
         self.open_requests: list[dict[str, Any]] = []  # bodies POSTed to connections/open (secret included)
@@ -167,6 +171,9 @@ class FakeDingTalk:
         self._tasks: set[asyncio.Task] = set()
         self._changed = asyncio.Event()
         self._ids = itertools.count(1)
+        self._files: dict[str, bytes] = {}  # downloadCode -> the file sent
+        self._urls: dict[str, tuple[bytes, float]] = {}  # download URL id -> (file, expiry)
+        self._file_hold: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
 
     # --- running ------------------------------------------------------------------------------------
@@ -179,6 +186,8 @@ class FakeDingTalk:
         app.router.add_post("/v1.0/oauth2/accessToken", self._access_token)
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
         app.router.add_post("/v1.0/robot/groupMessages/send", self._group_send)
+        app.router.add_post("/v1.0/robot/messageFiles/download", self._file_download)
+        app.router.add_get("/file/{id}", self._file_get)
         app.router.add_post("/media/upload", self._media_upload)  # the oapi host; here the same server
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -364,6 +373,39 @@ class FakeDingTalk:
         data, session = self.text_data(user, text, group=group, **options)
         self._sessions[session].revoked = webhook_revoked
         return await self.push_data(data, user=user, session=session, to=to)
+
+    async def push_file(self, user: str, data: bytes, *, name: str = "", kind: str = "file", expired: bool = False,
+                        **options: Any) -> Pushed:
+        """A file (``kind="file"``, with ``fileName``), picture or video message from ``user``; the bot gets
+        only its ``downloadCode`` and must fetch the bytes through ``messageFiles/download``. ``expired``:
+        the code no longer works by the time the bot asks."""
+        payload, session = self.text_data(user, "", **options)
+        del payload["text"]
+        code = "dc" + uuid.uuid4().hex
+        if not expired:
+            self._files[code] = data
+        content: dict[str, Any] = {"downloadCode": code}
+        if kind == "file":
+            content.update(fileName=name, fileId=uuid.uuid4().hex[:12], spaceId="fakespace")
+        elif kind == "video":
+            content.update(duration=3, videoType="mp4")
+        payload.update(msgtype=kind, content=content)
+        return await self.push_data(payload, user=user, session=session)
+
+    async def send_file(self, user: str, data: bytes, *, name: str = "", kind: str = "file",
+                        timeout: float = 10.0) -> str:
+        """Push a file and return the reply that came back through its sessionWebhook."""
+        pushed = await self.push_file(user, data, name=name, kind=kind)
+        return "\n".join(s.text for s in await self.wait_reply(pushed, timeout))
+
+    def hold_files(self) -> asyncio.Event:
+        """Make downloads of files hang until the returned event is set (a slow network)."""
+        self._file_hold = asyncio.Event()
+        return self._file_hold
+
+    def expire_download_codes(self) -> None:
+        """Every downloadCode handed out so far stops working (they are short-lived on the platform)."""
+        self._files.clear()
 
     async def push_data(self, data: dict[str, Any] | str, *, user: str = "", session: str = "",
                         topic: str = BOT_TOPIC, to: int | None = None) -> Pushed:
@@ -627,6 +669,34 @@ class FakeDingTalk:
                                   image=self.media.get(param.get("photoURL", ""))))
         self._notify()
         return web.json_response(answer)
+
+    async def _file_download(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request, "messageFilesDownload")
+        body = await request.json()
+        if refused is None and body.get("robotCode") != self.robot_code:
+            refused = web.json_response({"code": "invalidParameter.robotCode", "message": "robotCode 不存在"}, status=400)
+        if refused is None and body.get("downloadCode") not in self._files:
+            refused = web.json_response({"code": "invalidParameter.downloadCode", "message": "downloadCode 无效或已过期"},
+                                        status=400)
+        if refused is not None:
+            self.download_calls.append(ApiCall("messageFilesDownload", body, refused.status, json.loads(refused.text)))
+            self._notify()
+            return refused
+        url_id = uuid.uuid4().hex
+        self._urls[url_id] = (self._files[body["downloadCode"]], time.time() + 3600)
+        answer = {"downloadUrl": f"{self.api_base}/file/{url_id}"}
+        self.download_calls.append(ApiCall("messageFilesDownload", body, 200, answer))
+        self._notify()
+        return web.json_response(answer)
+
+    async def _file_get(self, request: web.Request) -> web.Response:
+        entry = self._urls.get(request.match_info["id"])
+        if entry is None or entry[1] < time.time():
+            return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>", content_type="application/xml")
+        if self._file_hold is not None:
+            await self._file_hold.wait()
+        self.file_gets += 1
+        return web.Response(body=entry[0], content_type="application/octet-stream")
 
     async def _group_send(self, request: web.Request) -> web.Response:
         refused = self._refuse(request, "groupSend")

@@ -1,7 +1,7 @@
 """console: one-time login links and browser sessions of the staff console
 
 Revision ID: 0014_console
-Revises: 0016_scale_out
+Revises: 0010_security
 Create Date: 2026-11-29 21:00:00
 
 New tables only; none of the directory tables (and so none of their triggers) is touched.
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = '0014_console'
-down_revision: Union[str, Sequence[str], None] = '0016_scale_out'
+down_revision: Union[str, Sequence[str], None] = '0010_security'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
