@@ -24,6 +24,7 @@ from .console.web import Console
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
+from .text import load_pinyin
 from scheduler.outbox import Dispatcher, Outbox
 from scheduler.service import Scheduler
 
@@ -115,6 +116,9 @@ class Bangdai:
         return app
 
     async def start(self) -> None:
+        # The pinyin dictionaries take ~0.3 s to load: at start, not inside the first misspelt message's
+        # transaction (which would hold SQLite's writer turn meanwhile).
+        await asyncio.to_thread(load_pinyin)
         for channel in self.channels.values():
             await channel.start()
         for part in self.background:

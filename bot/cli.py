@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .config import REPO_ROOT, Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 # `jobs list` no database at all (docs/benchmarks.md; tests/test_cli.py checks what --help imports).
 
 log = logging.getLogger("bangdai")
-DEMO_DIR = REPO_ROOT / "data" / "demo"
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {}
 
@@ -107,19 +106,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _prepare_database(config: Config) -> None:
-    from storage.db import is_sqlite
+def _prepare_database(config: Config, create: bool = False) -> None:
+    """Migrate SQLite; only ``serve`` (and ``db upgrade``) may create the file, or a command run from the
+    wrong directory would answer from a new, empty database."""
+    from storage.db import is_sqlite, sqlite_file
     from storage.migrate import upgrade_sqlite
 
     if is_sqlite(config.database.url):
+        path = sqlite_file(config.database.url)
+        if path is not None and not path.exists():
+            if not create:
+                raise ConfigError(f"找不到数据库 {path}（[database] url；相对路径从配置文件所在目录算起，没有配置文件时从"
+                                  f"当前目录）。请用 --config 指定配置文件，或先运行 bangdai db upgrade 建库")
+            path.parent.mkdir(parents=True, exist_ok=True)
         upgrade_sqlite(config.database.url)
 
 
 def cmd_db(args: argparse.Namespace, config: Config) -> int:
-    from storage.migrate import current, upgrade
+    from storage.migrate import current
 
     if args.action == "upgrade":
-        upgrade(config.database.url)
+        _prepare_database(config, create=True)
         print("数据库已升级到最新版本")
     else:
         current(config.database.url)
@@ -223,13 +230,13 @@ def parse_at(value: str | None, clock: "Clock") -> dt.datetime:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
-    from scheduler.calendar import WorkCalendar
+    from scheduler.calendar import calendar_for
     from scheduler.service import ScheduleError, load_schedules
 
     from .clock import Clock
 
     clock = Clock()
-    calendar = WorkCalendar()
+    calendar = calendar_for(config)
     if args.action == "list":  # the schedules and the calendar: no database needed
         from scheduler.registry import JOBS
 
@@ -417,18 +424,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     if problem := local_channel_exposed(config):
         raise ConfigError(problem)
-    _prepare_database(config)
+    _prepare_database(config, create=True)
     asyncio.run(_serve(config, demo=args.demo))
     return 0
-
-
-async def load_demo(services: Any) -> None:
-    from handlers.imports import import_pairs, import_roster
-
-    now = services.clock.now()
-    for fn, name in ((import_roster, "roster.csv"), (import_pairs, "pairs.csv")):
-        report = await fn(services.db, DEMO_DIR / name, now=now, actor="demo")
-        log.info("demo %s: %s", name, report.lines()[0])
 
 
 async def _serve(config: Config, demo: bool = False) -> None:
@@ -447,6 +445,8 @@ async def _serve(config: Config, demo: bool = False) -> None:
         await services.db.close()
         raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
+        from .demo import load_demo
+
         await load_demo(services)
     bangdai = Bangdai(services)
     runner = web.AppRunner(bangdai.web_app(), handle_signals=False)
@@ -475,7 +475,9 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(_chat(url, args.user, config.local.token.reveal()))
 
 
-async def _chat(url: str, user: str, token: str) -> int:
+async def _chat(url: str, user: str, token: str, poll_seconds: float = 1.0) -> int:
+    """A terminal chat. The inbox is polled beside the prompt, so a pushed message (an answer to a
+    letter, a reminder) shows when it arrives, not after the next thing typed."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -488,28 +490,43 @@ async def _chat(url: str, user: str, token: str) -> int:
         except aiohttp.ClientError as exc:
             print(f"连不上服务 {url}：{exc}。请先运行 bangdai serve。", file=sys.stderr)
             return 1
+
+        async def show_pushed() -> None:
+            async with http.get(f"{url}/api/local/inbox/{user}") as resp:
+                for m in (await resp.json())["messages"]:
+                    if m["key"] not in seen_keys:
+                        seen_keys.add(m["key"])
+                        print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n", flush=True)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(poll_seconds)
+                try:
+                    await show_pushed()
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError):
+                    pass  # the service is restarting or busy: try again next time
+
+        watcher = asyncio.create_task(watch())
         loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, _read_line)
-            if line is None or line.strip() in {"/quit", "/exit"}:
-                return 0
-            if not line.strip():
-                continue
-            try:
-                async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
-                    body = await resp.json()
-                    if resp.status != 200:
-                        print(f"[错误 {resp.status}] {body.get('error')}")
-                        continue
-                for reply in body["replies"]:
-                    print(f"\n{reply['text']}\n")
-                async with http.get(f"{url}/api/local/inbox/{user}") as resp:
-                    for m in (await resp.json())["messages"]:
-                        if m["key"] not in seen_keys:
-                            seen_keys.add(m["key"])
-                            print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n")
-            except aiohttp.ClientError as exc:
-                print(f"[连接出错] {exc}")
+        try:
+            while True:
+                line = await loop.run_in_executor(None, _read_line)
+                if line is None or line.strip() in {"/quit", "/exit"}:
+                    return 0
+                if not line.strip():
+                    continue
+                try:
+                    async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
+                        body = await resp.json()
+                        if resp.status != 200:
+                            print(f"[错误 {resp.status}] {body.get('error')}")
+                            continue
+                    for reply in body["replies"]:
+                        print(f"\n{reply['text']}\n", flush=True)
+                except aiohttp.ClientError as exc:
+                    print(f"[连接出错] {exc}")
+        finally:
+            watcher.cancel()
 
 
 def _read_line() -> str | None:

@@ -24,7 +24,7 @@ from .identity import Sender, resolve_sender, sender_for_person
 from .inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
-from .text import Args, Trusted, clean, normalise_inbound
+from .text import Args, Trusted, clean, near_miss, normalise_inbound
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,9 @@ class Gateway:
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
-            raise Refusal("errors/unknown", text=text[:20], commands=router.visible_to(sender.roles)[:6])
+            visible = router.visible_to(sender.roles)
+            meant = near_miss(text, [w for c in visible for w in (c.keyword, c.alias)])
+            raise Refusal("errors/unknown", text=text[:20], commands=visible[:6], meant=meant)
         command, rest = matched
         if msg.is_group and command.private_for(sender.roles if sender else None, rest):
             raise Refusal("errors/private_only", command=command)

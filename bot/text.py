@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Iterable
 
 _LEADING_MENTIONS = re.compile(r"^(?:\s*[@＠]\S+)+\s*")
 _SPLIT = re.compile(r"\s+")
@@ -136,3 +137,53 @@ def ascii_number(token: str | None) -> int | None:
         return None
     folded = fold(token).strip()
     return int(folded) if _ASCII_NUMBER.fullmatch(folded) else None
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of two neighbours (stauts → status) each count 1."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+def load_pinyin() -> None:
+    """Load pypinyin's dictionaries now (a running service does it at start)."""
+    from pypinyin import lazy_pinyin
+
+    lazy_pinyin("记录")
+
+
+def _sound(text: str) -> str:
+    from pypinyin import lazy_pinyin  # imported on first use: CLI commands that never need it stay quick
+
+    return " ".join(lazy_pinyin(text))
+
+
+def near_miss(text: str, keywords: Iterable[str]) -> str | None:
+    """The message as it was probably meant, with its first word corrected to one of ``keywords``, or
+    None. Chinese: a homophone (纪录 → 记录, by pinyin without tones) or one character off at the same
+    length; English: one letter off (stauts → status). Only an unambiguous correction is offered."""
+    folded = fold(text).lower()
+    found: dict[str, str] = {}
+    for word in keywords:
+        if not word:
+            continue
+        if word.isascii():
+            first = re.match(r"[a-z]+", folded)
+            if first and len(word) >= 4 and first.group() != word and _edit_distance(first.group(), word) == 1:
+                found[word] = word + text[first.end():]
+            continue
+        head = folded[:len(word)]
+        if len(head) < len(word) or head == word or len(word) < 2:
+            continue
+        if _sound(head) == _sound(word) or sum(a != b for a, b in zip(head, word)) == 1:
+            found[word] = word + text[len(word):]
+    if len(found) != 1:
+        # Two readings (or none): a homophone beats a one-character slip, otherwise say nothing.
+        sounding = {w: t for w, t in found.items() if not w.isascii() and _sound(fold(t)[:len(w)]) == _sound(w)}
+        found = sounding if len(sounding) == 1 else {}
+    return next(iter(found.values()), None)

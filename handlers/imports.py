@@ -22,9 +22,9 @@ from typing import Any, Awaitable, Callable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.dates import DateError, parse_sheet_date
-from bot.text import fold, mask_phone
+from bot.text import fold, mask_phone, md_unescape
 from storage.db import Database
-from storage.models import AuditLog, Role
+from storage.models import AuditLog, Person, Role
 
 from .pairing_ops import Actor, NotFound, find_person, set_mentors
 from .sheets import Sheet, SheetError, SheetLimits, read_sheet
@@ -107,7 +107,7 @@ class ImportReport:
     def lines(self, renderer: Any = None) -> list[str]:
         self.errors.sort(key=lambda e: e[0])
         text = (renderer or _renderer()).text("imports/report", report=self, what=WHAT.get(self.kind, "表格"))
-        return text.splitlines()
+        return md_unescape(text).splitlines()  # the report is plain text (a terminal, a web page), not Markdown
 
 
 def _guess_field(reason: str, row: dict, sheet: Sheet) -> str | None:

@@ -524,6 +524,7 @@ def test_cli_import_squads_and_broadcast(tmp_path, capsys):
     cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n'
                    '[changqing]\ngroups = ["dingtalk:常青藤一组"]\n[dingtalk.groups]\n"常青藤一组" = "cid1"\n',
                    encoding="utf-8")
+    assert bangdai("db", "upgrade")[0] == 0  # only serve and db upgrade create a database
     assert bangdai("import", "roster", str(write(tmp_path, "r.csv", roster_csv(SMALL))))[0] == 0
     squads = str(write(tmp_path, "s.csv", SQUADS_CSV))
     code, out, _ = bangdai("import", "squads", squads, "--dry-run")

@@ -102,6 +102,7 @@ def test_cli_import_liaisons(tmp_path):
     cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n', encoding="utf-8")
     from conftest import ROSTER_CSV
 
+    assert bangdai("db", "upgrade", "--config", str(cfg)).returncode == 0
     assert bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg)).returncode == 0
     sheet = write(tmp_path, "l.csv", LIAISONS_CSV + "王五,华埠镇,乡镇\n")
     dry = bangdai("import", "liaisons", str(sheet), "--dry-run", "--config", str(cfg))

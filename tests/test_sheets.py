@@ -249,3 +249,14 @@ def test_columns_and_rows_over_limits_in_csv(tmp_path):
     long = write(tmp_path, "long.csv", "姓名\n" + "张伟\n" * 30)
     with pytest.raises(SheetError, match="第 21 行还有内容，超过上限 20 行"):
         read_sheet(long, ROSTER_COLUMNS, {"name"}, limits=SheetLimits(max_rows=20))
+
+
+@pytest.mark.parametrize("convert, value", [
+    ("date", "፩፱፰፭፩"), ("date", "٤٦٠٨٢"), ("year", "፩፱፰፭"), ("year", "١٩٨٥"), ("phone", "1٣٨٠٠١٣٨٠٠٠"),
+])
+def test_cells_take_only_ascii_digits(convert, value):
+    """Digits of other scripts are refused as the cell's usual mistake, never a crash or a stored
+    non-ASCII phone (issue 11 item 6: a birth year ፩፱፰፭ in a roster)."""
+    from handlers.sheets import CONVERTERS, CellError
+    with pytest.raises(CellError):
+        CONVERTERS[convert](value)

@@ -31,11 +31,12 @@ from handlers.changqing_squads import import_squads, squad_summaries, squad_view
 from handlers.export import export_workbook
 from handlers.imports import import_pairs, import_roster
 from handlers.liaisons import import_liaisons
-from handlers.mailbox import (CALENDAR, CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
+from handlers.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
 from handlers.mentoring_queries import review_status, week_compliance
 from handlers.pairs import load_pairs
 from handlers.visits import visit_figures
+from scheduler.calendar import calendar_for
 from scheduler.registry import JOBS
 from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
 
@@ -226,7 +227,7 @@ class Console:
             views = await load_pairs(session, active_only=False)  # one read for both figures
             week = await week_compliance(session, today, views=views)
             reviews = await review_status(session, period_name("quarter", today), views)
-            queue = await open_queue(session, now)
+            queue = await open_queue(session, now, calendar_for(self.services.config))
             signed, retired = await signup_counts(session)
             visits = await visit_figures(session, today)
         runs = sorted(((at, name) for name, at in self.scheduler.next_runs().items() if at), key=lambda x: x[0])
@@ -272,12 +273,12 @@ class Console:
         show = request.query.get("show", "open")
         page = max(_int(request.query.get("page"), 1) or 1, 1)
         async with self.services.db.transaction() as session:
-            queue = await open_queue(session, now)
+            queue = await open_queue(session, now, calendar_for(self.services.config))
             if show == "all":
                 total = (await session.exec(select(func.count()).select_from(Inquiry))).one()
                 rows = list((await session.exec(select(Inquiry).order_by(col(Inquiry.id).desc())
                                                 .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all())
-                views = await staff_view(session, rows, now, CALENDAR)
+                views = await staff_view(session, rows, now, calendar_for(self.services.config))
             else:
                 show, total = "open", len(queue)
                 views = queue[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
@@ -292,7 +293,7 @@ class Console:
             inquiry = await session.get(Inquiry, number)
             if inquiry is None:
                 return self.render("not_found.html", visit=visit, status=404, what=f"来信 #{number}")
-            view = (await staff_view(session, [inquiry], self.services.clock.now(), CALENDAR))[0]
+            view = (await staff_view(session, [inquiry], self.services.clock.now(), calendar_for(self.services.config)))[0]
             answers = (await session.exec(select(InquiryAnswer, Person.name).join(Person, Person.id == InquiryAnswer.author_id)
                                           .where(InquiryAnswer.inquiry_id == number).order_by(InquiryAnswer.id))).all()
         return self.render("inquiry.html", visit, status=status, v=view, labels=STATUS_LABELS, categories=CATEGORIES,
