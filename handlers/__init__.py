@@ -2,8 +2,8 @@
 
 from bot.router import Router
 
-from . import (changqing, guides, mailbox, mentoring, mentoring_staff, people, principles, sanling_case_figures,  # noqa: F401
-               sanling_cases, sanling_joint, sanling_reports, stats, visits)
+from . import (changqing, console, guides, mailbox, mentoring, mentoring_staff, people, principles,  # noqa: F401
+               sanling_case_figures, sanling_cases, sanling_joint, sanling_reports, stats, visits)
 
 
 def build_router() -> Router:
@@ -12,4 +12,5 @@ def build_router() -> Router:
     router.include(mailbox.router, visits.router, guides.router)
     router.include(sanling_cases.router, sanling_joint.router, sanling_reports.router)
     router.include(changqing.router)
+    router.include(console.router)
     return router

@@ -9,6 +9,7 @@ from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, ProcessedMessage
 from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 from .dingtalk import DingTalkApiUsage
+from .console import ConsoleLink, ConsoleSession
 from .sanling_cases import CaseStatus, JointPart, MonthlyReport, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
 metadata = SQLModel.metadata
@@ -17,6 +18,7 @@ __all__ = [
     "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "RecentSend", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
+    "ConsoleLink", "ConsoleSession",
     "CaseStatus", "JointPart", "MonthlyReport", "ReviewCase", "ReviewDecision", "ReviewFile", "ReviewItem",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",
 ]
