@@ -140,6 +140,7 @@ def test_cli_full_sheet_and_do_as_follow_the_roster(tmp_path):
     cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n[server]\nport = {free_port()}\n'
                    "[imports]\nmax_rows = 5\n", encoding="utf-8")
     roster = write(tmp_path, "r.csv", ROSTER_CSV)
+    assert bangdai("db", "upgrade", "--config", str(cfg)).returncode == 0  # only serve and db upgrade create one
     over = bangdai("import", "roster", str(roster), "--config", str(cfg))
     assert over.returncode == 1 and "超过上限 5 行" in over.stdout
     cfg.write_text(cfg.read_text().replace("max_rows = 5", "max_rows = 100000"), encoding="utf-8")
