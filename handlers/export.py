@@ -16,10 +16,12 @@ from bot.text import mask_phone
 from storage.db import Database
 from bot.config import Config
 from bot.dates import beijing_day
-from storage.models import ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem, Unit
+from storage.models import (REPORT_ITEMS, ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem,
+                            ReviewReport, Unit)
 
 from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
 from .pairs import load_pairs
+from .review_queries import rematch_candidates
 
 # Other programmes add their sheets here (title, header, rows), as stats sections do for 统计.
 SheetRows = list[tuple[str, list[str], list[list]]]
@@ -110,12 +112,19 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
              beijing_day(i.done_at) if i.done_at else ""] for i in items]
     sheets.append(("培养计划", ["徒弟", "序号", "内容", "状态", "完成日期"], rows))
     reviews = (await session.exec(select(PairReview).order_by(PairReview.quarter, PairReview.pairing_id))).all()
-    rows = [[r.quarter, label.get(r.pairing_id, ""), r.rating, r.comment] for r in reviews]
-    sheets.append(("季评", ["季度", "徒弟", "评价", "评语"], rows))
+    rematch = {r.review.id for r in await rematch_candidates(session, today)}
+    rows = [[r.quarter, label.get(r.pairing_id, ""), r.rating, r.comment, "是" if r.id in rematch else ""]
+            for r in reviews]
+    sheets.append(("季评", ["季度", "徒弟", "评价", "评语", "待调整结对"], rows))
     rows = []
     for v in await bundled_assessment(session, today.year, programme.bundle_min_months):
         grades = "；".join(f"{p.name} {g.grade if g else '未录入'}{'（表彰）' if g and g.commended else ''}"
                           for p, g in v.mentees)
         rows.append([today.year, v.mentor.name, grades, v.contacts, f"{v.plan_done}/{v.plan_total}", VERDICTS[v.status]])
     sheets.append(("捆绑考核", ["年度", "导师", "徒弟考核", "辅导次数", "计划完成", "导师评优资格"], rows))
+    reports = (await session.exec(select(ReviewReport).order_by(ReviewReport.quarter, ReviewReport.pairing_id,
+                                                                ReviewReport.id))).all()
+    rows = [[r.quarter, label.get(r.pairing_id, ""), names.get(r.mentor_id, ""), r.done, r.problems, r.fixes,
+             r.next_focus, beijing_day(r.updated_at)] for r in reports]
+    sheets.append(("季评汇报", ["季度", "徒弟", "导师", *REPORT_ITEMS.values(), "汇报日期"], rows))
     return sheets

@@ -153,7 +153,9 @@ def test_staff_commands_from_the_cli(cfg, tmp_path):
     bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
     done = bangdai("do", "--as", "陈静", "季评", "李娜", "较好", "帮带扎实", "--config", str(cfg))
     assert "季评：张伟、王芳 — 李娜 — 较好" in done.stdout, done.stdout + done.stderr
-    refused = bangdai("do", "--as", "张伟", "季评", "--config", str(cfg))
-    assert "仅限管理员、组工干部使用" in refused.stdout
+    refused = bangdai("do", "--as", "张伟", "季评", "李娜", "好", "--config", str(cfg))
+    assert "季评的评议由组工干部进行" in refused.stdout
+    refused = bangdai("do", "--as", "李娜", "季评", "--config", str(cfg))
+    assert "仅限导师、管理员、组工干部使用" in refused.stdout
     unknown = bangdai("do", "--as", "王五", "季评", "--config", str(cfg))
     assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr

@@ -10,10 +10,11 @@ from sqlmodel import col, select
 from bot.clock import iso_week, week_start
 from bot.identity import staff_ids
 from handlers.mentoring_queries import reminder_targets, week_compliance
+from handlers.review_queries import mentors_to_ask, rematch_candidates
 from storage.models import OutboxMessage, OutboxStatus, Person
 
 from ..outbox import Outgoing
-from ..registry import JobContext, job
+from ..registry import JOBS, JobContext, job
 
 
 @job("weekly_reminder", period="week", description="周联提醒：本周还没有面谈的结对，提醒导师和徒弟")
@@ -67,9 +68,27 @@ async def weekly_digest(ctx: JobContext) -> int:
     ).all()
     extra = ctx.calendar.warnings() + services.warnings()
     body = services.renderer.text("jobs/weekly_digest", c=compliance, week=last_week,
-                                  undeliverable=list(undeliverable), warnings=extra)
+                                  undeliverable=list(undeliverable), warnings=extra,
+                                  rematch=await rematch_candidates(session, ctx.today))
     messages = [
         Outgoing(key=f"weekly-digest:{pid}:{last_week}", person_id=pid, body=body, source="weekly_digest")
         for pid in await staff_ids(session)
+    ]
+    return await services.outbox.enqueue_many(session, messages)
+
+
+@job("review_report_request", period="quarter", reports="previous",
+     description="季评汇报：季度结束时私信请导师汇报所带徒弟的帮带情况、问题、整改方向和下步重点")
+async def review_report_request(ctx: JobContext) -> int:
+    """Asks each mentor of the quarter just ended, privately, for the report staff rate the 季评 with;
+    a mentor who already reported on every 帮带 is not asked (one message per mentor and quarter)."""
+    session, services = ctx.session, ctx.services
+    quarter = JOBS["review_report_request"].label(ctx.today)
+    render = services.renderer.renderer_for("jobs/review_report_request")
+    grace = services.config.programme.review_grace_working_days
+    messages = [
+        Outgoing(key=f"review-report:{pid}:{quarter}", person_id=pid, source="review_report_request",
+                 body=render(name=mentor.name, quarter=quarter, views=views, grace=grace))
+        for pid, (mentor, views) in sorted((await mentors_to_ask(session, quarter)).items())
     ]
     return await services.outbox.enqueue_many(session, messages)

@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from .people import BindAttempt, ChatIdentity, Person, PersonRole, Role, Unit
-from .mentoring import ANNUAL_GRADES, CONTACT_MODES, REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, Pairing, PairingMentor, PairReview, PlanItem
+from .mentoring import ANNUAL_GRADES, AREAS, CONTACT_MODES, REPORT_ITEMS, ReviewReport, REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, Pairing, PairingMentor, PairReview, PlanItem
 from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, ProcessedMessage
@@ -13,7 +13,7 @@ from .dingtalk import DingTalkApiUsage
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ANNUAL_GRADES", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
+    "ANNUAL_GRADES", "AREAS", "REPORT_ITEMS", "ReviewReport", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",

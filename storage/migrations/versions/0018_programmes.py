@@ -1,0 +1,58 @@
+"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items
+
+Revision ID: 0018_programmes
+Revises: 0012_bangdai_record
+Create Date: 2026-11-29 21:50:00
+
+Only new tables and new nullable-free columns with a default: no table is rebuilt, so the directory
+version triggers (storage/directory.py) are untouched.
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+
+revision: str = '0018_programmes'
+down_revision: Union[str, Sequence[str], None] = '0012_bangdai_record'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'reviewreport',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('pairing_id', sa.Integer(), nullable=False),
+        sa.Column('quarter', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column('mentor_id', sa.Integer(), nullable=False),
+        sa.Column('done', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column('problems', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column('fixes', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column('next_focus', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['pairing_id'], ['pairing.id'], ),
+        sa.ForeignKeyConstraint(['mentor_id'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('pairing_id', 'quarter', 'mentor_id'),
+    )
+    op.create_index('ix_reviewreport_pairing_id', 'reviewreport', ['pairing_id'], unique=False)
+    op.create_index('ix_reviewreport_quarter', 'reviewreport', ['quarter'], unique=False)
+    op.create_index('ix_reviewreport_mentor_id', 'reviewreport', ['mentor_id'], unique=False)
+    # ADD COLUMN on both databases, no batch rebuild.
+    op.add_column('contactlog', sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False,
+                                          server_default=''))
+    op.add_column('planitem', sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False,
+                                        server_default=''))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('planitem') as batch_op:
+        batch_op.drop_column('area')
+    with op.batch_alter_table('contactlog') as batch_op:
+        batch_op.drop_column('area')
+    op.drop_index('ix_reviewreport_mentor_id', table_name='reviewreport')
+    op.drop_index('ix_reviewreport_quarter', table_name='reviewreport')
+    op.drop_index('ix_reviewreport_pairing_id', table_name='reviewreport')
+    op.drop_table('reviewreport')
