@@ -11,15 +11,16 @@ from openpyxl.utils import get_column_letter
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, period_bounds, period_name
 from bot.text import mask_phone
 from storage.db import Database
 from bot.config import Config
 from bot.dates import beijing_day
-from storage.models import (REPORT_ITEMS, ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem,
+from storage.models import (AREAS, REPORT_ITEMS, ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem,
                             ReviewReport, Unit)
 
 from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
+from .area_queries import area_coverage
 from .pairs import load_pairs
 from .review_queries import rematch_candidates
 
@@ -104,13 +105,13 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
     for cid, pid in (await session.exec(select(ContactMentor.contact_id, ContactMentor.person_id))).all():
         took_part.setdefault(cid, []).append(names.get(pid, ""))
     logs = (await session.exec(select(ContactLog).order_by(ContactLog.day, ContactLog.id))).all()
-    rows = [[c.day, label.get(c.pairing_id, ""), names.get(c.author_id, ""), "、".join(took_part.get(c.id, [])), c.mode, c.note]
-            for c in logs]
-    sheets.append(("联系记录", ["日期", "徒弟", "记录人", "参与导师", "方式", "内容"], rows))
+    rows = [[c.day, label.get(c.pairing_id, ""), names.get(c.author_id, ""), "、".join(took_part.get(c.id, [])), c.mode, c.note,
+             AREAS.get(c.area, "")] for c in logs]
+    sheets.append(("联系记录", ["日期", "徒弟", "记录人", "参与导师", "方式", "内容", "领域"], rows))
     items = (await session.exec(select(PlanItem).order_by(PlanItem.pairing_id, PlanItem.seq))).all()
     rows = [[label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
-             beijing_day(i.done_at) if i.done_at else ""] for i in items]
-    sheets.append(("培养计划", ["徒弟", "序号", "内容", "状态", "完成日期"], rows))
+             beijing_day(i.done_at) if i.done_at else "", AREAS.get(i.area, "")] for i in items]
+    sheets.append(("培养计划", ["徒弟", "序号", "内容", "状态", "完成日期", "领域"], rows))
     reviews = (await session.exec(select(PairReview).order_by(PairReview.quarter, PairReview.pairing_id))).all()
     rematch = {r.review.id for r in await rematch_candidates(session, today)}
     rows = [[r.quarter, label.get(r.pairing_id, ""), r.rating, r.comment, "是" if r.id in rematch else ""]
@@ -122,6 +123,17 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
                           for p, g in v.mentees)
         rows.append([today.year, v.mentor.name, grades, v.contacts, f"{v.plan_done}/{v.plan_total}", VERDICTS[v.status]])
     sheets.append(("捆绑考核", ["年度", "导师", "徒弟考核", "辅导次数", "计划完成", "导师评优资格"], rows))
+    rows = []
+    quarter_day = dt.date(today.year, 1, 1)
+    while quarter_day <= today:  # 五带覆盖 of each quarter of this year so far
+        first, last = period_bounds("quarter", quarter_day)
+        coverage = await area_coverage(session, views, first, last)
+        for v in coverage.views:
+            counts = coverage.of(v.id)
+            rows.append([period_name("quarter", first), v.mentee.name, v.last_mentors_in(first, last).mentor_names,
+                         *counts.values(), "、".join(coverage.missing(v.id))])
+        quarter_day = last + dt.timedelta(days=1)
+    sheets.append(("五带覆盖", ["季度", "徒弟", "导师", *AREAS.values(), "未涉及"], rows))
     reports = (await session.exec(select(ReviewReport).order_by(ReviewReport.quarter, ReviewReport.pairing_id,
                                                                 ReviewReport.id))).all()
     rows = [[r.quarter, label.get(r.pairing_id, ""), names.get(r.mentor_id, ""), r.done, r.problems, r.fixes,

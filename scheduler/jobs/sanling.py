@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from handlers.liaisons import linked_units, unit_status, visits_between
 from handlers.mentoring_staff import review_status
+from handlers.area_queries import area_coverage
 from handlers.pairs import load_pairs
 from handlers.review_queries import POOR, reports_of
 from bot.clock import day_start, period_bounds, period_name
@@ -118,6 +119,7 @@ async def quarterly_summary(ctx: JobContext) -> int:
         more=max(0, len(liaisons) - 30), mailbox=figures, categories=[(c, categories[c]) for c in CATEGORIES if categories.get(c)],
         total_visits=sum(len(v) for v in visits.values()), reviews=reviews,
         reported=len(await reports_of(session, quarter, [v.id for v in views])),
+        areas=await area_coverage(session, views, first, last),
         poor=[(v, reviews.reviews[v.id]) for v in views if v.id in reviews.reviews and reviews.reviews[v.id].rating == POOR],
     )
     messages = [Outgoing(key=f"sanling-quarterly:{pid}:{quarter}", person_id=pid, body=body, source="quarterly_summary")
