@@ -130,6 +130,9 @@ class ProgrammeConfig:
     bundle_min_months: int = 3  # 捆绑考核 counts a mentee the mentor mentored this long in the year
     lapsed_weeks: int = 2  # a 帮带 this many whole weeks without 面谈 is listed as lapsed
     duplicate_contact_minutes: int = 10  # the same contact sent again within this is recorded once
+    county_name: str = ""  # printed on the 优秀导师 certificate, e.g. "常山县"
+    certificate_dir: str = "certificates"  # where 优秀导师 certificate PDFs are written (relative: to the working dir)
+    certificate_font: str = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"  # Debian fonts-noto-cjk
 
 
 @dataclass

@@ -21,6 +21,7 @@ from storage.models import (AREAS, REPORT_ITEMS, ContactLog, ContactMentor, Pair
 
 from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
 from .area_queries import area_coverage
+from .mentor_pool_queries import incentive_rows, mentor_pool, pool_rows
 from .pairs import load_pairs
 from .review_queries import rematch_candidates
 
@@ -139,4 +140,8 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
     rows = [[r.quarter, label.get(r.pairing_id, ""), names.get(r.mentor_id, ""), r.done, r.problems, r.fixes,
              r.next_focus, beijing_day(r.updated_at)] for r in reports]
     sheets.append(("季评汇报", ["季度", "徒弟", "导师", *REPORT_ITEMS.values(), "汇报日期"], rows))
+    pool = await mentor_pool(session, today, views=views)
+    sheets.append(("导师库", ["姓名", "状态", "来源", "理由", "在带徒弟", "曾带徒弟", f"{today.year}年辅导次数", "累计辅导次数",
+                             "补助合计（元）", "优秀导师年度"], pool_rows(pool)))
+    sheets.append(("导师激励", ["导师", "类型", "月份", "金额（元）", "说明"], incentive_rows(pool)))
     return sheets

@@ -1,4 +1,4 @@
-"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items
+"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items, the mentor pool
 
 Revision ID: 0018_programmes
 Revises: 0012_bangdai_record
@@ -40,6 +40,52 @@ def upgrade() -> None:
     op.create_index('ix_reviewreport_pairing_id', 'reviewreport', ['pairing_id'], unique=False)
     op.create_index('ix_reviewreport_quarter', 'reviewreport', ['quarter'], unique=False)
     op.create_index('ix_reviewreport_mentor_id', 'reviewreport', ['mentor_id'], unique=False)
+    op.create_table(
+        'mentornomination',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('person_id', sa.Integer(), nullable=False),
+        sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column('nominated_by', sa.Integer(), nullable=True),
+        sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column('decided_by', sa.Integer(), nullable=True),
+        sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column('decision_note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+        sa.ForeignKeyConstraint(['nominated_by'], ['person.id'], ),
+        sa.ForeignKeyConstraint(['decided_by'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('person_id'),
+    )
+    op.create_index('ix_mentornomination_status', 'mentornomination', ['status'], unique=False)
+    op.create_table(
+        'mentorincentive',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('person_id', sa.Integer(), nullable=False),
+        sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column('month', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False),
+        sa.Column('amount', sa.Integer(), nullable=True),
+        sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column('recorded_by', sa.Integer(), nullable=True),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+        sa.ForeignKeyConstraint(['recorded_by'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_mentorincentive_person_id', 'mentorincentive', ['person_id'], unique=False)
+    op.create_table(
+        'mentorcertificate',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('person_id', sa.Integer(), nullable=False),
+        sa.Column('year', sa.Integer(), nullable=False),
+        sa.Column('path', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('person_id', 'year'),
+    )
+    op.create_index('ix_mentorcertificate_person_id', 'mentorcertificate', ['person_id'], unique=False)
     # ADD COLUMN on both databases, no batch rebuild.
     op.add_column('contactlog', sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False,
                                           server_default=''))
@@ -52,6 +98,8 @@ def downgrade() -> None:
         batch_op.drop_column('area')
     with op.batch_alter_table('contactlog') as batch_op:
         batch_op.drop_column('area')
+    for table in ('mentorcertificate', 'mentorincentive', 'mentornomination'):
+        op.drop_table(table)
     op.drop_index('ix_reviewreport_mentor_id', table_name='reviewreport')
     op.drop_index('ix_reviewreport_quarter', table_name='reviewreport')
     op.drop_index('ix_reviewreport_pairing_id', table_name='reviewreport')
