@@ -102,6 +102,7 @@ class ScheduleConfig:
     mailbox_overdue: str = "0 9 * * *"
     quarterly_summary: str = "first-working-day-of-quarter 09:00"
     review_report_request: str = "first-working-day-of-quarter 08:30"
+    class_reminder: str = "0 10 * * *"
     monthly_ranking: str = "last-working-day 17:00"
     purge_processed_messages: str = "30 3 * * *"
 

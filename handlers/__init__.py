@@ -2,7 +2,7 @@
 
 from bot.router import Router
 
-from . import changqing, guides, mailbox, mentor_pool, mentoring, mentoring_staff, people, principles, stats, visits
+from . import changqing, classes, guides, mailbox, mentor_pool, mentoring, mentoring_staff, people, principles, stats, visits
 
 
 def build_router() -> Router:
@@ -10,5 +10,5 @@ def build_router() -> Router:
     router.include(people.router, mentoring.router, mentoring_staff.router, principles.router, stats.router)
     router.include(mailbox.router, visits.router, guides.router)
     router.include(changqing.router)
-    router.include(mentor_pool.router)
+    router.include(mentor_pool.router, classes.router)
     return router

@@ -15,12 +15,13 @@ from bot.clock import Clock, period_bounds, period_name
 from bot.text import mask_phone
 from storage.db import Database
 from bot.config import Config
-from bot.dates import beijing_day
-from storage.models import (AREAS, REPORT_ITEMS, ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem,
+from bot.dates import beijing, beijing_day
+from storage.models import (AREAS, REPORT_ITEMS, ContactLog, OpenClass, ContactMentor, PairReview, Person, PersonRole, PlanItem,
                             ReviewReport, Unit)
 
 from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
 from .area_queries import area_coverage
+from .class_queries import signups_of
 from .mentor_pool_queries import incentive_rows, mentor_pool, pool_rows
 from .pairs import load_pairs
 from .review_queries import rematch_candidates
@@ -140,6 +141,14 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
     rows = [[r.quarter, label.get(r.pairing_id, ""), names.get(r.mentor_id, ""), r.done, r.problems, r.fixes,
              r.next_focus, beijing_day(r.updated_at)] for r in reports]
     sheets.append(("季评汇报", ["季度", "徒弟", "导师", *REPORT_ITEMS.values(), "汇报日期"], rows))
+    classes = (await session.exec(select(OpenClass).order_by(OpenClass.starts_at))).all()
+    signups = await signups_of(session, [c.id for c in classes])  # type: ignore[misc]
+    rows = []
+    for c in classes:
+        came = [s for s in signups.get(c.id, []) if s.attended_at is not None]  # type: ignore[arg-type]
+        rows.append([c.id, beijing(c.starts_at).strftime("%Y-%m-%d %H:%M"), c.place, c.topic, names.get(c.host_id, ""),
+                     len(signups.get(c.id, [])), len(came), "、".join(names.get(s.person_id, "") for s in came)])  # type: ignore[arg-type]
+    sheets.append(("开放课堂", ["编号", "时间", "地点", "主题", "授课人", "报名人数", "签到人数", "签到名单"], rows))
     pool = await mentor_pool(session, today, views=views)
     sheets.append(("导师库", ["姓名", "状态", "来源", "理由", "在带徒弟", "曾带徒弟", f"{today.year}年辅导次数", "累计辅导次数",
                              "补助合计（元）", "优秀导师年度"], pool_rows(pool)))

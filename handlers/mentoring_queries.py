@@ -26,6 +26,7 @@ from storage.models import (REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMent
                             PlanItem)
 from storage.models.mentoring import FACE_TO_FACE
 
+from .class_queries import check_ins_by_host
 from .pairs import PairView, bangdai_of, load_pairs
 
 ONE_DAY = dt.timedelta(days=1)
@@ -225,7 +226,8 @@ class MentorVerdict:
     mentees: list[tuple[Person, AnnualGrade | None]] = field(default_factory=list)  # mentored long enough
     short: list[Person] = field(default_factory=list)  # mentored in the year, but not long enough
     dismissed: bool = False  # 清退 in the year
-    contacts: int = 0  # 辅导次数: contacts in the year this mentor took part in
+    contacts: int = 0  # 辅导次数: contacts in the year this mentor took part in, plus 开放课堂 check-ins
+    classes: int = 0  # of which: mentees checked in at this mentor's 开放课堂 in the year
     plan_done: int = 0  # 计划完成 of the counted mentees' 帮带 at the end of the year
     plan_total: int = 0
 
@@ -293,8 +295,10 @@ async def bundled_assessment(session: AsyncSession, year: int, min_months: int =
         for t in v.terms:
             if t.row.dismissed and t.end is not None and first <= t.end <= last:
                 verdicts.setdefault(t.mentor.id, MentorVerdict(t.mentor)).dismissed = True  # type: ignore[arg-type]
+    classes = await check_ins_by_host(session, first, last)
     for verdict in verdicts.values():
-        verdict.contacts = contacts.get(verdict.mentor.id, 0)
+        verdict.classes = classes.get(verdict.mentor.id, 0)  # type: ignore[arg-type]
+        verdict.contacts = contacts.get(verdict.mentor.id, 0) + verdict.classes
     return sorted(verdicts.values(), key=lambda x: (_ORDER[x.status], x.mentor.id))
 
 

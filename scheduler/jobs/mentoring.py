@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from bot.clock import iso_week, week_start
 from bot.identity import staff_ids
 from handlers.mentoring_queries import reminder_targets, week_compliance
+from handlers.class_queries import classes_on, signups_of
 from handlers.review_queries import mentors_to_ask, rematch_candidates
 from storage.models import OutboxMessage, OutboxStatus, Person
 
@@ -91,4 +92,20 @@ async def review_report_request(ctx: JobContext) -> int:
                  body=render(name=mentor.name, quarter=quarter, views=views, grace=grace))
         for pid, (mentor, views) in sorted((await mentors_to_ask(session, quarter)).items())
     ]
+    return await services.outbox.enqueue_many(session, messages)
+
+
+@job("class_reminder", period="day", description="开放型课堂：上课前一天提醒已报名的徒弟和授课人")
+async def class_reminder(ctx: JobContext) -> int:
+    session, services = ctx.session, ctx.services
+    tomorrow = ctx.today + dt.timedelta(days=1)
+    todo = await classes_on(session, tomorrow)
+    signups = await signups_of(session, [c.id for c in todo])  # type: ignore[misc]
+    render = services.renderer.renderer_for("jobs/class_reminder")
+    messages = []
+    for c in todo:
+        people = [(c.host_id, True)] + [(s.person_id, False) for s in signups.get(c.id, [])]  # type: ignore[arg-type]
+        for pid, host in people:
+            messages.append(Outgoing(key=f"class-reminder:{c.id}:{pid}", person_id=pid, source="class_reminder",
+                                     body=render(c=c, host=host, count=len(signups.get(c.id, [])))))  # type: ignore[arg-type]
     return await services.outbox.enqueue_many(session, messages)

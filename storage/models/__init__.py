@@ -9,13 +9,14 @@ from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, ProcessedMessage
 from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 from .dingtalk import DingTalkApiUsage
+from .classes import ClassSignUp, OpenClass
 from .mentor_pool import (INCENTIVE_KINDS, NOMINATION_SOURCES, MentorCertificate, MentorIncentive, MentorNomination,
                           NominationStatus)
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ANNUAL_GRADES", "INCENTIVE_KINDS", "NOMINATION_SOURCES", "MentorCertificate", "MentorIncentive", "MentorNomination", "NominationStatus", "AREAS", "REPORT_ITEMS", "ReviewReport", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
+    "ANNUAL_GRADES", "ClassSignUp", "OpenClass", "INCENTIVE_KINDS", "NOMINATION_SOURCES", "MentorCertificate", "MentorIncentive", "MentorNomination", "NominationStatus", "AREAS", "REPORT_ITEMS", "ReviewReport", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",

@@ -1,4 +1,4 @@
-"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items, the mentor pool
+"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items, the mentor pool, open classes
 
 Revision ID: 0018_programmes
 Revises: 0012_bangdai_record
@@ -86,6 +86,31 @@ def upgrade() -> None:
         sa.UniqueConstraint('person_id', 'year'),
     )
     op.create_index('ix_mentorcertificate_person_id', 'mentorcertificate', ['person_id'], unique=False)
+    op.create_table(
+        'openclass',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('host_id', sa.Integer(), nullable=False),
+        sa.Column('starts_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column('place', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column('topic', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['host_id'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_openclass_host_id', 'openclass', ['host_id'], unique=False)
+    op.create_index('ix_openclass_starts_at', 'openclass', ['starts_at'], unique=False)
+    op.create_table(
+        'classsignup',
+        sa.Column('class_id', sa.Integer(), nullable=False),
+        sa.Column('person_id', sa.Integer(), nullable=False),
+        sa.Column('signed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column('attended_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['class_id'], ['openclass.id'], ),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('class_id', 'person_id'),
+    )
+    op.create_index('ix_classsignup_person_id', 'classsignup', ['person_id'], unique=False)
     # ADD COLUMN on both databases, no batch rebuild.
     op.add_column('contactlog', sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False,
                                           server_default=''))
@@ -98,7 +123,7 @@ def downgrade() -> None:
         batch_op.drop_column('area')
     with op.batch_alter_table('contactlog') as batch_op:
         batch_op.drop_column('area')
-    for table in ('mentorcertificate', 'mentorincentive', 'mentornomination'):
+    for table in ('classsignup', 'openclass', 'mentorcertificate', 'mentorincentive', 'mentornomination'):
         op.drop_table(table)
     op.drop_index('ix_reviewreport_mentor_id', table_name='reviewreport')
     op.drop_index('ix_reviewreport_quarter', table_name='reviewreport')
