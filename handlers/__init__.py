@@ -2,6 +2,8 @@
 
 from bot.router import Router
 
+from . import changqing_export  # noqa: F401  (adds the 常青藤 sheets to the export)
+
 from . import changqing, classes, guides, mailbox, mentor_pool, mentoring, mentoring_staff, people, principles, stats, visits
 
 

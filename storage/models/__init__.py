@@ -7,7 +7,7 @@ from .mentoring import ANNUAL_GRADES, AREAS, CONTACT_MODES, REPORT_ITEMS, Review
 from .outbox import JobRun, OutboxMessage, OutboxStatus
 from .sanling import Inquiry, InquiryAnswer, InquiryStatus, LiaisonLink, Visit
 from .system import AuditLog, DirectoryVersion, Installation, LocalDelivery, ProcessedMessage
-from .changqing import Achievement, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
+from .changqing import Achievement, AchievementMember, ProjectFollowUp, SquadProject, Broadcast, BroadcastStatus, Commitment, SignUp, Squad, SquadMember
 from .dingtalk import DingTalkApiUsage
 from .classes import ClassSignUp, OpenClass
 from .mentor_pool import (INCENTIVE_KINDS, NOMINATION_SOURCES, MentorCertificate, MentorIncentive, MentorNomination,
@@ -16,7 +16,7 @@ from .mentor_pool import (INCENTIVE_KINDS, NOMINATION_SOURCES, MentorCertificate
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ANNUAL_GRADES", "ClassSignUp", "OpenClass", "INCENTIVE_KINDS", "NOMINATION_SOURCES", "MentorCertificate", "MentorIncentive", "MentorNomination", "NominationStatus", "AREAS", "REPORT_ITEMS", "ReviewReport", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
+    "ANNUAL_GRADES", "AchievementMember", "ProjectFollowUp", "SquadProject", "ClassSignUp", "OpenClass", "INCENTIVE_KINDS", "NOMINATION_SOURCES", "MentorCertificate", "MentorIncentive", "MentorNomination", "NominationStatus", "AREAS", "REPORT_ITEMS", "ReviewReport", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",

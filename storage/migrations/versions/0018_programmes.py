@@ -1,4 +1,4 @@
-"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items, the mentor pool, open classes
+"""the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items, the mentor pool, open classes, the 常青藤 archive
 
 Revision ID: 0018_programmes
 Revises: 0012_bangdai_record
@@ -111,6 +111,41 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('class_id', 'person_id'),
     )
     op.create_index('ix_classsignup_person_id', 'classsignup', ['person_id'], unique=False)
+    op.create_table(
+        'achievementmember',
+        sa.Column('achievement_id', sa.Integer(), nullable=False),
+        sa.Column('person_id', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['achievement_id'], ['achievement.id'], ),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('achievement_id', 'person_id'),
+    )
+    op.create_index('ix_achievementmember_person_id', 'achievementmember', ['person_id'], unique=False)
+    op.create_table(
+        'squadproject',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('squad_id', sa.Integer(), nullable=False),
+        sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['squad_id'], ['squad.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('name'),
+    )
+    op.create_index('ix_squadproject_squad_id', 'squadproject', ['squad_id'], unique=False)
+    op.create_table(
+        'projectfollowup',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('project_id', sa.Integer(), nullable=False),
+        sa.Column('author_id', sa.Integer(), nullable=False),
+        sa.Column('text', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['project_id'], ['squadproject.id'], ),
+        sa.ForeignKeyConstraint(['author_id'], ['person.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_projectfollowup_project_id', 'projectfollowup', ['project_id'], unique=False)
+    op.create_index('ix_projectfollowup_created_at', 'projectfollowup', ['created_at'], unique=False)
+    # Every 实绩 so far: its author took part.
+    op.execute("INSERT INTO achievementmember (achievement_id, person_id) SELECT id, author_id FROM achievement")
     # ADD COLUMN on both databases, no batch rebuild.
     op.add_column('contactlog', sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False,
                                           server_default=''))
@@ -123,7 +158,7 @@ def downgrade() -> None:
         batch_op.drop_column('area')
     with op.batch_alter_table('contactlog') as batch_op:
         batch_op.drop_column('area')
-    for table in ('classsignup', 'openclass', 'mentorcertificate', 'mentorincentive', 'mentornomination'):
+    for table in ('projectfollowup', 'squadproject', 'achievementmember', 'classsignup', 'openclass', 'mentorcertificate', 'mentorincentive', 'mentornomination'):
         op.drop_table(table)
     op.drop_index('ix_reviewreport_mentor_id', table_name='reviewreport')
     op.drop_index('ix_reviewreport_quarter', table_name='reviewreport')
