@@ -259,6 +259,7 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
 
     from .app import build_services
     from .gateway import Gateway
+    from .commands import present
     from .inbound import InboundMessage
 
     _prepare_database(config)
@@ -276,7 +277,8 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
             msg = InboundMessage(channel="cli", sender_id=f"person:{person.id}", conversation_id="cli", text=text,
                                  received_at=services.clock.now())
             for reply in await Gateway(services).handle(msg, as_person=person.id):
-                print(reply.text)
+                if reply.format != "image":  # a terminal shows the text version of a picture
+                    print(present(reply.text, "plain"))
             return 0
         finally:
             await services.db.close()

@@ -64,6 +64,7 @@ class DingTalkConfig:
     client_secret: Secret = Secret("")
     robot_code: str = ""
     api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"  # the older host of the media upload API (pictures)
     rate_per_second: float = 15.0
     monthly_api_quota: int = 10000  # staff are warned at 80 %
     groups: dict[str, str] = field(default_factory=dict)  # group name -> openConversationId
@@ -86,6 +87,7 @@ class WeComConfig:
     per_member_per_hour: int = 900
     webhook_per_minute: int = 18
     markdown: bool = True
+    cards: bool = True  # template cards with buttons; false for 政务微信 deployments without them
     rate_per_second: float = 10.0
     webhooks: dict[str, Secret] = field(default_factory=dict, metadata={"secret_values": True})
 
@@ -131,7 +133,7 @@ class ProgrammeConfig:
     bundle_min_months: int = 3  # 捆绑考核 counts a mentee the mentor mentored this long in the year
     lapsed_weeks: int = 2  # a 帮带 this many whole weeks without 面谈 is listed as lapsed
     duplicate_contact_minutes: int = 10  # the same contact sent again within this is recorded once
-    county_name: str = ""  # printed on the 优秀导师 certificate, e.g. "常山县"
+    county: str = "本县"  # the county's name, on pictures such as the monthly ranking
     certificate_dir: str = "certificates"  # where 优秀导师 certificate PDFs are written (relative: to the working dir)
     certificate_font: str = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"  # Debian fonts-noto-cjk
 

@@ -42,17 +42,21 @@ class Gateway:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def handle(self, msg: InboundMessage, as_person: int | None = None) -> list[Reply]:
+    async def handle(self, msg: InboundMessage, as_person: int | None = None,
+                     outcome: list[str] | None = None) -> list[Reply]:
         """Handle one inbound message. ``as_person`` (the CLI's ``bangdai do --as``) acts as that roster
-        person instead of resolving the chat account."""
+        person instead of resolving the chat account. ``outcome``, when given, gets "ok", "refused",
+        "duplicate" or "error" appended (a WeCom card says "已报名" only when the sign-up went in)."""
+        said = outcome if outcome is not None else []
         for attempt in (1, 2):
             try:
-                return await self._handle_once(msg, as_person)
+                return await self._handle_once(msg, as_person, said)
             except IntegrityError:
                 # A concurrent copy of this message won the race: answer what it answered.
                 stored = await self._stored_replies(msg)
                 if stored is not None:
                     MESSAGES.labels(msg.channel, "duplicate").inc()
+                    said.append("duplicate")
                     return stored
                 if attempt == 2:
                     log.exception("message %s/%s failed twice on a constraint", msg.channel, msg.msg_id)
@@ -60,6 +64,7 @@ class Gateway:
                 log.exception("message %s/%s failed", msg.channel, msg.msg_id)
                 break
         MESSAGES.labels(msg.channel, "error").inc()
+        said.append("error")
         return [self.services.renderer.reply(Answer.of("errors/internal"))]
 
     async def _stored_replies(self, msg: InboundMessage) -> list[Reply] | None:
@@ -84,7 +89,7 @@ class Gateway:
                                              "received_at": self.services.clock.now(),
                                              "replies": [r.as_dict() for r in replies]})
 
-    async def _handle_once(self, msg: InboundMessage, as_person: int | None = None) -> list[Reply]:
+    async def _handle_once(self, msg: InboundMessage, as_person: int | None, said: list[str]) -> list[Reply]:
         renderer = self.services.renderer
         try:
             # No look-up first: a copy of a message handled before fails on the primary key of its
@@ -100,12 +105,14 @@ class Gateway:
                 if msg.msg_id:
                     await self._remember(session, msg, replies)
             MESSAGES.labels(msg.channel, "ok").inc()
+            said.append("ok")
             return replies
         except _Refused as refused:
             if msg.msg_id:  # the refusal is remembered like any answer
                 async with self.services.db.transaction() as session:
                     await self._remember(session, msg, refused.replies)
             MESSAGES.labels(msg.channel, "refused").inc()
+            said.append("refused")
             return refused.replies
 
     def _refusal_answer(self, exc: Refusal | UsageError) -> Answer:

@@ -22,6 +22,9 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class Reply:
+    """What goes back. ``format``: "markdown", "text", "card" (Markdown whose commands WeCom shows as
+    buttons) or "image" (``text`` is a chart's data, drawn by the channel that can show pictures)."""
+
     text: str
     format: str = "markdown"
 

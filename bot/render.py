@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .commands import cmd
 from .dates import beijing, beijing_day
 from .inbound import Reply
-from .router import Answer
+from .router import Answer, Picture
 from .text import mask_phone, md_escape
 
 WEEKDAYS = "一二三四五六日"
@@ -59,6 +61,8 @@ class Renderer:
         self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, cn_time=_cn_time, iso_day=_iso_day,
                                 weekday=_weekday)
         self.env.globals.update(percent=_percent)
+        # One-tap commands (bot/commands.py): a mark each channel shows as a link, a button or bold text.
+        self.env.globals.update(cmd=cmd)
 
     def text(self, template: str, **values: Any) -> str:
         return self.env.get_template(f"{template}.md").render(**values).strip()
@@ -75,5 +79,13 @@ class Renderer:
 
         return render
 
-    def reply(self, answer: Answer) -> Reply:
-        return Reply(self.text(answer.template, **answer.values))
+    def reply(self, answer: Answer | Picture) -> Reply:
+        if isinstance(answer, Picture):
+            return Reply(picture_body(answer.spec), "image")
+        return Reply(self.text(answer.template, **answer.values), answer.format)
+
+
+def picture_body(spec: dict[str, Any]) -> str:
+    """A picture as it travels (replies, outbox rows): its chart's data, drawn when sent. Sorted keys,
+    so the same chart is the same body (the outbox batches identical bodies)."""
+    return json.dumps(spec, ensure_ascii=False, sort_keys=True)

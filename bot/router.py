@@ -17,7 +17,7 @@ the answer repeats the command's usage and example) or :class:`Refusal` (a reaso
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Iterable
 
 from .text import fold
@@ -31,10 +31,23 @@ class Answer:
 
     template: str
     values: dict[str, Any] = field(default_factory=dict)
+    # "card": a message whose commands (``cmd()`` in its template) WeCom shows as buttons.
+    format: str = "markdown"
 
     @classmethod
     def of(cls, template: str, **values: Any) -> "Answer":
         return cls(template, values)
+
+    def as_card(self) -> "Answer":
+        return replace(self, format="card")
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A chart sent as an image where the channel can show one, beside the text version of the same
+    figures (``bot/charts.py`` draws it from ``spec`` when it is sent)."""
+
+    spec: dict[str, Any]
 
 
 class Refusal(Exception):

@@ -70,8 +70,8 @@ async def issue_certificates(session: AsyncSession, services, year: int, *, reis
     """Certificates for every mentor the 捆绑考核 of ``year`` prefers for 优秀: the PDF (again only with
     ``reissue``), its record, and one private message per mentor and year (idempotency key)."""
     programme = services.config.programme
-    if not programme.county_name.strip():
-        raise CertificateSetupError("请先在配置 [programme] county_name 写上县名（如 常山县）")
+    if programme.county.strip() in ("", "本县"):  # the shipped placeholder would print “中共本县委组织部”
+        raise CertificateSetupError("请先在配置 [programme] county 写上县名（如 常山县）")
     if not Path(programme.certificate_font).is_file():
         raise CertificateSetupError(f"找不到证书字体 {programme.certificate_font}（Debian：apt install fonts-noto-cjk）")
     verdicts = [v for v in await bundled_assessment(session, year, programme.bundle_min_months) if v.preferred]
@@ -86,7 +86,7 @@ async def issue_certificates(session: AsyncSession, services, year: int, *, reis
                                                                   MentorCertificate.year == year))).first()
         if row is None or reissue or not path.is_file():
             lines = render.text("mentor/certificate_text", name=mentor.name, year=year,
-                                county=programme.county_name.strip(), issued=issued_on).splitlines()
+                                county=programme.county.strip(), issued=issued_on).splitlines()
             await asyncio.to_thread(render_certificate, path, [line for line in lines if line.strip()],
                                     programme.certificate_font)
         new = row is None

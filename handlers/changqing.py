@@ -89,7 +89,7 @@ async def sign_up(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     summary="常青藤“六大员”岗位及职责", usage="岗位", examples=("岗位",),
 )
 async def posts() -> Answer:
-    return Answer.of("changqing/posts", roles=SIX_ROLES)
+    return Answer.of("changqing/posts", roles=SIX_ROLES).as_card()  # WeCom: a 报名 button per post
 
 
 @stats_section(order=30)

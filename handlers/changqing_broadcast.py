@@ -17,12 +17,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock, day_start
+from bot.commands import present
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
 from bot.text import Args
 from scheduler.outbox import Outgoing
 from storage.models import AuditLog, Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
+from storage.models.changqing import SIX_ROLES
 
 from .changqing_common import MAX_MESSAGE_BYTES, retired_cadres, utf8_len
 
@@ -56,8 +58,9 @@ def render_body(services: Services, text: str) -> str:
     text = text.strip()
     if not text:
         raise UsageError("请写上广播的文案", "广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结")
-    body = services.renderer.text("changqing/broadcast_message", text=text)
-    size = utf8_len(body)
+    body = services.renderer.text("changqing/broadcast_message", text=text, posts=SIX_ROLES)
+    # Measured as WeCom text shows it (the tighter limit): a command mark is longer than its words.
+    size = utf8_len(present(body, "plain"))
     if size > MAX_MESSAGE_BYTES:
         spare = MAX_MESSAGE_BYTES - (size - utf8_len(text))
         raise Refusal("changqing/broadcast_too_long", size=size, limit=MAX_MESSAGE_BYTES,
@@ -84,7 +87,8 @@ async def queue(session: AsyncSession, services: Services, broadcast: Broadcast,
     if not people and not targets:
         raise Refusal("changqing/broadcast_nobody")
     prefix = outbox_prefix(broadcast.id)  # type: ignore[arg-type]
-    messages = [Outgoing(f"{prefix}person:{pid}", body, person_id=pid, source=SOURCE) for pid in people]
+    # A card: on WeCom the sign-up commands are buttons; elsewhere the same Markdown with links or words.
+    messages = [Outgoing(f"{prefix}person:{pid}", body, person_id=pid, source=SOURCE, format="card") for pid in people]
     messages += [Outgoing(f"{prefix}group:{ch}:{name}", body, group=(ch, name), source=SOURCE) for ch, name in targets]
     await services.outbox.enqueue_many(session, messages)
     reachable = await services.outbox.accounts(session, people)

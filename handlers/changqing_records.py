@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -14,7 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.identity import STAFF_ROLES, Sender
-from bot.router import Answer, Refusal, Router, UsageError
+from bot.charts import words
+from bot.router import Answer, Picture, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import Achievement, AchievementMember, Person, Role, Squad, SquadMember, Unit
 from storage.models.changqing import COEFFICIENT_MAX, COEFFICIENT_MIN
@@ -68,6 +70,14 @@ async def month_ranking(session: AsyncSession, day: dt.date) -> list[RankRow]:
 
 def month_label(day: dt.date) -> str:
     return f"{day.year}年{day.month}月"
+
+
+def ranking_picture(renderer: Any, rows: list[RankRow], month: str, county: str) -> Picture:
+    """The month's ranking as a bar chart (晾晒比拼 is meant to be seen): one bar per group."""
+    (title, subtitle, unit, *_), bars = words(renderer, "charts/ranking", rows=rows, month=month, county=county)
+    return Picture({"kind": "ranking", "title": title, "subtitle": subtitle, "unit": unit,
+                    "rows": [{"label": label, "value": value, "score": row.score}
+                             for (label, value), row in zip(bars, rows)]})
 
 
 # --- 实绩 ------------------------------------------------------------------------------------------
@@ -272,7 +282,8 @@ ARCHIVE_ACTIONS = {"参与": _take_part, "members": _take_part, "档案": _archi
     "排行", "ranking", order=45,
     summary="常青藤本月各组实绩排行（按难度系数加权）", usage="排行 [上月]", examples=("排行", "排行 上月"),
 )
-async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Any
+                  ) -> list[Answer | Picture]:
     day = clock.today()
     word = args.take()
     if word in ("上月", "last"):
@@ -286,4 +297,8 @@ async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     if (squad_id := await squad_id_of(session, sender.id)) is not None:
         squad = await session.get(Squad, squad_id)
         mine = next((r for r in rows if squad and r.squad == squad.name), None)
-    return Answer.of("changqing/ranking", rows=rows, month=month_label(day), mine=mine, post=False)
+    text = Answer.of("changqing/ranking", rows=rows, month=month_label(day), mine=mine, post=False)
+    if not rows:
+        return [text]
+    # The text stays for channels that show no pictures; the others show both.
+    return [text, ranking_picture(services.renderer, rows, month_label(day), services.config.programme.county)]

@@ -237,7 +237,7 @@ async def _todo(session: AsyncSession, clock: Clock) -> Answer:
     )).all())
     views = await staff_view(session, inquiries, clock.now(), CALENDAR)
     return Answer.of("sanling/mailbox_todo", views=views[:30], total=len(views),
-                     overdue=sum(v["overdue"] for v in views), days=OVERDUE_WORKDAYS)
+                     overdue=sum(v["overdue"] for v in views), days=OVERDUE_WORKDAYS).as_card()
 
 
 async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
@@ -291,7 +291,8 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         raise UsageError("请写上要答复的来信编号")
     number, text = ticket
     if not text:
-        raise UsageError("请写上答复内容", f"答复 #{number} 已转人社局，本周内回复")
+        # "答复 #12" alone (a tapped link in 信箱 待办): the inquiry in full, and how to answer it.
+        return await _show(sender, session, clock, number)
     if len(text) > MAX_INQUIRY_CHARS:
         raise Refusal("sanling/mailbox_too_long", length=len(text), limit=MAX_INQUIRY_CHARS)
     inquiry = await find_inquiry(session, number)

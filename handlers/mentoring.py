@@ -110,9 +110,9 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
         raise UsageError(str(exc)) from None
+    # The content is welcome but not required: "记录 面谈" alone is the one-tap link 本周 offers, and
+    # 周联 asks only that the 面谈 happened.
     note = args.rest()
-    if not note:
-        raise UsageError("请写上这次联系的内容")
 
     view = await choose_pair(session, sender, name)
     counterpart = None

@@ -203,7 +203,7 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     if name is None:
         status = await review_status(session, quarter)
         return Answer.of("staff/review_list", s=status,
-                         reported=set(await reports_of(session, quarter, [v.id for v in status.pending])))
+                         reported=set(await reports_of(session, quarter, [v.id for v in status.pending]))).as_card()
     rating = args.take()
     mentee = await _person(session, name)
     first, last = quarter_bounds(quarter)

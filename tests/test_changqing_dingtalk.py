@@ -114,7 +114,10 @@ async def test_broadcast_to_159_retired_cadres_and_2_dingtalk_groups(cadres, ser
     groups = fake.group_calls
     assert len(groups) == 2 and all(c.status == 200 for c in groups)
     assert sorted(c.body["openConversationId"] for c in groups) == sorted(GROUPS.values())
-    assert all(c.param["text"] == calls[0].param["text"] for c in groups)
+    # The same call; privately the commands are links to tap, in a group words (a tap there would not @ the robot).
+    assert "](dtmd://dingtalkclient/sendMessage?content=" in calls[0].param["text"]
+    assert all(TEXT in c.param["text"] and "**报名 招商引资联络员**" in c.param["text"] and "dtmd://" not in c.param["text"]
+               for c in groups)
     delivered = [s for s in fake.sent if s.via in ("batchSend", "groupSend")]
     assert sum(len(s.users) for s in delivered if s.via == "batchSend") == REACHABLE - 1  # all but GONE
     assert sorted(s.conversation for s in delivered if s.via == "groupSend") == sorted(GROUPS.values())

@@ -45,7 +45,8 @@ async def test_broadcast_and_monthly_ranking_reach_the_wecom_group(chat, bangdai
     await chat.say("s1", "编组 新建 招商一组 破山行动专班 李忠兴")
     await chat.say("r1", "实绩 协调万洋众创项目土地指标")
     result = await run_job(services, "monthly_ranking", dt.datetime(2026, 11, 30, 17, 0, tzinfo=TZ))
-    assert result.queued == 1
+    assert result.queued == 2  # the text, and the same ranking as a picture
     await Dispatcher(services.outbox, wecom, 1000).run_once()
-    assert len(posts) == 2 and "1. 招商一组（破山行动专班）1 分，1 项" in posts[1].content
+    assert len(posts) == 3 and "1. 招商一组（破山行动专班）1 分，1 项" in posts[1].content
+    assert posts[2].msgtype == "image" and len(fake.images[ROBOT_KEY]) == 1
     await wecom.stop()

@@ -167,8 +167,8 @@ def test_certificates_from_the_cli(cfg, tmp_path):
     bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
     this_year = str(dt.date.today().year)
     unset = bangdai("certificates", this_year, "--config", str(cfg))
-    assert unset.returncode == 2 and "county_name" in unset.stderr
-    cfg.write_text(cfg.read_text(encoding="utf-8") + f'[programme]\ncounty_name = "常山县"\ncertificate_dir = "{tmp_path}/certs"\n',
+    assert unset.returncode == 2 and "[programme] county" in unset.stderr
+    cfg.write_text(cfg.read_text(encoding="utf-8") + f'[programme]\ncounty = "常山县"\ncertificate_dir = "{tmp_path}/certs"\n',
                    encoding="utf-8")
     bangdai("do", "--as", "陈静", "考核", "李娜", "优秀", "--config", str(cfg))
     made = bangdai("certificates", this_year, "--config", str(cfg))

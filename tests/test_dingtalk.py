@@ -301,21 +301,24 @@ async def test_a_reminder_round_goes_out_as_batch_sends(dingtalk, services, cloc
     assert len({c.param["text"] for c in calls}) == len(calls)  # no text was sent in two calls
     assert f"{name('师', 1)}，您好" in next(c.param["text"] for c in calls if c.users == ["dt_m01"])
 
-    # The Monday digest is one identical text for all 22 staff: two calls, 20 + 2.
+    # The Monday digest is one identical text for all 22 staff: two calls, 20 + 2; its chart the same.
     clock.set(dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ))
     await run_job(services, "weekly_digest", clock.now())
-    assert await dingtalk.dispatcher.run_once() == 22
-    digest_calls = calls[45:]
-    assert sorted(len(c.users) for c in digest_calls) == [2, 20]
+    assert await dingtalk.dispatcher.run_once() == 44
+    digest_calls = [c for c in calls[45:] if c.body["msgKey"] == "sampleMarkdown"]
+    chart_calls = [c for c in calls[45:] if c.body["msgKey"] == "sampleImageMsg"]
+    assert sorted(len(c.users) for c in digest_calls) == [2, 20] == sorted(len(c.users) for c in chart_calls)
+    assert len(dingtalk.fake.uploads) == 1  # one picture, uploaded once
     assert len({c.param["text"] for c in digest_calls}) == 1 and "上周周联情况" in digest_calls[0].param["text"]
 
     rows = await outbox_rows(services)
     assert len(rows) == 67 and all(r.status == OutboxStatus.SENT for r in rows.values())
-    assert metric("bangdai_dingtalk_proactive_sends_total", kind="user", outcome="sent") == sent_before + 67
+    # 45 reminders, 22 digests and their 22 charts
+    assert metric("bangdai_dingtalk_proactive_sends_total", kind="user", outcome="sent") == sent_before + 89
     # Every call that reached DingTalk was counted, persistently.
     async with services.db.transaction() as s:
         usage = await s.get(DingTalkApiUsage, "2026-11")
-    assert usage.calls == sum(fake.api_calls.values()) == len(calls) + fake.token_fetches
+    assert usage.calls == sum(fake.api_calls.values()) == len(calls) + fake.token_fetches + len(fake.uploads)
 
 
 async def queue_notice(services, *names: str, body: str = "**通知** 本周五下午开会") -> None:
@@ -507,7 +510,8 @@ async def test_staff_are_warned_at_80_percent_of_the_monthly_quota(dingtalk, ros
     clock.set(dt.datetime(2026, 11, 23, 9, 0, tzinfo=TZ))
     await run_job(services, "weekly_digest", clock.now())
     async with services.db.transaction() as s:
-        digest = (await s.exec(select(OutboxMessage).where(OutboxMessage.source == "weekly_digest"))).one()
+        digest = (await s.exec(select(OutboxMessage).where(OutboxMessage.source == "weekly_digest",
+                                                           OutboxMessage.format != "image"))).one()
     assert digest.user_id == "dt_cj" and "钉钉接口 2026-11 已调用 9 次" in digest.body
 
     clock.set(dt.datetime(2026, 12, 1, 9, 0, tzinfo=TZ))  # a new month starts from nothing

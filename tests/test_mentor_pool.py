@@ -93,8 +93,8 @@ async def test_incentive_wrong_forms(chat, services, text, expect):
 
 
 async def test_certificate_for_preferred_mentors(chat, services, tmp_path):
-    assert "county_name" in await chat.say("u5", "导师 证书")  # no county configured: says what to set
-    services.config.programme.county_name = "常山县"
+    assert "[programme] county" in await chat.say("u5", "导师 证书")  # no county configured: says what to set
+    services.config.programme.county = "常山县"
     services.config.programme.certificate_dir = str(tmp_path / "certs")
     assert "还没有“优先确定为优秀”的导师" in await chat.say("u5", "导师 证书 2026")
     await chat.say("u5", "考核 李娜 优秀")  # 王芳 mentors only 李娜: preferred; 张伟 waits for 赵强

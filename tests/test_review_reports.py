@@ -60,7 +60,7 @@ async def test_staff_rate_with_the_report_in_view(chat, services):
     assert "导师尚未汇报本季度帮带情况" in await chat.say("u5", "季评 李娜")
     await chat.say("u3", "季评 汇报 工作：每周面谈 问题：经验不足")
     listing = await chat.say("u5", "季评")
-    assert "张伟、王芳 — 李娜（导师已汇报）" in listing and "张伟 — 赵强\n" in listing + "\n"
+    assert "张伟、王芳 — 李娜（导师已汇报" in listing and "张伟 — 赵强：" in listing
     assert "先看导师汇报：季评" in listing
     one = await chat.say("u5", "季评 李娜")
     assert "导师 王芳 的汇报" in one and "存在问题：经验不足" in one and "整改方向：（未写）" in one
@@ -76,8 +76,8 @@ async def test_a_poor_review_lists_the_bangdai_for_re_pairing_until_re_paired(ch
         [r] = await rematch_candidates(s, clock.today())
     assert (r.view.mentee.name, r.review.rating, r.review.quarter) == ("赵强", "差", "2026-Q4")
     clock.set(at(2026, 11, 23, 9))
-    assert (await run_job(services, "weekly_digest", clock.now())).queued == 1
-    [digest] = await rows(services, OutboxMessage, OutboxMessage.source == "weekly_digest")
+    assert (await run_job(services, "weekly_digest", clock.now())).queued >= 1
+    [digest] = await rows(services, OutboxMessage, OutboxMessage.source == "weekly_digest", OutboxMessage.format != "image")
     assert "季评为“差”、待调整导师" in digest.body and "张伟 — 赵强（2026-Q4 差：帮带流于形式）" in digest.body
     # a better review of the same quarter clears it; so does re-pairing after a 差
     await chat.say("u5", "季评 赵强 一般")
@@ -90,7 +90,7 @@ async def test_a_poor_review_lists_the_bangdai_for_re_pairing_until_re_paired(ch
         assert await rematch_candidates(s, clock.today()) == []
     clock.set(at(2026, 11, 30, 9))
     await run_job(services, "weekly_digest", clock.now())
-    digests = await rows(services, OutboxMessage, OutboxMessage.source == "weekly_digest")
+    digests = await rows(services, OutboxMessage, OutboxMessage.source == "weekly_digest", OutboxMessage.format != "image")
     assert len(digests) == 2 and all("待调整" not in d.body for d in digests if "W48" in d.key)
 
 

@@ -101,7 +101,7 @@ async def test_person_without_chat_account_is_undeliverable_and_in_the_digest(ch
     assert row.person_id == 4 and "没有可用的聊天账号" in row.last_error
     clock.set(at(2026, 11, 23, 9, 0))
     digest = await run_job(services, "weekly_digest", clock.now())
-    assert digest.queued == 1  # one staff member
+    assert digest.queued == 2  # one staff member: the digest and its 周联 chart (the local channel shows the text)
     await Dispatcher(services.outbox, bangdai.channels["local"], 100).run_once()
     [msg] = await chat.inbox("u5")
     assert "上周周联情况" in msg["text"] and "2026-W47" in msg["text"]

@@ -120,7 +120,7 @@ async def test_each_command_over_encrypted_callbacks(wecom, services, fake):
     stats = await wecom.say("chenjing", "统计")
     assert "工作统计" in stats
     # Wrong forms get the usage answer over WeCom too, and write nothing.
-    assert "例如" in await wecom.say("zhangwei", "记录 面谈")
+    assert "例如" in await wecom.say("zhangwei", "记录 李娜 讨论")
     assert await count(services, ContactLog) == 1
     # Bold text went out as markdown; WeCom saw nothing dropped or cut.
     assert {m.msgtype for m in fake.messages} == {"markdown", "text"}

@@ -28,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.models import ProcessedMessage
 
+from .. import charts
+from ..commands import present
 from ..inbound import Address, InboundMessage, Reply
 from ..text import md_escape
 from .base import Channel, DeliveryError, PermanentError, TransientError
@@ -85,7 +87,7 @@ class DingTalkChannel(Channel):
         self.rate_per_second = config.rate_per_second
         self.usage = ApiUsage(services.db, services.clock)
         self.api = OpenApi(config.api_base, config.client_id, config.client_secret.reveal(), config.robot_code or config.client_id,
-                           self.usage, timeout=config.http_timeout_seconds)
+                           self.usage, timeout=config.http_timeout_seconds, oapi_base=config.oapi_base)
         self.stream = StreamConnection(config.api_base, config.client_id, config.client_secret.reveal(), self.accept,
                                        base_delay=config.reconnect_base_seconds, max_delay=config.reconnect_max_seconds,
                                        timeout=config.http_timeout_seconds)
@@ -231,9 +233,26 @@ class DingTalkChannel(Channel):
 
     # --- replies ------------------------------------------------------------------------------------
 
+    async def _prepared(self, text: str, fmt: str, group: bool = False) -> tuple[str, str]:
+        """What DingTalk is sent for a body: Markdown with tappable commands (``dtmd://`` links), plain
+        text with the commands in words, or a picture uploaded with the media API (its media_id).
+
+        In a group the commands stay words: a tapped link sends its text to the group without @-ing
+        the robot, and only messages that @ it reach the robot."""
+        if fmt == "image":
+            try:
+                png = await charts.render(text)
+            except charts.ChartError as exc:
+                raise PermanentError(str(exc)) from None
+            return await self.api.upload_image(png), "image"
+        if fmt in ("markdown", "card"):  # a card's buttons are its command links here
+            return present(text, "plain" if group else "dingtalk"), "markdown"
+        return present(text, "plain"), fmt
+
     async def reply(self, message: ChatbotMessage, reply: Reply) -> None:
         expires = (message.session_webhook_expired_time or 0) / 1000
-        if message.session_webhook and time.time() < expires - WEBHOOK_MARGIN:
+        # A sessionWebhook takes no uploaded pictures: those go through the OpenAPI.
+        if reply.format != "image" and message.session_webhook and time.time() < expires - WEBHOOK_MARGIN:
             try:
                 await self._post_webhook(message, reply)
                 REPLIES.labels("webhook").inc()
@@ -257,6 +276,8 @@ class DingTalkChannel(Channel):
         log.warning("reply to DingTalk message %s lost: %s", message.message_id, error.reason)
 
     async def _post_webhook(self, message: ChatbotMessage, reply: Reply) -> None:
+        shown, fmt = await self._prepared(reply.text, reply.format, message.conversation_type == GROUP)
+        reply = Reply(shown, fmt)
         text = reply.text
         body: dict[str, Any] = {}
         staff_id = message.sender_staff_id
@@ -283,6 +304,11 @@ class DingTalkChannel(Channel):
             raise _WebhookFailed(f"HTTP {status} errcode {errcode}")
 
     async def _reply_openapi(self, message: ChatbotMessage, reply: Reply) -> None:
+        shown, fmt = await self._prepared(reply.text, reply.format, message.conversation_type == GROUP)
+        reply = Reply(shown, fmt)
+        if message.conversation_type == GROUP and reply.format == "image":
+            await self.api.group_send(message.conversation_id, reply.text, "image")
+            return
         if message.conversation_type == GROUP:
             # groupMessages/send cannot @-mention: name the sender in words instead.
             nick = md_escape(message.sender_nick or "") if reply.format == "markdown" else message.sender_nick or ""
@@ -305,16 +331,23 @@ class DingTalkChannel(Channel):
     async def deliver_batch(self, addresses: list[Address], text: str, fmt: str, keys: list[str]
                             ) -> list[DeliveryError | None]:
         results: list[DeliveryError | None] = [None] * len(addresses)
+        body = text
+        try:
+            text, fmt_shown = await self._prepared(body, fmt)
+            if any(a.group is not None for a in addresses):
+                group_text, group_fmt = await self._prepared(body, fmt, group=True)
+        except DeliveryError as exc:
+            return [exc] * len(addresses)
         users: dict[str, list[int]] = {}
         for i, address in enumerate(addresses):
             if address.group is not None:
-                results[i] = await self._send_group(address.group, text, fmt)
+                results[i] = await self._send_group(address.group, group_text, group_fmt)
             elif address.user_id:
                 users.setdefault(address.user_id, []).append(i)
             else:
                 results[i] = PermanentError("没有收件人")
         if users:
-            outcome = await self._send_users(list(users), text, fmt)
+            outcome = await self._send_users(list(users), text, fmt_shown)
             for user, indexes in users.items():
                 error = outcome[user]
                 PROACTIVE.labels("user", _outcome(error)).inc()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import json
 import logging
 import random
@@ -38,6 +39,8 @@ API_ERRORS = Counter("bangdai_dingtalk_api_errors_total", "DingTalk OpenAPI erro
 TOKEN_PATH = "/v1.0/oauth2/accessToken"
 BATCH_SEND_PATH = "/v1.0/robot/oToMessages/batchSend"
 GROUP_SEND_PATH = "/v1.0/robot/groupMessages/send"
+MEDIA_UPLOAD_PATH = "/media/upload"  # on the older host (oapi_base), token in the query
+MEDIA_TTL = 2 * 24 * 3600.0  # a media_id lives 3 days; reuse one for 2
 BATCH_LIMIT = 20  # userIds per batchSend
 
 # 20 QPS per app per API: the old code and the new one, both HTTP 403.
@@ -71,7 +74,10 @@ def markdown_title(text: str, limit: int = 30) -> str:
 
 
 def message_param(text: str, fmt: str) -> tuple[str, str]:
-    """(msgKey, msgParam) of a robot message: Markdown as ``sampleMarkdown``, anything else as text."""
+    """(msgKey, msgParam) of a robot message: Markdown as ``sampleMarkdown``, a picture (``text`` is its
+    media_id) as ``sampleImageMsg``, anything else as text."""
+    if fmt == "image":
+        return "sampleImageMsg", json.dumps({"photoURL": text})
     if fmt == "markdown":
         return "sampleMarkdown", json.dumps({"title": markdown_title(text), "text": text}, ensure_ascii=False)
     return "sampleText", json.dumps({"content": text}, ensure_ascii=False)
@@ -126,8 +132,12 @@ class OpenApi:
     """The robot OpenAPI of one DingTalk app. ``monotonic`` is injectable so tests can age the token."""
 
     def __init__(self, base: str, app_key: str, app_secret: str, robot_code: str, usage: ApiUsage,
-                 timeout: float = 10.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 timeout: float = 10.0, monotonic: Callable[[], float] = time.monotonic,
+                 oapi_base: str = "https://oapi.dingtalk.com") -> None:
         self.base = base.rstrip("/")
+        self.oapi_base = oapi_base.rstrip("/")
+        self._media: dict[str, tuple[str, float]] = {}  # sha1 of a picture -> (media_id, uploaded at)
+        self._media_locks: dict[str, asyncio.Lock] = {}
         self.app_key, self._app_secret, self.robot_code = app_key, app_secret, robot_code
         self.usage = usage
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -249,6 +259,52 @@ class OpenApi:
             flow_controlled=set(data.get("flowControlledStaffIdList") or []),
             process_query_key=str(data.get("processQueryKey") or ""),
         )
+
+    async def upload_image(self, png: bytes) -> str:
+        """Upload a picture with the media API (``/media/upload?type=image``, multipart field ``media``)
+        and return its media_id; the same picture uploaded in the last two days is not sent again."""
+        digest = hashlib.sha1(png).hexdigest()
+        # Batches of one message go out several at once: the first uploads, the others wait for its id.
+        lock = self._media_locks.setdefault(digest, asyncio.Lock())
+        async with lock:
+            known = self._media.get(digest)
+            if known and self.monotonic() - known[1] < MEDIA_TTL:
+                return known[0]
+            return await self._upload(png, digest)
+
+    async def _upload(self, png: bytes, digest: str) -> str:
+        for attempt in (1, 2):
+            token = await self.token()
+            await self._within_qps("mediaUpload")
+            form = aiohttp.FormData()
+            form.add_field("media", png, filename=f"{digest[:12]}.png", content_type="image/png")
+            try:
+                async with self.http.post(f"{self.oapi_base}{MEDIA_UPLOAD_PATH}",
+                                          params={"access_token": token, "type": "image"}, data=form) as resp:
+                    status, raw = resp.status, await resp.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                API_ERRORS.labels("network").inc()
+                raise TransientError(f"连不上钉钉媒体上传接口：{type(exc).__name__}") from None
+            API_CALLS.labels("mediaUpload").inc()
+            await self.usage.add(1)
+            try:
+                data = json.loads(raw) if raw else {}
+            except ValueError:
+                data = {}
+            code = str(data.get("errcode", status if status != 200 else "")) if isinstance(data, dict) else str(status)
+            media_id = data.get("media_id") if isinstance(data, dict) else None
+            if status == 200 and code == "0" and isinstance(media_id, str) and media_id:
+                self._media[digest] = (media_id, self.monotonic())
+                return media_id
+            API_ERRORS.labels(code or str(status)).inc()
+            message = str(data.get("errmsg", "") if isinstance(data, dict) else "")[:200]
+            if code in {"40014", "42001", "88"} and attempt == 1:  # the token died early: once more
+                self.forget_token()
+                continue
+            if _is_throttle(code) or status == 429 or status >= 500:
+                raise TransientError(f"钉钉媒体上传暂时出错：{status} {code} {message}".strip(), retry_after=THROTTLE_PAUSE * 2)
+            raise PermanentError(f"钉钉媒体上传拒绝：{status} {code} {message}".strip())
+        raise TransientError("钉钉媒体上传：access token 无效")  # pragma: no cover - loop always returns
 
     async def group_send(self, open_conversation_id: str, text: str, fmt: str) -> str:
         """One robot message to a group (``groupMessages/send``); returns DingTalk's processQueryKey."""

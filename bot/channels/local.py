@@ -20,6 +20,7 @@ from storage.db import Database
 from storage.models import LocalDelivery
 
 from ..clock import Clock
+from ..commands import present
 from ..inbound import Address, InboundMessage, Reply
 from .base import Channel, PermanentError
 
@@ -96,7 +97,8 @@ class LocalChannel(Channel):
             return _bad(str(exc))
         self.received += 1
         replies = await self.handle(msg)
-        return web.json_response({"replies": [r.as_dict() for r in replies]}, dumps=_dumps)
+        shown = [{"text": present(r.text, "plain"), "format": shown_format(r.format)} for r in replies if r.format != "image"]
+        return web.json_response({"replies": shown}, dumps=_dumps)
 
     async def get_inbox(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -116,11 +118,19 @@ class LocalChannel(Channel):
     async def deliver(self, address: Address, text: str, fmt: str, key: str) -> None:
         if not address.user_id:
             raise PermanentError("local channel has no groups")
+        if fmt == "image":
+            return  # no pictures here: the text version of the same figures was sent beside it
+        text, fmt = present(text, "plain"), shown_format(fmt)
         try:
             async with self.db.transaction() as session:
                 session.add(LocalDelivery(user=address.user_id, text=text, format=fmt, key=key, sent_at=self.clock.now()))
         except IntegrityError:
             return  # already delivered under this key: the platform de-duplicates like a real one would
+
+
+def shown_format(fmt: str) -> str:
+    """Nothing can be tapped here: a card is its Markdown text, commands in bold."""
+    return "markdown" if fmt == "card" else fmt
 
 
 def _dumps(obj: Any) -> str:

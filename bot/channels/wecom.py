@@ -17,11 +17,14 @@ frees instead of sending the 31st.
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 import datetime as dt
 import hashlib
+import json
 import logging
 import struct
+import uuid
 from collections import Counter as Tally, defaultdict
 from typing import Any, Awaitable, Callable
 from xml.parsers.expat import ExpatError
@@ -38,6 +41,8 @@ from wechatpy.exceptions import InvalidSignatureException
 from scheduler.outbox import Outgoing
 from storage.models import ChatIdentity, OutboxMessage, OutboxStatus
 
+from .. import charts
+from ..commands import commands_in, present
 from ..config import ConfigError
 from ..identity import resolve_sender
 from ..inbound import Address, InboundMessage, Reply
@@ -61,6 +66,9 @@ PERMANENT = {
     45002: "消息内容过长", 40058: "参数不合法", 93000: "群机器人 webhook key 无效", 81013: "接收人全部无效",
 }
 INVALID_USER = "企业微信：成员不存在或不在应用可见范围（invaliduser）"
+CARD_BUTTONS = 6  # button_interaction cards take at most 6 buttons
+CARD_BUTTON_CHARS = 16  # WeCom advises at most 10 characters a button; longer is cut on the phone
+CARD_TITLE_CHARS = 26  # WeCom advises at most 26 characters a card title
 
 RECEIVED = Counter("bangdai_wecom_received_total", "WeCom callbacks accepted, by kind", ["kind"])
 DUPLICATES = Counter("bangdai_wecom_duplicates_total", "WeCom callbacks that were redeliveries")
@@ -182,6 +190,7 @@ class WeComChannel(Channel):
             "rejected": dict(self.rejected),
             "sent": self.counts["sent"],
             "webhook_sent": self.counts["webhook_sent"],
+            "cards_updated": self.counts["cards_updated"],
             "deferred": self.counts["deferred"],
             "api_errors": dict(self.api_errors),
             "handling": len(self._tasks),
@@ -291,6 +300,8 @@ class WeComChannel(Channel):
 
     async def _on_event(self, user: str, fields: dict) -> bool | None:
         event = str(fields.get("Event") or "").lower()
+        if event == "template_card_event":
+            return await self._on_card_tap(user, fields)
         if event not in {"enter_agent", "subscribe"}:
             return None  # menus, location reports and the like: nothing to say
         key = "wecom-event:" + hashlib.sha1(
@@ -313,6 +324,29 @@ class WeComChannel(Channel):
         text = self.services.renderer.text("wecom/welcome", name=sender.name if sender else "")
         return await self.queue_to_user(user, [(key, text, "markdown")], source="wecom-welcome") > 0
 
+    async def _on_card_tap(self, user: str, fields: dict) -> bool | None:
+        """A button tapped on a card: its key is the command, run exactly as if typed. WeCom's retries
+        carry the same fields, so the id made from them de-duplicates like a MsgId, and the card update
+        is queued under a key of its own: one sign-up, one update, however often WeCom calls."""
+        command = str(fields.get("EventKey") or "").strip()
+        task, code = str(fields.get("TaskId") or ""), str(fields.get("ResponseCode") or "")
+        if not command or not task:
+            return None
+        msg_id = "card" + hashlib.sha1("|".join(
+            str(fields.get(f) or "") for f in ("FromUserName", "CreateTime", "EventKey", "TaskId", "AgentID")
+        ).encode()).hexdigest()
+        outcome: list[str] = []
+        msg = InboundMessage(channel=self.name, sender_id=user, conversation_id=user, text=command,
+                             msg_id=msg_id, received_at=self.clock.now())
+        replies = await self.handle(msg, outcome=outcome)
+        items = [(f"reply:wecom:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)]
+        if code:
+            said = "ok" if outcome and outcome[-1] in ("ok", "duplicate") else "refused"
+            chosen = self.services.renderer.text("wecom/card_chosen", command=command, outcome=said)
+            body = json.dumps({"response_code": code, "replace_name": chosen}, ensure_ascii=False)
+            items.append((f"card-update:wecom:{msg_id}", body, "card_update"))
+        return await self.queue_to_user(user, items, source="reply") > 0
+
     async def _on_other(self, user: str, fields: dict) -> bool:
         text = self.services.renderer.text("wecom/unsupported")
         return await self.queue_to_user(user, [(f"reply:wecom:{_msg_id(fields)}:0", text, "markdown")], source="reply") > 0
@@ -331,10 +365,31 @@ class WeComChannel(Channel):
 
     # --- outbound ----------------------------------------------------------------------------------
 
-    def _shape(self, text: str, fmt: str) -> tuple[str, list[str]]:
-        if fmt == "markdown" and self.config.markdown and uses_markdown(text):
-            return "markdown", split_message(text)
-        return "text", split_message(to_plain(text))
+    def _shape(self, text: str, fmt: str, *, group: bool = False) -> list[tuple[str, Any]]:
+        """The WeCom messages one body becomes: (msgtype, content) in order. Commands are words to type,
+        except on a card, which ends with a ``button_interaction`` template card of them (app messages
+        only: group robots have no buttons, and ``cards = false`` turns them off for 政务微信)."""
+        plain = present(text, "plain")
+        if (fmt in ("markdown", "card")) and self.config.markdown and uses_markdown(plain):
+            parts: list[tuple[str, Any]] = [("markdown", p) for p in split_message(plain)]
+        else:
+            parts = [("text", p) for p in split_message(to_plain(plain))]
+        if fmt == "card" and self.config.cards and not group:
+            card = self._card(text)
+            if card is not None:
+                parts.append(("template_card", card))
+        return parts
+
+    def _card(self, text: str) -> dict | None:
+        """A button card for the commands a message offers: a tap sends the button's key, which is the
+        command itself, back as a ``template_card_event`` (at most 6 buttons, as WeCom allows)."""
+        commands = list(dict.fromkeys(command for _label, command in commands_in(text)))[:CARD_BUTTONS]
+        if not commands:
+            return None
+        title = to_plain(present(text, "plain")).strip().splitlines()[0][:CARD_TITLE_CHARS]
+        hint = self.services.renderer.text("wecom/card_hint")
+        return {"card_type": "button_interaction", "main_title": {"title": title, "desc": hint},
+                "button_list": [{"text": c[:CARD_BUTTON_CHARS], "style": 1, "key": c} for c in commands]}
 
     async def deliver(self, address: Address, text: str, fmt: str, key: str) -> None:
         error = (await self.deliver_batch([address], text, fmt, [key]))[0]
@@ -344,12 +399,16 @@ class WeComChannel(Channel):
     async def deliver_batch(
         self, addresses: list[Address], text: str, fmt: str, keys: list[str]
     ) -> list[DeliveryError | None]:
-        msgtype, parts = self._shape(text, fmt)
+        if fmt == "card_update":
+            return [await self._update_card(a, text) for a in addresses]
+        if fmt == "image":
+            return [await self._image(a, text, k) for a, k in zip(addresses, keys)]
+        parts = self._shape(text, fmt)
         results: list[DeliveryError | None] = [None] * len(addresses)
         by_start: dict[int, list[int]] = defaultdict(list)
         for i, (address, key) in enumerate(zip(addresses, keys)):
             if address.group:
-                results[i] = await self._to_group(address.group, msgtype, parts, key)
+                results[i] = await self._to_group(address.group, self._shape(text, fmt, group=True), key)
                 continue
             if not address.user_id:
                 results[i] = PermanentError("没有企业微信 UserID")
@@ -367,18 +426,63 @@ class WeComChannel(Channel):
             self.members.take(address.user_id, len(parts) - start)
             by_start[start].append(i)
         for start, members in by_start.items():
-            await self._to_members(addresses, keys, members, msgtype, parts, start, results)
+            await self._to_members(addresses, keys, members, parts, start, results)
         return results
 
-    async def _to_members(self, addresses: list[Address], keys: list[str], members: list[int], msgtype: str,
-                          parts: list[str], start: int, results: list[DeliveryError | None]) -> None:
+    async def _image(self, address: Address, body: str, key: str) -> DeliveryError | None:
+        """A picture: to a group robot as an ``image`` message (base64 + md5, at most 2 MB); to a member
+        as an app ``image`` message of the picture uploaded with the media API."""
+        try:
+            png = await charts.render(body)
+        except charts.ChartError as exc:
+            return PermanentError(str(exc))
+        if address.group:
+            image = {"base64": base64.b64encode(png).decode(), "md5": hashlib.md5(png).hexdigest()}
+            return await self._to_group(address.group, [("image", image)], key)
+        if not address.user_id:
+            return PermanentError("没有企业微信 UserID")
+        wait = self.members.wait(address.user_id, 1)
+        if wait > 0:
+            self.counts["deferred"] += 1
+            DEFERRED.labels("member").inc()
+            return TransientError(f"企业微信每人每分钟最多 {self.config.per_member_per_minute} 条，稍后再发", wait)
+        self.members.take(address.user_id, 1)
+        try:
+            media_id = await self.api.upload_image(png)
+            answer = await self.api.send_message(self.config.agent_id, [address.user_id], "image", {"media_id": media_id})
+        except (WeComError, WeComUnavailable) as exc:
+            return self._classify(exc)
+        if address.user_id in _invalid_users(answer):
+            return PermanentError(INVALID_USER)
+        self.counts["sent"] += 1
+        SENDS.labels("app").inc()
+        return None
+
+    async def _update_card(self, address: Address, body: str) -> DeliveryError | None:
+        """Show on a tapped card what was chosen (``update_template_card`` with the tap's ResponseCode)."""
+        try:
+            change = json.loads(body)
+            await self.api.update_card(self.config.agent_id, [address.user_id or ""], change["response_code"],
+                                       change["replace_name"])
+        except (ValueError, KeyError, TypeError):
+            return PermanentError("卡片更新数据不完整")
+        except (WeComError, WeComUnavailable) as exc:
+            return self._classify(exc)
+        self.counts["cards_updated"] += 1
+        return None
+
+    async def _to_members(self, addresses: list[Address], keys: list[str], members: list[int],
+                          parts: list[tuple[str, Any]], start: int, results: list[DeliveryError | None]) -> None:
         for n in range(start, len(parts)):
             live = [i for i in members if results[i] is None]
             if not live:
                 return
             users = [addresses[i].user_id or "" for i in live]
+            msgtype, content = parts[n]
+            if msgtype == "template_card":  # WeCom refuses a task_id it has seen: one per send
+                content = {**content, "task_id": f"bd{uuid.uuid4().hex}"}
             try:
-                answer = await self.api.send_message(self.config.agent_id, users, msgtype, parts[n])
+                answer = await self.api.send_message(self.config.agent_id, users, msgtype, content)
             except (WeComError, WeComUnavailable) as exc:
                 error = self._classify(exc)
                 invalid = _invalid_users(exc.body) if isinstance(exc, WeComError) else set()
@@ -401,7 +505,7 @@ class WeComChannel(Channel):
         for i in members:
             self._progress.pop(keys[i], None)
 
-    async def _to_group(self, group: str, msgtype: str, parts: list[str], key: str) -> DeliveryError | None:
+    async def _to_group(self, group: str, parts: list[tuple[str, Any]], key: str) -> DeliveryError | None:
         webhook = self.config.webhooks.get(group)
         if webhook is None:
             return PermanentError(f"没有配置名为“{group}”的企业微信群机器人（[wecom] webhooks）")
@@ -414,7 +518,7 @@ class WeComChannel(Channel):
         self.robots.take(group, len(parts) - start)  # reserved before any await (see deliver_batch)
         for n in range(start, len(parts)):
             try:
-                await self.api.send_webhook(webhook.reveal(), msgtype, parts[n])
+                await self.api.send_webhook(webhook.reveal(), *parts[n])
             except (WeComError, WeComUnavailable) as exc:
                 error = self._classify(exc)
                 if not isinstance(error, TransientError):

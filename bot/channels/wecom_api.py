@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import re
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..clock import Clock
 MAX_BYTES = 2048  # app text/markdown messages and robot text messages
 TOKEN_ERRORS = {40014, 42001, 40082}  # invalid, expired, invalid suite token: fetch a new one once
 TOKEN_MARGIN = dt.timedelta(minutes=5)  # refresh this long before WeCom says the token expires
+MEDIA_REUSE = dt.timedelta(days=2)  # a media_id lives 3 days
 
 
 class WeComUnavailable(Exception):
@@ -45,6 +47,8 @@ class WeComApi:
         self._lock = asyncio.Lock()
         self.token_fetches = 0
         self.last_token_error = ""
+        self._media: dict[str, tuple[str, dt.datetime]] = {}  # sha1 of a picture -> (media_id, uploaded at)
+        self._media_locks: dict[str, asyncio.Lock] = {}
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -56,9 +60,11 @@ class WeComApi:
             await self._session.close()
             self._session = None
 
-    async def _json(self, method: str, path: str, params: dict[str, str], payload: Any = None) -> dict:
+    async def _json(self, method: str, path: str, params: dict[str, str], payload: Any = None,
+                    form: aiohttp.FormData | None = None) -> dict:
         try:
-            async with self.session().request(method, self.base + path, params=params, json=payload) as resp:
+            async with self.session().request(method, self.base + path, params=params,
+                                              **({"data": form} if form is not None else {"json": payload})) as resp:
                 if resp.status != 200:
                     raise WeComUnavailable(f"HTTP {resp.status}")
                 body = await resp.json(content_type=None)
@@ -104,13 +110,53 @@ class WeComApi:
         token = await self.token(stale=token)
         return await self._json("POST", path, {"access_token": token}, payload)
 
-    async def send_message(self, agent_id: str, users: list[str], msgtype: str, content: str) -> dict:
+    async def send_message(self, agent_id: str, users: list[str], msgtype: str, content: str | dict) -> dict:
+        """An app message: ``content`` is the text of a text/markdown message, or the whole object of
+        another type (a ``template_card``)."""
         payload = {"touser": "|".join(users), "msgtype": msgtype, "agentid": _agent(agent_id),
-                   msgtype: {"content": content}, "safe": 0}
+                   msgtype: content if isinstance(content, dict) else {"content": content}, "safe": 0}
         return await self.call("/cgi-bin/message/send", payload)
 
-    async def send_webhook(self, key: str, msgtype: str, content: str) -> dict:
-        payload = {"msgtype": msgtype, msgtype: {"content": content}}
+    async def upload_image(self, png: bytes) -> str:
+        """A picture's media_id for app messages (``/cgi-bin/media/upload?type=image``, multipart field
+        ``media``; valid 3 days, so the same picture is uploaded once in 2)."""
+        digest = hashlib.sha1(png).hexdigest()
+        async with self._media_locks.setdefault(digest, asyncio.Lock()):  # one upload per picture at a time
+            known = self._media.get(digest)
+            now = self.clock.now()
+            if known and now - known[1] < MEDIA_REUSE:
+                return known[0]
+            return await self._upload(png, digest, now)
+
+    async def _upload(self, png: bytes, digest: str, now: dt.datetime) -> str:
+        token = await self.token()
+        for attempt in (1, 2):
+            form = aiohttp.FormData()
+            form.add_field("media", png, filename=f"{digest[:12]}.png", content_type="image/png")
+            try:
+                body = await self._json("POST", "/cgi-bin/media/upload", {"access_token": token, "type": "image"},
+                                        form=form)
+                break
+            except WeComError as exc:
+                if exc.code not in TOKEN_ERRORS or attempt == 2:
+                    raise
+                token = await self.token(stale=token)
+        media_id = str(body.get("media_id") or "")
+        if not media_id:
+            raise WeComUnavailable("media/upload answered without a media_id")
+        self._media[digest] = (media_id, now)
+        return media_id
+
+    async def update_card(self, agent_id: str, users: list[str], response_code: str, replace_name: str) -> dict:
+        """Turn the tapped card's buttons into one grey line (``update_template_card``, ``button``):
+        allowed once per ResponseCode, within 72 hours of the tap."""
+        payload = {"userids": users, "agentid": _agent(agent_id), "response_code": response_code,
+                   "button": {"replace_name": replace_name}}
+        return await self.call("/cgi-bin/message/update_template_card", payload)
+
+    async def send_webhook(self, key: str, msgtype: str, content: str | dict) -> dict:
+        """A group robot message: text/markdown ``content``, or the object of an ``image`` (base64, md5)."""
+        payload = {"msgtype": msgtype, msgtype: content if isinstance(content, dict) else {"content": content}}
         return await self._json("POST", "/cgi-bin/webhook/send", {"key": key}, payload)
 
 

@@ -7,7 +7,8 @@ import logging
 from sqlmodel import col, select
 
 from handlers.changqing_common import split_lines
-from handlers.changqing_records import month_label, month_ranking
+from bot.render import picture_body
+from handlers.changqing_records import month_label, month_ranking, ranking_picture
 from storage.models import OutboxMessage
 
 from ..outbox import Outgoing
@@ -42,5 +43,14 @@ async def monthly_ranking(ctx: JobContext) -> int:
         Outgoing(ranking_key(ch, name, ctx.period, i), part, group=(ch, name), source="monthly_ranking")
         for ch, name in targets if ranking_key(ch, name, ctx.period) not in done
         for i, part in enumerate(parts, start=1)
+    ]
+    # 晾晒 is meant to be seen: the same ranking as a picture after the text (which stays for channels
+    # that show none).
+    picture = picture_body(ranking_picture(services.renderer, rows, month_label(ctx.today),
+                                           services.config.programme.county).spec)
+    messages += [
+        Outgoing(ranking_key(ch, name, ctx.period) + ":picture", picture, group=(ch, name), format="image",
+                 source="monthly_ranking")
+        for ch, name in targets if ranking_key(ch, name, ctx.period) not in done
     ]
     return await services.outbox.enqueue_many(session, messages)

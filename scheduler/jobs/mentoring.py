@@ -7,11 +7,16 @@ from collections import defaultdict
 
 from sqlmodel import col, select
 
+from typing import Any
+
+from bot.charts import words
 from bot.clock import iso_week, week_start
+from bot.render import picture_body
 from bot.identity import staff_ids
 from handlers.mentoring_queries import reminder_targets, week_compliance
 from handlers.class_queries import classes_on, signups_of
 from handlers.review_queries import mentors_to_ask, rematch_candidates
+from handlers.pairs import load_pairs
 from storage.models import OutboxMessage, OutboxStatus, Person
 
 from ..outbox import Outgoing
@@ -71,11 +76,42 @@ async def weekly_digest(ctx: JobContext) -> int:
     body = services.renderer.text("jobs/weekly_digest", c=compliance, week=last_week,
                                   undeliverable=list(undeliverable), warnings=extra,
                                   rematch=await rematch_candidates(session, ctx.today))
+    staff = await staff_ids(session)
+    chart = await compliance_chart(ctx, last_week_day, compliance) if compliance.total else None
     messages = [
         Outgoing(key=f"weekly-digest:{pid}:{last_week}", person_id=pid, body=body, source="weekly_digest")
-        for pid in await staff_ids(session)
+        for pid in staff
+    ]
+    # The same figures as a small chart (the last four weeks), where the staff member's chat shows pictures.
+    messages += [
+        Outgoing(key=f"weekly-digest-chart:{pid}:{last_week}", person_id=pid, body=chart, format="image",
+                 source="weekly_digest")
+        for pid in staff if chart
     ]
     return await services.outbox.enqueue_many(session, messages)
+
+
+CHART_WEEKS = 4
+
+
+async def compliance_chart(ctx: JobContext, last_week_day: dt.date, last: Any) -> str:
+    """The picture body of 周联 compliance over the last CHART_WEEKS weeks, ending with ``last``."""
+    weeks = []
+    views = await load_pairs(ctx.session, active_only=False)  # once for the four weeks
+    for back in range(CHART_WEEKS - 1, 0, -1):
+        c = await week_compliance(ctx.session, last_week_day - dt.timedelta(days=7 * back), as_of=ctx.today,
+                                  views=views)
+        if c.total:
+            weeks.append(c)
+    weeks.append(last)
+    services = ctx.services
+    rows = [{"first": c.week_first, "done": c.done_count, "total": c.total} for c in weeks]
+    (title, subtitle, unit, *_), bars = words(services.renderer, "charts/compliance", weeks=rows, total=last.total,
+                                              county=services.config.programme.county)
+    return picture_body({"kind": "compliance", "title": title, "subtitle": subtitle, "unit": unit,
+                         "weeks": [{"label": label, "value": value,
+                                    "share": round(100 * r["done"] / r["total"], 1) if r["total"] else 0}
+                                   for (label, value), r in zip(bars, rows)]})
 
 
 @job("review_report_request", period="quarter", reports="previous",

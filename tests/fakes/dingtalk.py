@@ -12,6 +12,8 @@ limits, and throttled or invalid users come back inside a 200 answer. Tests stee
     fake.flow_control("staff1"); fake.invalid_users.add("x")     # batchSend answers
     fake.throttle(); fake.exhaust_quota(); fake.fail_open(2); fake.drop_acks(1); fake.expire_tokens()
     await fake.close_connections(); await fake.send_disconnect()
+    fake.media[media_id]; fake.images()                          # uploaded pictures, pictures sent
+    await fake.tap(sent, "记录 面谈")                             # tap a dtmd:// link in a Markdown message
 
 Nothing here imports Bangdai: benchmarks and other bots use it too.
 """
@@ -24,8 +26,10 @@ import hashlib
 import itertools
 import json
 import random
+import re
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,7 +38,12 @@ from aiohttp import WSMsgType, web
 BOT_TOPIC = "/v1.0/im/bot/messages/get"
 SESSION_GONE = {"errcode": 300001, "errmsg": "session 不存在"}
 MSG_KEYS = {"sampleText": ("content",), "sampleMarkdown": ("title", "text"),
-            "sampleActionCard": ("title", "text", "singleTitle", "singleURL")}
+            "sampleActionCard": ("title", "text", "singleTitle", "singleURL"), "sampleImageMsg": ("photoURL",)}
+# The media upload API (oapi host): types and their limits, as documented; pictures by their magic bytes.
+MEDIA_LIMITS = {"image": 20 * 1024 * 1024, "voice": 2 * 1024 * 1024, "video": 20 * 1024 * 1024, "file": 20 * 1024 * 1024}
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+# A link in a Markdown message that, tapped, sends ``content`` as the tapping person's message.
+SEND_LINK = re.compile(r"\[([^\]\n]+)\]\((dtmd://dingtalkclient/sendMessage\?[^)\s]+)\)")
 THROTTLE_CODE = "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"
 QUOTA_CODE = "Forbidden.AccessDenied.ApiCountLimitForOrg"
 
@@ -53,6 +62,14 @@ class Sent:
     at_user_ids: list[str] = field(default_factory=list)
     reply_to: str | None = None  # msgId whose sessionWebhook carried it
     at: float = field(default_factory=time.monotonic)  # when it arrived
+    image: bytes | None = None  # sampleImageMsg: the uploaded picture its photoURL (media_id) names
+
+    def links(self) -> dict[str, str]:
+        """The send-message links of a Markdown message: label -> the content a tap sends."""
+        out = {}
+        for label, url in SEND_LINK.findall(self.text):
+            out[re.sub(r"\\(.)", r"\1", label)] = parse_qs(urlsplit(url).query).get("content", [""])[0]
+        return out
 
 
 @dataclass
@@ -122,6 +139,8 @@ class FakeDingTalk:
         self.group_calls: list[ApiCall] = []
         self.api_calls: collections.Counter[str] = collections.Counter()  # every OpenAPI request, by api
         self.token_fetches = 0
+        self.media: dict[str, bytes] = {}  # media_id -> the uploaded file
+        self.uploads: list[tuple[int, dict[str, Any]]] = []  # every media upload: (HTTP status, answer)
         self.open_requests: list[dict[str, Any]] = []  # bodies POSTed to connections/open (secret included)
         self.connections_opened = 0
         self.pushed: dict[str, Pushed] = {}
@@ -159,6 +178,7 @@ class FakeDingTalk:
         app.router.add_post("/v1.0/oauth2/accessToken", self._access_token)
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
         app.router.add_post("/v1.0/robot/groupMessages/send", self._group_send)
+        app.router.add_post("/media/upload", self._media_upload)  # the oapi host; here the same server
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -515,7 +535,59 @@ class FakeDingTalk:
         if key not in MSG_KEYS or not isinstance(param, dict) or any(not param.get(f) for f in MSG_KEYS[key]):
             return None, web.json_response({"code": "invalidParameter.msgParam", "message": "msgKey/msgParam 不对"},
                                            status=400)
+        if key == "sampleImageMsg":
+            photo = str(param["photoURL"])
+            if photo not in self.media and not photo.startswith(("http://", "https://")):
+                return None, web.json_response({"code": "invalidParameter.photoURL",
+                                                "message": "photoURL 须为图片地址或上传得到的 media_id"}, status=400)
         return param, None
+
+    def _sent_text(self, key: str, param: dict[str, Any]) -> str:
+        return param.get("text") or param.get("content") or param.get("photoURL", "")
+
+    def images(self) -> list[Sent]:
+        """Every picture message that got through (sampleImageMsg), with the picture it showed."""
+        return [s for s in self.sent if s.msgtype == "sampleImageMsg"]
+
+    async def tap(self, sent: Sent, label: str, *, user: str | None = None, group: str | None = None) -> Pushed:
+        """The person taps the link ``label`` in a Markdown message: DingTalk sends the link's content as
+        their own text message to the bot (in the chat the message was shown in)."""
+        links = sent.links()
+        if label not in links:
+            raise AssertionError(f"no send-message link {label!r} in the message; links: {sorted(links)}")
+        who = user or (sent.users[0] if sent.users else "")
+        if not who:
+            raise AssertionError("say who taps the link (user=…)")
+        return await self.push_text(who, links[label], group=group or (sent.conversation if sent.group else None))
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        """``POST /media/upload?access_token=…&type=image``, multipart with the file in ``media``."""
+        self.api_calls["mediaUpload"] += 1
+
+        def answer(code: int, message: str, **extra: Any) -> web.Response:
+            body = {"errcode": code, "errmsg": message, **extra}
+            self.uploads.append((200, body))
+            self._notify()
+            return web.json_response(body)
+
+        if self._tokens.get(request.query.get("access_token", ""), 0) < time.time():
+            return answer(40014, "不合法的access_token")
+        kind = request.query.get("type", "")
+        if kind not in MEDIA_LIMITS:
+            return answer(40004, "不合法的媒体文件类型")
+        if not request.content_type.startswith("multipart/"):
+            return answer(40005, "不合法的文件类型")
+        data = b""
+        async for part in await request.multipart():
+            if part.name == "media" and part.filename:
+                data = bytes(await part.read())
+        if len(data) <= 5 or len(data) > MEDIA_LIMITS[kind]:
+            return answer(40006, "不合法的文件大小")
+        if kind == "image" and not data.startswith(IMAGE_MAGIC):
+            return answer(40005, "不合法的文件类型")
+        media_id = "@lA" + uuid.uuid4().hex
+        self.media[media_id] = data
+        return answer(0, "ok", media_id=media_id, type=kind, created_at=int(time.time() * 1000))
 
     async def _batch_send(self, request: web.Request) -> web.Response:
         refused = self._refuse(request, "batchSend")
@@ -540,8 +612,9 @@ class FakeDingTalk:
         answer = {"processQueryKey": uuid.uuid4().hex, "invalidStaffIdList": invalid, "flowControlledStaffIdList": flow}
         self.batch_calls.append(ApiCall("batchSend", body, 200, answer))
         if delivered:
-            self.sent.append(Sent(via="batchSend", text=param.get("text") or param.get("content", ""),
-                                  msgtype=body["msgKey"], title=param.get("title", ""), users=delivered))
+            self.sent.append(Sent(via="batchSend", text=self._sent_text(body["msgKey"], param),
+                                  msgtype=body["msgKey"], title=param.get("title", ""), users=delivered,
+                                  image=self.media.get(param.get("photoURL", ""))))
         self._notify()
         return web.json_response(answer)
 
@@ -559,8 +632,9 @@ class FakeDingTalk:
             return refused
         answer = {"processQueryKey": uuid.uuid4().hex}
         self.group_calls.append(ApiCall("groupSend", body, 200, answer))
-        self.sent.append(Sent(via="groupSend", text=param.get("text") or param.get("content", ""),
+        self.sent.append(Sent(via="groupSend", text=self._sent_text(body["msgKey"], param),
                               msgtype=body["msgKey"], title=param.get("title", ""),
-                              conversation=body["openConversationId"], group=True))
+                              conversation=body["openConversationId"], group=True,
+                              image=self.media.get(param.get("photoURL", ""))))
         self._notify()
         return web.json_response(answer)

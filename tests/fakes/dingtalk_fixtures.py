@@ -36,6 +36,7 @@ def configure_dingtalk(services: Any, fake: FakeDingTalk, **keys: Any) -> None:
     config.enabled = True
     config.client_id, config.client_secret = fake.client_id, Secret(fake.client_secret)
     config.robot_code, config.api_base = fake.robot_code, fake.api_base
+    config.oapi_base = fake.api_base  # the media upload host: the same fake
     config.reconnect_base_seconds, config.reconnect_max_seconds = 0.05, 0.5
     for key, value in keys.items():
         setattr(config, key, value)

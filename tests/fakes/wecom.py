@@ -7,7 +7,12 @@
   content beyond 2048 bytes is *truncated*. Both are recorded (``dropped``, ``truncated``) so tests can
   assert they never happened;
 - ``POST /cgi-bin/webhook/send``: 93000 for an unknown key, 45009 beyond 20 a minute per robot,
-  40058 for content over 2048 bytes.
+  40058 for content over 2048 bytes; ``image`` messages must carry base64 of a PNG/JPG of at most 2 MB
+  and its md5;
+- ``template_card`` app messages of type ``button_interaction`` (a unique ``task_id`` of digits,
+  letters and ``_-@``, 1–6 buttons with text and a key of at most 1024 bytes), and
+  ``POST /cgi-bin/message/update_template_card``, which takes each ResponseCode once. A test taps a
+  button with :meth:`FakeWeCom.press` and posts :meth:`WeComCallbacks.card_event` to the bot.
 
 :class:`WeComCallbacks` builds callbacks exactly as WeCom does — the message XML encrypted with the
 corp's EncodingAESKey and corp id by wechatpy's crypto, signed with the callback Token — to POST to
@@ -17,7 +22,10 @@ the real endpoint.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
+import hashlib
 import itertools
 import re
 import secrets
@@ -33,6 +41,8 @@ from wechatpy.utils import to_text
 MEMBER_LIMIT = 30  # per app per member per minute (WeCom doc 90454)
 ROBOT_LIMIT = 20  # per group robot per minute
 MAX_BYTES = 2048
+MAX_IMAGE = 2 * 1024 * 1024  # group robot images: jpg/png up to 2 MB
+TASK_ID = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")
 
 CORP_ID = "ww5f0c1d2e3a4b5c6d"
 AGENT_ID = "1000002"
@@ -47,6 +57,24 @@ class Sent:
     msgtype: str
     content: str
     at: dt.datetime
+
+
+@dataclass
+class Card:
+    """A button card delivered to one member, and what became of it."""
+
+    user: str
+    card: dict
+    at: dt.datetime
+    response_code: str = ""  # issued when the member taps a button
+    replaced_by: str = ""  # the replace_name an update_template_card set
+
+    @property
+    def task_id(self) -> str:
+        return self.card["task_id"]
+
+    def keys(self) -> dict[str, str]:
+        return {b["text"]: b["key"] for b in self.card["button_list"]}
 
 
 class FakeWeCom:
@@ -65,15 +93,33 @@ class FakeWeCom:
         self.webhook_keys = set(webhook_keys or ())
         self.webhooks: dict[str, list[Sent]] = {}
         self.webhook_refused: list[tuple[str, int]] = []
+        self.images: dict[str, list[bytes]] = {}  # webhook key -> pictures posted
+        self.cards: list[Card] = []
+        self.task_ids: set[str] = set()
+        self.card_updates: list[dict] = []  # accepted update_template_card bodies
+        self.card_update_refused: list[tuple[dict, int]] = []
+        self.media: dict[str, bytes] = {}  # media_id -> uploaded file
+        self.member_images: list[tuple[str, bytes]] = []  # (member, picture) app image messages delivered
         self._ids = itertools.count(1)
         self.base = ""
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=8 * 1024 * 1024)  # pictures: WeCom answers an errcode, not 413
         app.router.add_get("/cgi-bin/gettoken", self.gettoken)
         app.router.add_post("/cgi-bin/message/send", self.message_send)
         app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
+        app.router.add_post("/cgi-bin/message/update_template_card", self.update_template_card)
+        app.router.add_post("/cgi-bin/media/upload", self.media_upload)
         return app
+
+    def press(self, user: str, button: str) -> tuple[str, str, str]:
+        """``user`` taps ``button`` (its text) on the latest card they got: WeCom issues a ResponseCode.
+        Returns (task_id, EventKey, ResponseCode) for :meth:`WeComCallbacks.card_event`."""
+        for card in reversed(self.cards):
+            if card.user == user and button in card.keys():
+                card.response_code = card.response_code or f"rc{secrets.token_hex(8)}"
+                return card.task_id, card.keys()[button], card.response_code
+        raise AssertionError(f"{user} has no card with a button {button!r}")
 
     # --- what tests look at and control ------------------------------------------------------------
 
@@ -131,6 +177,15 @@ class FakeWeCom:
         if str(body.get("agentid")) != self.agent_id:
             return self._err(40056, "invalid agentid")
         msgtype = body.get("msgtype")
+        if msgtype == "template_card":
+            return self._card_send(body)
+        if msgtype == "image":
+            media = (body.get("image") or {}).get("media_id")
+            if media not in self.media:
+                return self._err(40007, "invalid media_id")
+            users = [u for u in str(body.get("touser", "")).split("|") if u and u not in self.invalid_users]
+            self.member_images += [(u, self.media[media]) for u in users]
+            return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg{next(self._ids)}"})
         if msgtype not in ("text", "markdown"):
             return self._err(40008, "invalid message type")
         content = str((body.get(msgtype) or {}).get("content") or "")
@@ -157,6 +212,87 @@ class FakeWeCom:
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": f"msg{next(self._ids)}"})
 
+    def _card_send(self, body: dict) -> web.Response:
+        card = body.get("template_card")
+        if not isinstance(card, dict) or card.get("card_type") != "button_interaction":
+            return self._err(40058, "template_card.card_type: only button_interaction is faked")
+        task = card.get("task_id")
+        if not isinstance(task, str) or not TASK_ID.match(task):
+            return self._err(40058, "invalid task_id")
+        if task in self.task_ids:
+            return self._err(40058, "task_id already exist")
+        title = (card.get("main_title") or {}).get("title")
+        buttons = card.get("button_list")
+        if not title and not card.get("sub_title_text"):
+            return self._err(40058, "main_title.title or sub_title_text required")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 6:
+            return self._err(40058, "button_list must hold 1 to 6 buttons")
+        keys = [b.get("key") for b in buttons if isinstance(b, dict)]
+        if len(keys) != len(buttons) or any(not isinstance(k, str) or not k or len(k.encode()) > 1024 for k in keys) \
+                or len(set(keys)) != len(keys) or any(not b.get("text") for b in buttons):
+            return self._err(40058, "every button needs a text and a unique key of at most 1024 bytes")
+        users = [u for u in str(body.get("touser", "")).split("|") if u]
+        invalid = [u for u in users if u in self.invalid_users]
+        if users and len(invalid) == len(users):
+            return self._err(81013, "user & party & tag all invalid", invaliduser="|".join(invalid))
+        self.task_ids.add(task)
+        now = self.clock.now()
+        for user in users:
+            if user not in invalid:
+                self.cards.append(Card(user, card, now))
+        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
+                                  "msgid": f"msg{next(self._ids)}", "response_code": ""})
+
+    async def media_upload(self, request: web.Request) -> web.Response:
+        """``POST /cgi-bin/media/upload?type=image``: multipart ``media``; images are jpg/png of 5 B to 2 MB."""
+        if (error := self._token_error(request)) is not None:
+            return error
+        kind = request.query.get("type")
+        if kind not in ("image", "voice", "video", "file"):
+            return self._err(40004, "invalid media type")
+        if not request.content_type.startswith("multipart/"):
+            return self._err(41005, "media data missing")
+        data = b""
+        async for part in await request.multipart():
+            if part.name == "media" and part.filename:
+                data = bytes(await part.read())
+        if not data:
+            return self._err(41005, "media data missing")
+        if kind == "image" and (len(data) <= 5 or len(data) > MAX_IMAGE):
+            return self._err(40009, "invalid image size")
+        if kind == "image" and not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+            return self._err(40005, "invalid file type")
+        media_id = f"3{secrets.token_hex(16)}"
+        self.media[media_id] = data
+        return web.json_response({"errcode": 0, "errmsg": "", "type": kind, "media_id": media_id,
+                                  "created_at": str(int(self.clock.now().timestamp()))})
+
+    async def update_template_card(self, request: web.Request) -> web.Response:
+        """Each ResponseCode works once (and only for the member who tapped)."""
+        if (error := self._token_error(request)) is not None:
+            return error
+        body = await request.json()
+        if str(body.get("agentid")) != self.agent_id:
+            return self._err(40056, "invalid agentid")
+        code = body.get("response_code")
+        card = next((c for c in self.cards if code and c.response_code == code), None)
+        name = (body.get("button") or {}).get("replace_name")
+        problem = None
+        if card is None:
+            problem = (40058, "invalid response_code")
+        elif card.replaced_by:
+            problem = (40058, "response_code already used")
+        elif not isinstance(name, str) or not name:
+            problem = (40058, "button.replace_name required")
+        elif card.user not in (body.get("userids") or []):
+            problem = (40058, "userids must name the member who tapped")
+        if problem is not None:
+            self.card_update_refused.append((body, problem[0]))
+            return self._err(*problem)
+        card.replaced_by = name
+        self.card_updates.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": []})
+
     async def webhook_send(self, request: web.Request) -> web.Response:
         key = request.query.get("key", "")
         if key not in self.webhook_keys:
@@ -168,6 +304,8 @@ class FakeWeCom:
             return self._err(45009, "api freq out of limit")
         body = await request.json()
         msgtype = body.get("msgtype")
+        if msgtype == "image":
+            return self._webhook_image(key, body.get("image"), now)
         if msgtype not in ("text", "markdown"):
             return self._err(40008, "invalid message type")
         content = str((body.get(msgtype) or {}).get("content") or "")
@@ -175,6 +313,25 @@ class FakeWeCom:
             self.webhook_refused.append((key, 40058))
             return self._err(40058, f"content exceed max length {MAX_BYTES}")
         posts.append(Sent(key, msgtype, content, now))
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+    def _webhook_image(self, key: str, image: Any, now: dt.datetime) -> web.Response:
+        if not isinstance(image, dict) or not isinstance(image.get("base64"), str) or not isinstance(image.get("md5"), str):
+            return self._err(40058, "image.base64 and image.md5 required")
+        try:
+            data = base64.b64decode(image["base64"], validate=True)
+        except (binascii.Error, ValueError):
+            return self._err(40058, "invalid base64")
+        if len(data) > MAX_IMAGE:
+            self.webhook_refused.append((key, 40009))
+            return self._err(40009, "invalid image size")
+        if hashlib.md5(data).hexdigest() != image["md5"].lower():
+            return self._err(40058, "image md5 not match")
+        if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+            return self._err(40058, "image must be jpg or png")
+        self.webhooks.setdefault(key, []).append(Sent(key, "image", image["md5"], now))
+        self.images.setdefault(key, []).append(data)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
@@ -200,6 +357,15 @@ class WeComCallbacks:
         return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
                 f"<CreateTime>{self._now()}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
                 f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey><AgentID>{self.agent_id}</AgentID></xml>")
+
+    def card_event(self, user: str, task_id: str, key: str, response_code: str, create_time: int | None = None) -> str:
+        """The ``template_card_event`` WeCom sends when ``user`` taps a card's button (see FakeWeCom.press)."""
+        ts = create_time if create_time is not None else self._now()
+        return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+                f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+                f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
+                f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+                f"<ResponseCode><![CDATA[{response_code}]]></ResponseCode><AgentID>{self.agent_id}</AgentID></xml>")
 
     def image(self, user: str, msg_id: int | None = None) -> str:
         msg_id = msg_id or next(self._msg_ids)
