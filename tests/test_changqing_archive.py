@@ -115,3 +115,21 @@ async def test_changqing_sheets_in_the_export(chat, services, tmp_path):
     assert scores["李忠兴"] == 1.5 and scores["赵建国"] == 1.5 and scores["赵志强"] == 0
     assert [c.value for c in wb["项目跟进"][2]][:2] == ["万洋众创", "招商一组"]
     assert [c.value for c in wb["常青藤承诺"][2]] == [2026, "李忠兴", "年内协调万洋众创二期 3 家企业落地投产"]
+
+
+async def test_seed_poshan_task_force_five_groups_three_projects_each(chat, services, tmp_path):
+    """The seed (常山): in the 破山 task force five former heads of economic departments each lead a group,
+    and each group serves 3 重点企业（项目）: 15 projects, read back by chat and in the export."""
+    leaders = ["李忠兴", "赵建国", "赵志强", "赵海燕", "赵文华"]
+    for i, leader in enumerate(leaders, start=1):
+        assert "已新建小组" in await chat.say("s1", f"编组 新建 破山{i}组 破山行动专班 {leader}")
+        names = "、".join(f"企业{i}-{k}" for k in range(1, 4))
+        assert "现联系 3 个" in await chat.say("s1", f"跟进 关联 破山{i}组 {names}")
+    await chat.say("s1", "跟进 关联 破山1组 万洋众创")  # the seed's 万洋众创, served by 李忠兴's group
+    assert "已记录 万洋众创 的跟进" in await chat.say("r1", "跟进 万洋众创 服务项目落地投产")
+    listing = await chat.say("s1", "跟进")
+    assert listing.count("（破山") == 16 and "万洋众创（破山1组）：跟进 1 次" in listing
+    path = tmp_path / "out.xlsx"
+    await export_workbook(services.db, path, services.clock)
+    groups_sheet = {r[0].value: r[4].value for r in load_workbook(path)["常青藤编组"].iter_rows(min_row=2)}
+    assert len(groups_sheet) == 5 and all(len(v.split("、")) == 3 for k, v in groups_sheet.items() if k != "破山1组")
