@@ -50,7 +50,7 @@ async def _is_mentor(session: AsyncSession, person_id: int) -> bool:
 
 
 @router.command(
-    "导师", "mentor", order=64,
+    "导师", "mentor", order=64, private_only=True,  # reasons, decisions and 补助 amounts are not for a group
     summary="导师库：个人自荐；组工干部推荐、审核、查看导师库、登记激励、颁发优秀导师证书",
     usage=("导师 自荐 理由；组工干部：导师 推荐 姓名 理由 | 导师 通过 姓名 | 导师 不通过 姓名 原因 | 导师 库 | "
            "导师 激励 姓名 体检|培训 说明 | 导师 激励 姓名 补助 2026-11 300 | 导师 证书 [年份]"),

@@ -110,3 +110,9 @@ async def test_certificate_for_preferred_mentors(chat, services, tmp_path):
     assert "优秀导师 2026" in await chat.say("u5", "导师 库")
     assert "年份“2099”不对" in await chat.say("u5", "导师 证书 2099")
     assert "仅限组工干部使用" in await chat.say("u3", "导师 证书")
+
+
+async def test_the_pool_is_handled_in_private_chats_only(chat, services):
+    replies = await chat.replies("u6", "导师 自荐 群里说的", conversation="g1", group=True)
+    assert "请在与我的私聊中发送" in replies[0]["text"]
+    assert await rows(services, MentorNomination) == []
