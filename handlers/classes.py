@@ -11,14 +11,14 @@ import secrets
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import TZ, Clock, day_start
+from bot.clock import TZ, Clock, day_start, period_bounds
 from bot.dates import DateError, parse_day
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
 from storage.models import ClassSignUp, OpenClass, Person, Role
 
-from .class_queries import signups_of
+from .class_queries import classes_attended, signups_of
 
 router = Router()
 
@@ -71,8 +71,11 @@ async def classes(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
                                        .order_by(OpenClass.starts_at).limit(10))).all()
         mine = {s.class_id for s in (await session.exec(select(ClassSignUp).where(
             ClassSignUp.person_id == sender.id, col(ClassSignUp.class_id).in_([c.id for c in upcoming])))).all()}
+        attended = (await classes_attended(session, [sender.id], *period_bounds("quarter", today))).get(sender.id, 0) \
+            if sender.has(Role.MENTEE) else 0
         return Answer.of("classes/list", classes=upcoming, mine=mine, can_create=_can_create(sender),
-                         mentee=sender.has(Role.MENTEE), hosts=await _names(session, [c.host_id for c in upcoming]))
+                         mentee=sender.has(Role.MENTEE), hosts=await _names(session, [c.host_id for c in upcoming]),
+                         attended=attended)
     if word in ("新建", "new"):
         args.take()
         if not _can_create(sender):

@@ -18,7 +18,6 @@ from storage.models import AREAS, ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
 from .area_queries import AreaError, area_coverage, extract_area
-from .class_queries import classes_attended
 from .mentoring_queries import week_compliance, week_status
 
 router = Router()
@@ -150,10 +149,7 @@ async def this_week(sender: Sender, session: AsyncSession, clock: Clock, config:
         if views:
             answers.append(
                 Answer.of("mentoring/week", statuses=await week_status(session, views, today), me=sender.id,
-                          first=week_start(today), last=week_start(today) + dt.timedelta(days=6),
-                          areas=await area_coverage(session, views, *period_bounds("quarter", today)),
-                          classes=await classes_attended(session, [v.mentee.id for v in views],  # type: ignore[misc]
-                                                         *period_bounds("quarter", today)))
+                          first=week_start(today), last=week_start(today) + dt.timedelta(days=6))
             )
     if sender.is_staff:
         every = await P.load_pairs(session, active_only=False)

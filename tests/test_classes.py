@@ -55,7 +55,7 @@ async def test_class_from_announcement_to_check_in(chat, services, clock, tmp_pa
     # 2 check-ins = 2 辅导 of 张伟; the mentees' records show the class
     assessment = await chat.say("u5", "考核")
     assert "张伟：待定" in assessment and "辅导 2 次（含开放课堂 2 人次）" in assessment
-    assert "徒弟参加开放课堂 1 次" in await chat.say("u2", "本周")
+    assert "您本季度已参加开放课堂 1 次" in await chat.say("u2", "课堂")
     path = tmp_path / "out.xlsx"
     await export_workbook(services.db, path, clock)
     row = [c.value for c in load_workbook(path)["开放课堂"][2]]
