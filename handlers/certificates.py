@@ -78,17 +78,23 @@ async def issue_certificates(session: AsyncSession, services, year: int, *, reis
     folder = Path(programme.certificate_dir) / str(year)
     issued_on = services.clock.today()
     render = services.renderer
-    out = []
+    existing = {c.person_id: c for c in (await session.exec(
+        select(MentorCertificate).where(MentorCertificate.year == year))).all()}
+    # Draw every PDF before writing anything: the drawing is slow (about 0.5 s of CPU each) and a
+    # transaction that has written would hold SQLite's write turn meanwhile.
+    todo = []
     for v in verdicts:
         mentor = v.mentor
         path = (folder / f"优秀导师-{year}-{mentor.name}-{mentor.id}.pdf").resolve()
-        row = (await session.exec(select(MentorCertificate).where(MentorCertificate.person_id == mentor.id,
-                                                                  MentorCertificate.year == year))).first()
-        if row is None or reissue or not path.is_file():
+        if mentor.id not in existing or reissue or not path.is_file():
             lines = render.text("mentor/certificate_text", name=mentor.name, year=year,
                                 county=programme.county.strip(), issued=issued_on).splitlines()
             await asyncio.to_thread(render_certificate, path, [line for line in lines if line.strip()],
                                     programme.certificate_font)
+        todo.append((mentor, path))
+    out = []
+    for mentor, path in todo:
+        row = existing.get(mentor.id)  # type: ignore[arg-type]
         new = row is None
         if row is None:
             row = MentorCertificate(person_id=mentor.id, year=year, path=str(path),  # type: ignore[arg-type]
