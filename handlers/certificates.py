@@ -8,7 +8,6 @@ is (the department prints or forwards it); nothing pretends to attach it."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.dates import beijing_day
-from bot.identity import STAFF_ROLES, Sender
+from bot.identity import Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
 from bot.text import Args

@@ -7,7 +7,10 @@ from sqlmodel import select
 
 from handlers.export import export_workbook
 from storage.models import AchievementMember, AuditLog, ProjectFollowUp, SquadProject
-from test_changqing import config, roster, services  # noqa: F401  (the 常青藤 roster: s1 staff, r1–r5 retired)
+import test_changqing
+
+# The 常青藤 fixtures: s1 staff, x1 no role, r1–r5 retired (李忠兴, 赵建国, 赵志强, 赵海燕, 赵文华).
+config, services, roster = test_changqing.config, test_changqing.services, test_changqing.roster
 
 pytestmark = pytest.mark.usefixtures("roster")
 
