@@ -1,6 +1,7 @@
 """DingTalk channel benchmark — run by hand, not a test.
 
     python bench/dingtalk_bench.py [--messages 3000] [--concurrency 50] [--rates 100,20] [--seconds 10]
+                                   [--database-url URL] [--hog] [--no-channel-row]
 
 Side by side in one run, each bot in its own process against the loopback fake DingTalk
 (``tests/fakes/dingtalk.py``) running in this process, all through the real ``dingtalk-stream`` SDK:
@@ -16,6 +17,14 @@ Two loads per command: *saturated* (``--concurrency`` users, each sending its ne
 reply to the last one came: commands per second) and *paced* (an open loop at each of ``--rates`` messages
 per second for ``--seconds``: latency). Latency is measured at the fake, from the frame leaving it to the
 reply reaching the sessionWebhook; "ack" is from the frame leaving to its ack arriving.
+
+On PostgreSQL a last row runs ``记录`` against two ``serve`` processes on the one database (DingTalk
+picks one of the two connections for each message): the scale-out throughput beside the one-process row.
+
+The truth on a shared machine: each row prints the load average before it and the load (and the cores
+busy) while it ran; "bot CPU ms/command" is the bot processes' own user + system time, steady when the
+wall clock is not, and "CPU × echo" compares it with the echo bot of the same run. ``--hog`` keeps one
+core busy with an unrelated process for the whole run (``bench/hog.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +49,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fakes.dingtalk import FakeDingTalk, Pushed  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from hog import Hog, LoadSampler, machine_line  # noqa: E402
 
 MENTEES = 100
 
@@ -152,19 +164,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(name: str, fake: FakeDingTalk, users: list[str], text, args, pid: int) -> dict:
+async def measure(name: str, fake: FakeDingTalk, users: list[str], text, args, pids: list[int]) -> dict:
     # Warm-up: every user once or twice, so the rows measure the steady state (a person's first message
     # after start-up, or after a change to the directory, also loads who they are and their pairs).
     await saturated(fake, users, text, 2 * len(users), len(users))
     gc.collect()
     gc.freeze()  # the fake's own records of earlier rows stay out of this process's collections
-    cpu = cpu_seconds(pid)
+    sampler = LoadSampler()  # the machine's load before this row, and while it runs
+    cpu = sum(cpu_seconds(pid) for pid in pids)
     sat = await saturated(fake, users, text, args.messages, args.concurrency)
-    sat["cpu_ms"] = (cpu_seconds(pid) - cpu) / args.messages * 1000
-    row = {"name": name, **{f"sat_{k}": v for k, v in sat.items()}, "paced": {}}
+    sat["cpu_ms"] = (sum(cpu_seconds(pid) for pid in pids) - cpu) / args.messages * 1000
+    row = {"name": name, **{f"sat_{k}": v for k, v in sat.items()}, "paced": {}, "load_before": sampler.before}
     for rate in args.rates:
         await asyncio.sleep(2)  # let any backlog drain
         row["paced"][rate] = await paced(fake, users, text, rate, args.seconds)
+    row["load_during"] = sampler.during()
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 
@@ -175,11 +189,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def start_process(cmd: list[str], fake: FakeDingTalk, cwd: str, log: Path) -> subprocess.Popen:
+async def start_process(cmd: list[str], fake: FakeDingTalk, cwd: str, log: Path, connections: int = 1
+                        ) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANGDAI_")}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    await fake.wait_connected(timeout=60)
+    await fake.wait_until(lambda: fake.active >= connections, 60, f"{connections} connection(s)")
     return proc
 
 
@@ -219,16 +234,36 @@ async def prepare_database(url: str) -> None:
         await db.close()
 
 
+def serve_config(work: Path, name: str, url: str, fake: FakeDingTalk) -> Path:
+    cfg = work / f"{name}.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n[server]\nport = {free_port()}\n[local]\nenabled = false\n'
+                   f'[schedule]\nenabled = false\n[dingtalk]\nenabled = true\nclient_id = "{fake.client_id}"\n'
+                   f'client_secret = "{fake.client_secret}"\napi_base = "{fake.api_base}"\n', encoding="utf-8")
+    return cfg
+
+
 async def main(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="dingtalk-bench-"))
     users = [f"dt_e{i:03d}" for i in range(MENTEES)]
     rows = []
+    print(machine_line())
+    hog = Hog() if args.hog else None
+    if hog:
+        hog.start()
+    try:
+        await run_rows(args, work, users, rows)
+    finally:
+        if hog:
+            hog.stop()
+    report(args, rows, hog is not None)
 
+
+async def run_rows(args, work: Path, users: list[str], rows: list[dict]) -> None:
     fake = await FakeDingTalk(ack_timeout=60).start()
     proc = await start_process([sys.executable, __file__, "--echo-bot", fake.api_base, fake.client_id,
                                 fake.client_secret], fake, str(work), work / "echo.log")
     try:
-        rows.append(await measure("echo (SDK only)", fake, users, lambda i: f"本周 {i}", args, proc.pid))
+        rows.append(await measure("echo (SDK only)", fake, users, lambda i: f"本周 {i}", args, [proc.pid]))
     finally:
         stop_process(proc)
         await fake.close()
@@ -236,39 +271,55 @@ async def main(args) -> None:
     url = args.database_url or f"sqlite+aiosqlite:///{work}/bench.db"
     await prepare_database(url)
 
+    if not args.no_channel_row:
+        fake = await FakeDingTalk(ack_timeout=60).start()
+        proc = await start_process([sys.executable, __file__, "--channel-bot", fake.api_base, fake.client_id,
+                                    fake.client_secret, url], fake, str(work), work / "channel.log")
+        try:
+            rows.append(await measure("Bangdai channel, no gateway", fake, users, lambda i: f"本周 {i}", args, [proc.pid]))
+        finally:
+            stop_process(proc)
+            await fake.close()
     fake = await FakeDingTalk(ack_timeout=60).start()
-    proc = await start_process([sys.executable, __file__, "--channel-bot", fake.api_base, fake.client_id,
-                                fake.client_secret, url], fake, str(work), work / "channel.log")
-    try:
-        rows.append(await measure("Bangdai channel, no gateway", fake, users, lambda i: f"本周 {i}", args, proc.pid))
-    finally:
-        stop_process(proc)
-        await fake.close()
-    fake = await FakeDingTalk(ack_timeout=60).start()
-    cfg = work / "config.toml"
-    cfg.write_text(f'[database]\nurl = "{url}"\n[server]\nport = {free_port()}\n[local]\nenabled = false\n'
-                   f'[schedule]\nenabled = false\n[dingtalk]\nenabled = true\nclient_id = "{fake.client_id}"\n'
-                   f'client_secret = "{fake.client_secret}"\napi_base = "{fake.api_base}"\n', encoding="utf-8")
+    cfg = serve_config(work, "serve", url, fake)
     proc = await start_process([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], fake, str(work),
                                work / "serve.log")
     try:
-        rows.append(await measure("Bangdai 本周", fake, users, lambda i: "本周", args, proc.pid))
-        rows.append(await measure("Bangdai 记录", fake, users, lambda i: f"记录 面谈 第{i}次交流", args, proc.pid))
+        rows.append(await measure("Bangdai 本周", fake, users, lambda i: "本周", args, [proc.pid]))
+        rows.append(await measure("Bangdai 记录", fake, users, lambda i: f"记录 面谈 第{i}次交流", args, [proc.pid]))
         wrong = [s.text for s in fake.sent if "已记录" not in s.text and "本周帮带情况" not in s.text]
         assert not wrong, wrong[:3]
     finally:
         stop_process(proc)
         await fake.close()
 
-    echo = rows[0]["sat_rate"]
+    if url.startswith("postgresql"):  # several processes on one database: PostgreSQL only
+        fake = await FakeDingTalk(ack_timeout=60).start()
+        procs = []
+        try:
+            for n in (1, 2):
+                cfg = serve_config(work, f"serve{n}", url, fake)
+                procs.append(await start_process([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
+                                                 fake, str(work), work / f"serve{n}.log", connections=n))
+            rows.append(await measure("Bangdai 记录, 2 processes", fake, users, lambda i: f"记录 电话 第{i}次沟通",
+                                      args, [p.pid for p in procs]))
+        finally:
+            for p in procs:
+                stop_process(p)
+            await fake.close()
+
+
+def report(args, rows: list[dict], hog: bool) -> None:
+    echo = rows[0]
     print()
     print(f"Saturated: {args.concurrency} users, each sending its next message when the last was answered, "
-          f"{args.messages} messages.\n")
-    print("| bot | commands/s | × echo | bot CPU ms/command | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+          f"{args.messages} messages." + (" One core kept busy by an unrelated process (--hog)." if hog else "") + "\n")
+    print("| bot | commands/s | × echo | bot CPU ms/command | CPU × echo | p50 ms | p99 ms | load before | during |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['sat_rate']:.0f} | {r['sat_rate'] / echo:.2f} | {r['sat_cpu_ms']:.2f} "
-              f"| {r['sat_p50']:.1f} | {r['sat_p99']:.1f} |")
+        print(f"| {r['name']} | {r['sat_rate']:.0f} | {r['sat_rate'] / echo['sat_rate']:.2f} | {r['sat_cpu_ms']:.2f} "
+              f"| {r['sat_cpu_ms'] / echo['sat_cpu_ms']:.1f} | {r['sat_p50']:.1f} | {r['sat_p99']:.1f} "
+              f"| {r['load_before']} | {r['load_during']} |")
     print(f"\nPaced: an open loop at a fixed rate for {args.seconds:g} s; latency from the frame leaving the fake "
           "to the reply reaching the sessionWebhook.\n")
     print("| bot | offered/s | p50 ms | p99 ms | max ms | ack p99 ms | pushed again |")
@@ -277,6 +328,7 @@ async def main(args) -> None:
         for rate, p in r["paced"].items():
             print(f"| {r['name']} | {rate:g} | {p['p50']:.1f} | {p['p99']:.1f} | {p['max']:.1f} | {p['ack_p99']:.1f} "
                   f"| {p['redelivered']} |")
+    url = args.database_url or "sqlite"
     print(f"\nPython {platform.python_version()}, SQLite {sqlite3.sqlite_version}, database {url.split(':')[0]}")
 
 
@@ -294,4 +346,6 @@ if __name__ == "__main__":
                         help="paced rates, comma-separated (default 100,20)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--hog", action="store_true", help="keep one core busy with an unrelated process meanwhile")
+    parser.add_argument("--no-channel-row", action="store_true", help="skip the channel-without-gateway row")
     asyncio.run(main(parser.parse_args()))

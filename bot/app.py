@@ -17,7 +17,7 @@ from storage.db import Database
 from .channels.base import Channel
 from .channels.local import LocalChannel
 from .clock import Clock
-from .config import Config
+from .config import Config, enabled_channels
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
@@ -35,11 +35,6 @@ PLATFORM_CHANNELS = {
 
 
 HEALTHY_STATES = {"ok", "connected"}
-
-
-def enabled_channels(config: Config) -> list[str]:
-    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
-    return [name for name, on in flags.items() if on]
 
 
 def build_services(config: Config, clock: Clock | None = None, db: Database | None = None) -> Services:
@@ -72,6 +67,8 @@ class Bangdai:
                 module, _, cls = PLATFORM_CHANNELS[name].partition(":")
                 channel = getattr(importlib.import_module(module), cls)(services, self.gateway.handle)
             self.channels[name] = channel
+            if callable(getattr(channel, "fetch", None)):  # the channel can hand over files people send it
+                services.fetchers[name] = channel.fetch  # type: ignore[attr-defined]
         self.dispatchers = {
             name: Dispatcher(services.outbox, channel, channel.rate_per_second) for name, channel in self.channels.items()
         }

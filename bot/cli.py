@@ -8,18 +8,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import gc
 import logging
-import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from storage.db import Database, is_sqlite
-from storage.migrate import upgrade
-
-from .clock import Clock
 from .config import REPO_ROOT, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from .clock import Clock
+
+# Staff run these commands by hand: each subcommand imports what it needs when it runs (the database
+# layer, Alembic, the handlers, aiohttp, the platform SDKs), so `bangdai --help` loads none of them and
+# `jobs list` no database at all (docs/benchmarks.md; tests/test_cli.py checks what --help imports).
 
 log = logging.getLogger("bangdai")
 DEMO_DIR = REPO_ROOT / "data" / "demo"
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     do = _common(sub.add_parser("do", help="以花名册中某位组工干部的身份执行一条聊天命令（如 结对、季评、考核）"))
     do.add_argument("--as", dest="person", required=True, metavar="姓名", help="执行人姓名，如 陈静 或 陈静（县委组织部）")
     do.add_argument("text", nargs="+", help="聊天命令，如：季评 李娜 较好 帮带扎实")
+
+    cases = _common(sub.add_parser("cases", help="预审：把某件预审收到的文件复制到一个目录，供审核"))
+    cases.add_argument("action", choices=["files"])
+    cases.add_argument("case", type=int, metavar="编号", help="预审编号，如 7")
+    cases.add_argument("target", metavar="目录", help="复制到这个目录（不存在会新建）")
 
     jobs = _common(sub.add_parser("jobs", help="定时任务：列出下次运行时间，或手动运行一次"))
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -102,12 +108,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare_database(config: Config) -> None:
+    from storage.db import is_sqlite
+    from storage.migrate import upgrade_sqlite
+
     if is_sqlite(config.database.url):
-        upgrade(config.database.url)
+        upgrade_sqlite(config.database.url)
 
 
 def cmd_db(args: argparse.Namespace, config: Config) -> int:
-    from storage.migrate import current
+    from storage.migrate import current, upgrade
 
     if args.action == "upgrade":
         upgrade(config.database.url)
@@ -121,6 +130,9 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from handlers.changqing_squads import import_squads
     from handlers.imports import import_pairs, import_roster
     from handlers.liaisons import import_liaisons
+    from storage.db import Database
+
+    from .clock import Clock
 
     _prepare_database(config)
     fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons, "squads": import_squads}[args.kind]
@@ -139,6 +151,9 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from handlers.export import export_workbook
+    from storage.db import Database
+
+    from .clock import Clock
 
     if not args.file.lower().endswith(".xlsx"):
         print("导出文件名需以 .xlsx 结尾，例如：bangdai export 帮带台账.xlsx", file=sys.stderr)
@@ -157,7 +172,35 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def parse_at(value: str | None, clock: Clock) -> dt.datetime:
+def cmd_cases(args: argparse.Namespace, config: Config) -> int:
+    from handlers.sanling_case_ops import copy_case_files
+    from storage.db import Database
+    from storage.files import FileStore
+
+    from .clock import Clock
+
+    _prepare_database(config)
+
+    async def run() -> list[Path] | None:
+        db = Database(config.database.url)
+        try:
+            async with db.transaction() as session:
+                return await copy_case_files(session, FileStore(config.sanling.files_dir), args.case,
+                                             Path(args.target), Clock().now())
+        finally:
+            await db.close()
+
+    copied = asyncio.run(run())
+    if copied is None:
+        print(f"没有预审 #{args.case}", file=sys.stderr)
+        return 1
+    print(f"预审 #{args.case}：已复制 {len(copied)} 个文件到 {args.target}")
+    for path in copied:
+        print(f"  {path.name}")
+    return 0
+
+
+def parse_at(value: str | None, clock: "Clock") -> dt.datetime:
     """``--at``: an ISO date or date-time, read in Asia/Shanghai when it has no offset."""
     if not value:
         return clock.now()
@@ -172,30 +215,38 @@ def parse_at(value: str | None, clock: Clock) -> dt.datetime:
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
     from scheduler.calendar import WorkCalendar
-    from scheduler.runner import UnknownJob, run_job
     from scheduler.service import ScheduleError, load_schedules
+
+    from .clock import Clock
+
+    clock = Clock()
+    calendar = WorkCalendar()
+    if args.action == "list":  # the schedules and the calendar: no database needed
+        from scheduler.registry import JOBS
+
+        try:
+            schedules = load_schedules(config, calendar)
+        except ScheduleError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        now = clock.now()
+        for name, schedule in schedules.items():
+            nxt = schedule.next_at_or_after(now)
+            when = f"{nxt:%Y-%m-%d %H:%M %a}（{JOBS[name].label(nxt.date())}）" if nxt else "—"
+            print(f"{name:22} {schedule.spec:36} 下次 {when}  {JOBS[name].description}")
+        for warning in calendar.warnings():
+            print(f"警告：{warning}")
+        return 0
+
+    from scheduler.runner import UnknownJob, run_job
 
     from .app import build_services
 
     _prepare_database(config)
-    clock = Clock()
 
     async def run() -> int:
         services = build_services(config, clock)
-        calendar = WorkCalendar()
         try:
-            if args.action == "list":
-                from scheduler.registry import JOBS
-
-                schedules = load_schedules(services, calendar)
-                now = clock.now()
-                for name, schedule in schedules.items():
-                    nxt = schedule.next_at_or_after(now)
-                    when = f"{nxt:%Y-%m-%d %H:%M %a}（{JOBS[name].label(nxt.date())}）" if nxt else "—"
-                    print(f"{name:22} {schedule.spec:36} 下次 {when}  {JOBS[name].description}")
-                for warning in calendar.warnings():
-                    print(f"警告：{warning}")
-                return 0
             at = parse_at(args.at, clock)
             if args.dry_run:
                 result = await run_job(services, args.name, at, trigger="manual", calendar=calendar, dry_run=True)
@@ -217,7 +268,7 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
             if args.name in JOBS and not args.force:
                 # Early in the current period: running now uses the period up, and the planned run
                 # would then send nothing new — say so instead of doing it silently.
-                planned = load_schedules(services, calendar)[args.name].planned(at.date())
+                planned = load_schedules(config, calendar)[args.name].planned(at.date())
                 if planned is not None and at < planned:
                     print(f"{args.name} {JOBS[args.name].label(at.date())} 计划于 {planned:%Y-%m-%d %H:%M} 运行；"
                           f"现在运行会占用本周期，到时不再发送。先用 --dry-run 查看，确需提前运行请加 --force",
@@ -287,13 +338,17 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
-    from .app import build_services
+    from scheduler.outbox import Outbox
+    from storage.db import Database
+
+    from .clock import Clock
+    from .config import enabled_channels
 
     _prepare_database(config)
 
     async def run() -> int:
-        services = build_services(config)
-        outbox = services.outbox
+        db = Database(config.database.url)  # the outbox alone: no handlers, templates or channels
+        outbox = Outbox(db, Clock(), config, enabled_channels(config))
         try:
             if args.retry:
                 n = await outbox.retry(args.retry)
@@ -307,7 +362,7 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
                     print(f"#{m.id} [{labels.get(m.status, m.status)}] {m.channel or '-'}:{to} {m.key} 尝试 {m.attempts} 次：{m.last_error}")
             return 0
         finally:
-            await services.db.close()
+            await db.close()
 
     return asyncio.run(run())
 
@@ -392,6 +447,9 @@ async def load_demo(services: Any) -> None:
 
 
 async def _serve(config: Config, demo: bool = False) -> None:
+    import gc
+    import signal
+
     from aiohttp import web
 
     from storage.migrate import pending

@@ -98,6 +98,7 @@ class ScheduleConfig:
 
     enabled: bool = True
     timezone: str = "Asia/Shanghai"
+    leader_retry_seconds: float = 10.0  # how often a standby process tries to take over the scheduler
     weekly_reminder: str = "0 16 * * thu"
     weekly_digest: str = "0 9 * * mon"
     monthly_visit_prompt: str = "first-working-day 09:00"
@@ -107,6 +108,8 @@ class ScheduleConfig:
     class_reminder: str = "0 10 * * *"
     monthly_ranking: str = "last-working-day 17:00"
     purge_processed_messages: str = "30 3 * * *"
+    case_overdue: str = "5 9 * * *"
+    purge_case_files: str = "45 3 * * *"
 
 
 @dataclass
@@ -156,6 +159,17 @@ class ChangqingConfig:
 
 
 @dataclass
+class SanlingConfig:
+    """三零 零跑腿: where the files sent for 预审 cases are kept, how big they may be, how long they stay,
+    and who records each department's part of a 调任联办单 when it has no 三联 contact."""
+
+    files_dir: str = str(REPO_ROOT / "data" / "case_files")
+    max_file_mb: float = 20.0
+    retention_days: int = 365  # files and the case are removed this long after the decision
+    department_staff: dict = field(default_factory=dict)  # "县人社局" = ["周敏"]
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -166,6 +180,13 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
+    sanling: SanlingConfig = field(default_factory=SanlingConfig)
+
+
+def enabled_channels(config: Config) -> list[str]:
+    """The channels switched on, in a fixed order."""
+    flags = {"local": config.local.enabled, "dingtalk": config.dingtalk.enabled, "wecom": config.wecom.enabled}
+    return [name for name, on in flags.items() if on]
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -217,6 +238,9 @@ def _resolve_paths(config: Config) -> None:
         value = Path(getattr(config.programme, name))
         if not value.is_absolute():
             setattr(config.programme, name, str(REPO_ROOT / value))
+    files = Path(config.sanling.files_dir)
+    if not files.is_absolute():
+        config.sanling.files_dir = str(REPO_ROOT / files)
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:

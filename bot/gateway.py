@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import ProcessedMessage
 
 from .identity import Sender, resolve_sender, sender_for_person
-from .inbound import InboundMessage, Reply
+from .inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
 from .text import Args, clean
@@ -30,6 +30,50 @@ log = logging.getLogger(__name__)
 _REMEMBER = insert(ProcessedMessage.__table__)  # type: ignore[arg-type]
 
 MESSAGES = Counter("bangdai_messages_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
+
+
+class _FetchLater(Exception):
+    """A handler asked for a file's bytes inside its transaction: roll back, fetch, run it again."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("fetch later")
+        self.limit = limit
+
+
+class _Prefetched:
+    """The ``fetch`` a handler is given. Downloads never run inside a transaction (on SQLite that would
+    stop every other message for as long as the file takes): the first call raises :class:`_FetchLater`,
+    the gateway rolls back, fetches the message's files through the channel, and runs the handler again,
+    which now gets the bytes (or the same error) at once. A refusal before any fetch costs no download."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self.fetch = fetch
+        self.done: dict[Attachment, bytes | FetchError] = {}
+
+    async def __call__(self, attachment: Attachment, limit: int) -> bytes:
+        if attachment not in self.done:
+            raise _FetchLater(limit)
+        result = self.done[attachment]
+        if isinstance(result, FetchError):
+            raise result
+        if len(result) > limit:
+            raise FileTooLarge(len(result), limit)
+        return result
+
+    async def load(self, attachments: tuple[Attachment, ...], limit: int) -> None:
+        for attachment in attachments:
+            try:
+                self.done[attachment] = await self.fetch(attachment, limit)
+            except FetchError as exc:
+                self.done[attachment] = exc
+
+
+class Replayed(list):
+    """The replies of a message handled before (a redelivered copy): the same answers, and nothing done.
+    Channels that answer over HTTP return them again; channels that post replies themselves (DingTalk)
+    do not post them twice — the copy may have been handled by another ``serve`` process."""
+
+    replayed = True
 
 
 class _Refused(Exception):
@@ -48,16 +92,29 @@ class Gateway:
         person instead of resolving the chat account. ``outcome``, when given, gets "ok", "refused",
         "duplicate" or "error" appended (a WeCom card says "已报名" only when the sign-up went in)."""
         said = outcome if outcome is not None else []
+        fetcher = self.services.fetchers.get(msg.channel)
+        fetch = _Prefetched(fetcher) if msg.attachments and fetcher is not None else None
         for attempt in (1, 2):
             try:
-                return await self._handle_once(msg, as_person, said)
+                try:
+                    return await self._handle_once(msg, as_person, said, fetch)
+                except _FetchLater as later:
+                    # A platform's retry of a file message would fetch the file again just to roll it
+                    # back: before a download (and only then) the look-up is worth its statement.
+                    stored = await self._stored_replies(msg)
+                    if stored is not None:
+                        MESSAGES.labels(msg.channel, "duplicate").inc()
+                        said.append("duplicate")
+                        return Replayed(stored)
+                    await fetch.load(msg.attachments, later.limit)  # type: ignore[union-attr]
+                    return await self._handle_once(msg, as_person, said, fetch)
             except IntegrityError:
                 # A concurrent copy of this message won the race: answer what it answered.
                 stored = await self._stored_replies(msg)
                 if stored is not None:
                     MESSAGES.labels(msg.channel, "duplicate").inc()
                     said.append("duplicate")
-                    return stored
+                    return Replayed(stored)
                 if attempt == 2:
                     log.exception("message %s/%s failed twice on a constraint", msg.channel, msg.msg_id)
             except Exception:
@@ -89,7 +146,8 @@ class Gateway:
                                              "received_at": self.services.clock.now(),
                                              "replies": [r.as_dict() for r in replies]})
 
-    async def _handle_once(self, msg: InboundMessage, as_person: int | None, said: list[str]) -> list[Reply]:
+    async def _handle_once(self, msg: InboundMessage, as_person: int | None, said: list[str],
+                           fetch: "_Prefetched | None" = None) -> list[Reply]:
         renderer = self.services.renderer
         try:
             # No look-up first: a copy of a message handled before fails on the primary key of its
@@ -97,7 +155,7 @@ class Gateway:
             # Copies are rare; the look-up would cost every message a statement.
             async with self.services.db.transaction() as session:
                 try:
-                    answers = await self._dispatch(session, msg, as_person)
+                    answers = await self._dispatch(session, msg, as_person, fetch)
                 except (Refusal, UsageError) as exc:
                     # Render while the loaded rows are still live, then roll back whatever was written.
                     raise _Refused([renderer.reply(self._refusal_answer(exc))]) from exc
@@ -126,7 +184,8 @@ class Gateway:
             example=exc.example or (command.examples[0] if command else ""),
         )
 
-    async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None) -> list[Answer]:
+    async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None,
+                        fetch: "_Prefetched | None" = None) -> list[Answer]:
         config = self.services.config.programme
         text = clean(msg.text)
         if len(text) > config.max_text_chars:
@@ -138,6 +197,8 @@ class Gateway:
             sender = await resolve_sender(session, msg.channel, msg.sender_id)
         router = self.services.router
         matched = router.match(text) if text else None
+        if matched is None and msg.attachments and not text and router.for_attachments() is not None:
+            matched = (router.for_attachments(), "")  # a file or picture on its own belongs to its case
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
@@ -150,14 +211,15 @@ class Gateway:
                 raise Refusal("errors/need_bind")
             raise Refusal("errors/not_allowed", command=command, roles=sorted(command.roles or ()))
         try:
-            result = await self._call(command, session, msg, sender, Args(rest))
+            result = await self._call(command, session, msg, sender, Args(rest), fetch)
         except UsageError as exc:
             exc.command = command  # type: ignore[attr-defined]
             raise
         return result if isinstance(result, list) else [result]
 
     async def _call(
-        self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args
+        self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args,
+        fetch: "_Prefetched | None" = None,
     ) -> Any:
         s = self.services
         available = {
@@ -171,6 +233,7 @@ class Gateway:
             "router": s.router,
             "command": command,
             "outbox": s.outbox,
+            "fetch": fetch,
         }
         missing = [p for p in command.params if p not in available]
         if missing:

@@ -4,6 +4,37 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file or picture that came with a message: what the platform gave to fetch it later (a
+    DingTalk downloadCode, a WeCom media_id, the local channel's inline data), never the bytes."""
+
+    kind: str  # "file", "picture", "video"
+    code: str
+    name: str = ""
+
+
+class FetchError(Exception):
+    """A file could not be fetched from the platform (expired code, platform error): ``reason`` is for logs."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FileTooLarge(FetchError):
+    """The file is bigger than the limit the caller gave; nothing of it is kept."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"larger than {limit} bytes")
+        self.size, self.limit = size, limit
+
+
+# A channel's way to get an attachment's bytes, at most ``limit`` of them (FileTooLarge beyond).
+Fetch = Callable[[Attachment, int], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -18,6 +49,7 @@ class InboundMessage:
     is_group: bool = False
     sender_name: str = ""
     received_at: dt.datetime | None = None
+    attachments: tuple[Attachment, ...] = ()  # files and pictures; their bytes come from the channel's Fetch
 
 
 @dataclass(frozen=True)

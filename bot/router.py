@@ -81,6 +81,7 @@ class Command:
     private_only: bool
     order: int
     params: tuple[str, ...]
+    attachments: bool = False  # a message with files and no command text goes to this command
 
     def allowed(self, roles: Iterable[str] | None) -> bool:
         """``roles`` None means the sender is not bound."""
@@ -106,6 +107,7 @@ class Router:
         listed_when_bound: bool = True,
         private_only: bool = False,
         order: int = 100,
+        attachments: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             params = tuple(inspect.signature(handler).parameters)
@@ -123,6 +125,7 @@ class Router:
                     private_only=private_only,
                     order=order,
                     params=params,
+                    attachments=attachments,
                 )
             )
             return handler
@@ -141,6 +144,10 @@ class Router:
                 if word in seen and seen[word] != cmd.keyword:
                     raise ValueError(f"command word {word!r} declared twice")
                 seen[word] = cmd.keyword
+
+    def for_attachments(self) -> Command | None:
+        """The command that takes files sent without a command (at most one declares it)."""
+        return next((c for c in self.commands if c.attachments), None)
 
     def find(self, keyword: str) -> Command | None:
         for cmd in self.commands:

@@ -25,6 +25,8 @@ class Services:
     # Callables returning operator warnings (API quota nearly used, no holiday data…), shown to staff
     # in the weekly digest and on /healthz.
     warning_sources: list[Callable[[], list[str]]] = field(default_factory=list)
+    # Each channel's way to fetch the files people send it (bot.inbound.Fetch), by channel name.
+    fetchers: dict[str, Any] = field(default_factory=dict)
 
     def warnings(self) -> list[str]:
         return [w for source in self.warning_sources for w in source()]

@@ -6,8 +6,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,6 +42,8 @@ def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
 
 async def export_workbook(db: Database, path: Path, clock: Clock, config: Config | None = None) -> dict[str, int]:
     """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet."""
+    from openpyxl import Workbook  # only the export needs it: every serve and CLI start would pay for it
+
     wb = Workbook()
     counts: dict[str, int] = {}
     async with db.transaction() as session:
@@ -68,6 +68,8 @@ async def export_workbook(db: Database, path: Path, clock: Clock, config: Config
 
 
 def _sheet(ws, title: str, header: list[str], rows: list[list]) -> int:
+    from openpyxl.utils import get_column_letter
+
     ws.title = title
     ws.append(header)
     for row in rows:

@@ -35,6 +35,9 @@ class Guide:
     basis: str  # the rules it follows
     notes: tuple[str, ...]
     example: bool  # shipped example text, to be replaced with the county's own rules
+    prereview: bool = False  # 钉钉预审: can be submitted as a case with 预审 <名称>
+    review_days: int = 0  # working days staff have for the decision (预审时限)
+    departments: tuple[str, ...] = ()  # 联办单: the departments each case is copied to (一单抄告)
 
 
 def _strings(data: dict, key: str, path: Path, required: bool) -> tuple[str, ...]:
@@ -60,6 +63,11 @@ def load_guide(path: Path) -> Guide:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path.name}: {exc}") from exc
+    prereview = data.get("prereview", False)
+    if not isinstance(prereview, bool):
+        raise ValueError(f"{path.name}: prereview 应为 true 或 false")
+    if prereview and not data.get("materials"):
+        raise ValueError(f"{path.name}: 可预审的流程要写 materials（材料清单）")
     return Guide(
         key=path.stem,
         title=_string(data, "title", path, True),
@@ -71,7 +79,26 @@ def load_guide(path: Path) -> Guide:
         basis=_string(data, "basis", path, False),
         notes=_strings(data, "notes", path, False),
         example=bool(data.get("example", False)),
+        prereview=prereview,
+        review_days=_review_days(data, path, prereview),
+        departments=_strings(data, "departments", path, False),
     )
+
+
+_WORKDAYS = re.compile(r"([0-9]+)\s*个?\s*工作日")
+
+
+def _review_days(data: dict, path: Path, prereview: bool) -> int:
+    """``review_days``, or the first "N 个工作日" of ``time_limit``; a pre-reviewable guide needs one."""
+    value = data.get("review_days")
+    if value is None:
+        m = _WORKDAYS.search(str(data.get("time_limit", "")))
+        value = int(m.group(1)) if m else 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 365:
+        raise ValueError(f"{path.name}: review_days 应为 0–365 的整数")
+    if prereview and not value:
+        raise ValueError(f"{path.name}: 可预审的流程要写 review_days（预审时限，工作日）")
+    return value
 
 
 def load_guides(directory: str | Path) -> list[Guide]:

@@ -104,10 +104,10 @@ class PlannedTrigger(BaseTrigger):
         return f"planned[{self.schedule.spec}]"
 
 
-def load_schedules(services, calendar: WorkCalendar) -> dict[str, Schedule]:
-    """One Schedule per declared job, from ``[schedule]`` in the config."""
+def load_schedules(config, calendar: WorkCalendar) -> dict[str, Schedule]:
+    """One Schedule per declared job, from ``[schedule]`` in the config (``bot.config.Config``)."""
     load_jobs()
-    config = services.config.schedule
+    config = config.schedule
     out = {}
     for name, spec in JOBS.items():
         raw = getattr(config, name, None)
@@ -123,9 +123,10 @@ class Scheduler:
     def __init__(self, services, calendar: WorkCalendar | None = None) -> None:
         self.services = services
         self.calendar = calendar or WorkCalendar()
-        self.schedules = load_schedules(services, self.calendar)
+        self.schedules = load_schedules(services.config, self.calendar)
         self.aps: AsyncIOScheduler | None = None
         self.leader = False
+        self.leading = asyncio.Event()  # set while this process runs the jobs (tests and /healthz wait on it)
         self._leader_conn: Any = None
         self._leader_task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
@@ -183,25 +184,72 @@ class Scheduler:
         if db.dialect != "postgresql":
             return True  # SQLite: one process per database file
         conn = await db.engine.connect()
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_ID})).scalar()
-        await conn.commit()
+        try:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_ID})).scalar()
+            await conn.commit()
+        except BaseException:
+            await conn.close()
+            raise
         if got:
             self._leader_conn = conn  # the lock lives as long as this connection
             return True
         await conn.close()
         return False
 
+    async def _try_lead(self) -> bool:
+        try:
+            return await self._acquire_leadership()
+        except Exception:  # the database is unreachable for now: try again later, like a standby
+            log.warning("could not ask for the scheduler's lock; trying again", exc_info=True)
+            return False
+
+    async def _still_leader(self) -> bool:
+        """Whether the connection that holds the lock still works. When it broke, the database let the
+        lock go with it, and another process may lead already."""
+        if self._leader_conn is None:
+            return True  # SQLite
+        try:
+            await self._leader_conn.execute(text("SELECT 1"))
+            await self._leader_conn.commit()
+            return True
+        except Exception:
+            log.warning("the scheduler's lock connection broke: no longer leading")
+            return False
+
+    async def _step_down(self) -> None:
+        if self.aps is not None and self.aps.running:
+            self.aps.shutdown(wait=False)
+        self.aps = None
+        self.leader = False
+        self.leading.clear()
+        if self._leader_conn is not None:
+            conn, self._leader_conn = self._leader_conn, None
+            try:
+                await conn.invalidate()  # never back to the pool: it may still hold the lock's session
+            except Exception:
+                pass
+
     async def _become_leader(self) -> None:
-        while not await self._acquire_leadership():
-            await asyncio.sleep(30)
-        self.leader = True
-        log.info("this process runs the scheduler")
-        await self.catch_up()
-        self.aps = AsyncIOScheduler(timezone=TZ)
-        for name, schedule in self.schedules.items():
-            self.aps.add_job(self._fire, PlannedTrigger(schedule), args=[name], id=name, name=name,
-                             misfire_grace_time=6 * 3600, coalesce=True, max_instances=1, replace_existing=True)
-        self.aps.start()
+        """Lead, or wait for the leader to go (a crashed process's lock goes with its connection), and
+        check every ``leader_retry_seconds`` both ways: a standby tries the lock, the leader its connection."""
+        every = max(0.5, float(self.services.config.schedule.leader_retry_seconds))
+        while True:
+            while not await self._try_lead():
+                await asyncio.sleep(every)
+            self.leader = True
+            log.info("this process runs the scheduler")
+            await self.catch_up()
+            self.aps = AsyncIOScheduler(timezone=TZ)
+            for name, schedule in self.schedules.items():
+                self.aps.add_job(self._fire, PlannedTrigger(schedule), args=[name], id=name, name=name,
+                                 misfire_grace_time=6 * 3600, coalesce=True, max_instances=1, replace_existing=True)
+            self.aps.start()
+            self.leading.set()
+            if self._leader_conn is None:
+                return  # SQLite: nobody to hand over to
+            while await self._still_leader():
+                await asyncio.sleep(every)
+            await self._step_down()
 
     async def start(self) -> None:
         if not self.services.config.schedule.enabled:
@@ -221,13 +269,16 @@ class Scheduler:
         if self._leader_conn is not None:
             # The lock belongs to the database session, and close() only returns the connection to the
             # pool: release it explicitly so another process can lead at once.
+            conn, self._leader_conn = self._leader_conn, None
             try:
-                await self._leader_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
-                await self._leader_conn.commit()
-            finally:
-                await self._leader_conn.close()
-                self._leader_conn = None
-                self.leader = False
+                await conn.rollback()  # the leader task may have been cancelled mid-statement
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_ID})
+                await conn.commit()
+                await conn.close()
+            except Exception:
+                await conn.invalidate()  # closing the database session frees its lock too
+        self.leader = False
+        self.leading.clear()
 
     def next_runs(self) -> dict[str, dt.datetime | None]:
         now = self.services.clock.now()

@@ -6,7 +6,8 @@ concurrent writers: WAL, synchronous=NORMAL, busy_timeout, foreign keys, driver 
 on an asyncio lock: SQLite has one writer, and writers queued in its busy handler are served in no
 order (some wait past ``busy_timeout`` and fail with "database is locked" under sustained load), while
 the lock serves them first come, first served. Other processes still meet ``busy_timeout``.
-SQLite connections come from ``storage.sqlite_driver`` (one thread hop per statement, not four).
+SQLite connections come from ``storage.sqlite_driver`` (short statements on the loop, long reads in a
+thread, a locked database waited for with ``asyncio.sleep`` instead of SQLite's busy handler).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def create_engine(url: str, echo: bool = False, busy_timeout_ms: int = 5000) -> 
             raise ValueError(f"SQLite needs a database file, without URL options: {url}")
         pragmas = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
                    f"PRAGMA busy_timeout={int(busy_timeout_ms)}", "PRAGMA foreign_keys=ON")
-        engine = create_async_engine(url, echo=echo, async_creator=sqlite_driver.connector(path, pragmas))
+        engine = create_async_engine(url, echo=echo, async_creator=sqlite_driver.connector(
+            path, pragmas, busy_timeout_ms=busy_timeout_ms))
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn):  # pragma: no cover - exercised by every test

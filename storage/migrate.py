@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import sqlite3
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config as AlembicConfig
+from typing import Any
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(url: str) -> AlembicConfig:
+def alembic_config(url: str) -> Any:
+    # Alembic costs a third of a second to import: only commands that migrate pay for it.
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -21,7 +24,56 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the schema to the newest revision. Synchronous: runs its own event loop."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
+
+
+def script_heads() -> set[str]:
+    """The newest revisions, read from the migration files' ``revision``/``down_revision`` lines without
+    Alembic (a test keeps this equal to Alembic's own answer)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value is not None:
+                found[target.id] = ast.literal_eval(node.value)
+        if "revision" not in found:
+            continue
+        revisions.add(found["revision"])
+        down = found.get("down_revision")
+        parents |= {down} if isinstance(down, str) else set(down or ())
+    return revisions - parents
+
+
+def sqlite_is_current(url: str) -> bool:
+    """Whether a SQLite file's schema is already at the newest revision — asked with the standard
+    library, so a one-shot CLI command on an up-to-date database never loads Alembic."""
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database
+    if not path or not Path(path).is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        current = {row[0] for row in conn.execute("SELECT version_num FROM alembic_version")}
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return current == script_heads()
+
+
+def upgrade_sqlite(url: str) -> None:
+    """``upgrade`` for the embedded default, skipped when there is nothing to do."""
+    if not sqlite_is_current(url):
+        upgrade(url)
 
 
 async def upgrade_async(url: str, revision: str = "heads") -> None:
@@ -30,6 +82,8 @@ async def upgrade_async(url: str, revision: str = "heads") -> None:
 
 
 def current(url: str) -> None:
+    from alembic import command
+
     command.current(alembic_config(url), verbose=False)
 
 
@@ -48,7 +102,7 @@ async def pending(db) -> set[str]:
             current = {row[0] for row in (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()}
     except Exception:
         current = set()
-    wanted = heads()
+    wanted = script_heads()
     if current == wanted:
         return set()
     from alembic.script import ScriptDirectory

@@ -174,3 +174,60 @@ def test_certificates_from_the_cli(cfg, tmp_path):
     made = bangdai("certificates", this_year, "--config", str(cfg))
     assert made.returncode == 0 and "王芳：" in made.stdout and "新颁发，已排队私信" in made.stdout, made.stderr
     assert (tmp_path / "certs" / this_year / f"优秀导师-{this_year}-王芳-2.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_case_files_are_copied_out_from_the_cli(cfg, tmp_path):
+    with cfg.open("a", encoding="utf-8") as out:
+        out.write(f'[sanling]\nfiles_dir = "{tmp_path}/case_files"\n')
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    opened = bangdai("do", "--as", "李娜", "预审", "借用顶岗", "--config", str(cfg))
+    assert "已开始预审 **#1" in opened.stdout, opened.stdout + opened.stderr
+    copied = bangdai("cases", "files", "1", str(tmp_path / "out"), "--config", str(cfg))
+    assert copied.returncode == 0 and "预审 #1：已复制 0 个文件" in copied.stdout, copied.stdout + copied.stderr
+    missing = bangdai("cases", "files", "9", str(tmp_path / "out"), "--config", str(cfg))
+    assert missing.returncode == 1 and "没有预审 #9" in missing.stderr
+
+
+# What a command loads is what staff wait for at every run (about 0.3 s of CPU for the database layer
+# alone, more for Alembic, the handlers and the platform SDKs). Measured in docs/benchmarks.md; here
+# only *what* is imported, which does not depend on how busy the machine is.
+HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "aiohttp", "openpyxl", "dingtalk_stream", "wechatpy",
+         "apscheduler", "prometheus_client", "jinja2", "asyncpg", "handlers", "storage")
+
+
+def loaded_by(*argv: str, cwd: Path) -> set[str]:
+    """The top-level packages among HEAVY that ``bangdai argv`` has imported when it finishes."""
+    code = ("import sys\nfrom bot.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED:', *sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
+                          env=clean_env(), cwd=cwd)
+    assert "LOADED:" in done.stdout, done.stderr
+    return set(done.stdout.rpartition("LOADED:")[2].split())
+
+
+def test_help_loads_no_library(tmp_path):
+    assert loaded_by("--help", cwd=tmp_path) == set()
+    assert loaded_by("outbox", "--help", cwd=tmp_path) == set()
+
+
+def test_jobs_list_needs_no_database(tmp_path):
+    """The schedules come from the config and the calendar; the database may not even be reachable."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[database]\nurl = "sqlite+aiosqlite:////nonexistent/dir/bangdai.db"\n', encoding="utf-8")
+    listed = bangdai("jobs", "list", "--config", str(cfg))
+    assert listed.returncode == 0 and "weekly_reminder" in listed.stdout, listed.stderr
+    assert not (tmp_path / "bangdai.db").exists()
+    loaded = loaded_by("jobs", "list", "--config", str(cfg), cwd=tmp_path)
+    assert not loaded & {"alembic", "aiohttp", "openpyxl", "dingtalk_stream", "wechatpy", "asyncpg"}
+
+
+def test_outbox_on_an_up_to_date_database_loads_neither_alembic_nor_the_handlers(cfg, tmp_path):
+    assert bangdai("db", "upgrade", "--config", str(cfg)).returncode == 0
+    loaded = loaded_by("outbox", "--config", str(cfg), cwd=tmp_path)
+    assert "sqlalchemy" in loaded  # it did read the database
+    assert not loaded & {"alembic", "handlers", "aiohttp", "openpyxl", "dingtalk_stream", "wechatpy", "jinja2"}
+    # ...and a database that is behind is still brought up to date first, as before
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/fresh.db"\n', encoding="utf-8")
+    shown = bangdai("outbox", "--config", str(fresh))
+    assert shown.returncode == 0 and "排队 0" in shown.stdout, shown.stderr

@@ -118,3 +118,47 @@ async def test_a_connection_that_cannot_be_set_up_leaves_no_thread(tmp_path):
         await create()
     await asyncio.sleep(0.05)
     assert {t.name for t in threading.enumerate() if t.name.startswith("sqlite")} <= before
+
+
+async def test_short_statements_run_on_the_loop_and_long_reads_move_to_the_thread(sqlite_db):
+    """A hop to SQLite's thread cost more CPU than a chat message's statements (docs/benchmarks.md)."""
+    import threading
+
+    async with sqlite_db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        await driver.create_function("thread_id", 0, threading.get_ident)
+        here = (await conn.execute(text("SELECT thread_id()"))).scalar()
+        assert here == threading.get_ident()
+        slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+                "SELECT count(*), thread_id() FROM n")
+        count, there = (await conn.execute(text(slow))).one()
+        assert count == 300000 and there != threading.get_ident() and driver.moved == 1
+
+
+async def test_a_database_locked_by_another_process_is_waited_for_without_stalling_the_loop(tmp_path):
+    import sqlite3
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/locked.db", busy_timeout_ms=2000)
+    async with db.transaction() as session:
+        await session.exec(text("CREATE TABLE t (i INTEGER)"))
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process (an import, the CLI) writes for a while
+
+    async def release() -> None:  # runs on the loop: only if waiting for the lock leaves the loop free
+        await asyncio.sleep(0.3)
+        other.execute("COMMIT")
+
+    try:
+        releasing = asyncio.create_task(release())
+        async with db.transaction() as session:
+            await session.exec(text("INSERT INTO t VALUES (1)"))
+        await releasing
+        other.execute("BEGIN IMMEDIATE")  # and held past the timeout: the usual error, not a hang
+        with pytest.raises(Exception, match="locked"):
+            async with db.transaction() as session:
+                await session.exec(text("INSERT INTO t VALUES (2)"))
+        other.execute("COMMIT")
+    finally:
+        other.close()
+        await db.close()

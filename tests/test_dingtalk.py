@@ -133,7 +133,8 @@ async def test_non_text_messages_get_one_line_once(dingtalk, roster):
     fake = dingtalk.fake
     data, session = fake.text_data("dt_ln", "")
     del data["text"]
-    data.update(msgtype="picture", content={"downloadCode": "dl-1"})
+    # (Pictures and files go to 预审 cases: tests/test_sanling_cases_platforms.py.)
+    data.update(msgtype="interactiveCard", content={"cardData": "{}"})
     pushed = await fake.push_data(data, user="dt_ln", session=session)
     [sent] = await fake.wait_reply(pushed)
     assert "只能看懂文字消息" in sent.text and "本周" in sent.text and "\n" not in sent.text

@@ -57,3 +57,26 @@ async def test_every_directory_table_has_its_version_trigger(db_url):
                 assert all(r[2] for r in rows if r[1] == "directory_version")  # bumped at commit
     finally:
         await db.close()
+
+
+def test_the_quick_head_reading_agrees_with_alembic():
+    """The CLI skips Alembic on an up-to-date SQLite file by reading the migration files itself."""
+    from storage.migrate import script_heads
+
+    assert script_heads() == heads()
+
+
+async def test_sqlite_is_current_only_at_the_newest_revision(tmp_path):
+    import sqlite3
+
+    from storage.migrate import sqlite_is_current
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/q.db"
+    assert not sqlite_is_current(url)  # no file
+    sqlite3.connect(tmp_path / "q.db").close()
+    assert not sqlite_is_current(url)  # no alembic_version table
+    await upgrade_async(url)
+    assert sqlite_is_current(url)
+    with sqlite3.connect(tmp_path / "q.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0008_directory'")
+    assert not sqlite_is_current(url)

@@ -1,5 +1,6 @@
 """When jobs run and what they send: working days, holidays, make-up days, catch-up, double runs."""
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -160,7 +161,7 @@ async def test_apscheduler_runs_on_the_planned_trigger(services):
     sched = Scheduler(services)
     await sched.start()
     try:
-        await sched._leader_task
+        await asyncio.wait_for(sched.leading.wait(), 10)
         assert sched.leader
         job = sched.aps.get_job("weekly_reminder")
         now = dt.datetime.now(TZ)

@@ -279,8 +279,9 @@ async def test_enter_agent_gets_one_welcome_a_day(wecom, fake, clock, services):
     assert len(fake.inbox("newcomer")) == 3
 
 
-async def test_a_picture_gets_a_one_line_answer_once(wecom, fake, services):
-    sealed = wecom.build.seal(wecom.build.image("lina"))
+async def test_a_location_gets_a_one_line_answer_once(wecom, fake, services):
+    # (Pictures and files go to 预审 cases: tests/test_sanling_cases_platforms.py.)
+    sealed = wecom.build.seal(wecom.build.location("lina"))
     assert await wecom.post(*sealed) == 200
     assert await wecom.post(*sealed) == 200
     await wecom.flush()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from ..inbound import Address
+
+if TYPE_CHECKING:  # the outbox (and the CLI's `bangdai outbox`) use this module without a web server
+    from aiohttp import web
 
 
 class DeliveryError(Exception):

@@ -30,11 +30,12 @@ from storage.models import ProcessedMessage
 
 from .. import charts
 from ..commands import present
-from ..inbound import Address, InboundMessage, Reply
+from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
 from ..text import md_escape
 from .base import Channel, DeliveryError, PermanentError, TransientError
 from .dingtalk_api import BATCH_LIMIT, FLOW_CONTROL_RETRY_AFTER, ApiUsage, OpenApi, markdown_title
 from .dingtalk_stream import StreamConnection
+from .files import read_limited
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,19 @@ FRESH = 5.0  # seconds: a message younger than this, first seen by this process,
 REMEMBERED = 10_000  # msgIds kept in memory
 QUOTA_WARN_SHARE = 0.8
 DOWN_WARN_AFTER = 60.0  # seconds without a connection before /healthz warns
+
+
+FILE_KINDS = {"file": "file", "picture": "picture", "video": "video"}
+
+
+def _attachments(message: ChatbotMessage) -> tuple[Attachment, ...]:
+    """The file of a picture, file or video message (its ``content.downloadCode``), or nothing."""
+    kind = FILE_KINDS.get(message.message_type or "")
+    content = message.extensions.get("content") if kind else None
+    if not isinstance(content, dict) or not isinstance(content.get("downloadCode"), str) or not content["downloadCode"]:
+        return ()
+    name = content.get("fileName") if isinstance(content.get("fileName"), str) else ""
+    return (Attachment(kind=kind, code=content["downloadCode"], name=name[:200]),)  # type: ignore[arg-type]
 
 
 class _WebhookFailed(Exception):
@@ -161,7 +175,8 @@ class DingTalkChannel(Channel):
         self._seen[msg_id] = None
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
-        RECEIVED.labels("text" if message.message_type == "text" else "other").inc()
+        RECEIVED.labels("text" if message.message_type == "text" else
+                        "file" if message.message_type in FILE_KINDS else "other").inc()
         self.received += 1
         self.last_message_at = self.services.clock.now()
         created = (message.create_at or 0) / 1000 if isinstance(message.create_at, (int, float)) else 0
@@ -196,14 +211,20 @@ class DingTalkChannel(Channel):
                     return
                 if message.message_type == "text":
                     replies = await self.handle(self.inbound(message))
+                elif attachments := _attachments(message):
+                    replies = await self.handle(self.inbound(message, attachments))
                 else:
                     replies = await self._not_text(message)
+                if getattr(replies, "replayed", False):
+                    # A copy handled by another process (or a moment ago): it has answered already.
+                    DUPLICATES.inc()
+                    return
                 for reply in replies:
                     await self.reply(message, reply)
         except Exception:
             log.exception("DingTalk message %s failed", message.message_id)
 
-    def inbound(self, message: ChatbotMessage) -> InboundMessage:
+    def inbound(self, message: ChatbotMessage, attachments: tuple[Attachment, ...] = ()) -> InboundMessage:
         return InboundMessage(
             channel=self.name,
             sender_id=message.sender_staff_id or message.sender_id,
@@ -213,7 +234,17 @@ class DingTalkChannel(Channel):
             is_group=message.conversation_type == GROUP,
             sender_name=message.sender_nick or "",
             received_at=self.services.clock.now(),
+            attachments=attachments,
         )
+
+    async def fetch(self, attachment: Attachment, limit: int) -> bytes:
+        """A file or picture sent to the robot: its downloadCode becomes a short-lived URL (one OpenAPI
+        call), read up to ``limit`` bytes."""
+        try:
+            url = await self.api.download_url(attachment.code)
+        except DeliveryError as exc:
+            raise FetchError(exc.reason) from None
+        return await read_limited(self.http, url, limit)
 
     async def _handled_before(self, msg_id: str) -> bool:
         async with self.services.db.transaction() as session:

@@ -39,6 +39,7 @@ API_ERRORS = Counter("bangdai_dingtalk_api_errors_total", "DingTalk OpenAPI erro
 TOKEN_PATH = "/v1.0/oauth2/accessToken"
 BATCH_SEND_PATH = "/v1.0/robot/oToMessages/batchSend"
 GROUP_SEND_PATH = "/v1.0/robot/groupMessages/send"
+FILE_DOWNLOAD_PATH = "/v1.0/robot/messageFiles/download"
 MEDIA_UPLOAD_PATH = "/media/upload"  # on the older host (oapi_base), token in the query
 MEDIA_TTL = 2 * 24 * 3600.0  # a media_id lives 3 days; reuse one for 2
 BATCH_LIMIT = 20  # userIds per batchSend
@@ -312,3 +313,12 @@ class OpenApi:
         data = await self.call(GROUP_SEND_PATH, {"robotCode": self.robot_code, "openConversationId": open_conversation_id,
                                                  "msgKey": key, "msgParam": param}, api="groupSend")
         return str(data.get("processQueryKey") or "")
+
+    async def download_url(self, download_code: str) -> str:
+        """The short-lived URL of a file or picture someone sent the robot (``messageFiles/download``)."""
+        data = await self.call(FILE_DOWNLOAD_PATH, {"downloadCode": download_code, "robotCode": self.robot_code},
+                               api="messageFilesDownload")
+        url = data.get("downloadUrl")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise PermanentError("钉钉文件下载接口没有给出 downloadUrl")
+        return url

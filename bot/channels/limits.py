@@ -2,16 +2,20 @@
 
 WeCom drops a member's 31st message in a minute without any error, so waiting for the platform to
 complain is not an option: the channel counts what it sent and refuses (with a retry time) before
-the platform would drop.
+the platform would drop. :class:`SharedWindow` keeps that count in the database, shared by every
+``serve`` process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict, deque
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ..clock import Clock
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 
 class SlidingWindow:
@@ -65,3 +69,81 @@ class SlidingWindow:
     def count(self, key: str, seconds: float) -> int:
         now = self.clock.now()
         return sum(1 for t in self._sent.get(key, ()) if t > now - dt.timedelta(seconds=seconds))
+
+
+class SharedWindow:
+    """:class:`SlidingWindow`'s rules, counted in the database (``RecentSend``) instead of in memory, so
+    several ``serve`` processes on one database keep one limit per recipient between them.
+
+    :meth:`reserve` checks and counts in one transaction. On PostgreSQL it first takes a transaction
+    advisory lock per recipient (two-int form, a key space apart from the scheduler's one-bigint lock),
+    so two processes cannot both pass the same check; SQLite runs one writer at a time anyway.
+    """
+
+    LOCK_CLASS = 0x7264  # "rd": the first key of the per-recipient advisory locks
+
+    def __init__(self, db: "Database", scope: str, rules: Iterable[tuple[int, float]], clock: Clock) -> None:
+        self.db, self.scope, self.clock = db, scope, clock
+        self.rules = [(int(limit), float(seconds)) for limit, seconds in rules if limit > 0]
+        self.longest = max((s for _, s in self.rules), default=0.0)
+
+    async def reserve(self, wants: list[tuple[str, int]]) -> list[float]:
+        """For each (recipient, sends) in order: 0.0 when the sends fit every rule now — and they are
+        counted — or the seconds until they would fit (nothing counted)."""
+        if not wants or not self.rules:
+            return [0.0] * len(wants)
+        from sqlalchemy import delete, insert, select, text
+
+        from storage.models import RecentSend
+
+        table = RecentSend.__table__  # type: ignore[attr-defined]
+        now = self.clock.now()
+        horizon = now - dt.timedelta(seconds=self.longest)
+        targets = sorted({target for target, _ in wants})
+        async with self.db.transaction() as session:
+            conn = await session.connection()
+            if conn.dialect.name == "postgresql":
+                for target in targets:  # in one order everywhere: no deadlock between processes
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:c, hashtext(:k))"),
+                                       {"c": self.LOCK_CLASS, "k": f"{self.scope}:{target}"})
+            window = SlidingWindow(self.rules, _At(now))
+            rows = await conn.execute(select(table.c.target, table.c.at, table.c.parts).where(
+                table.c.scope == self.scope, table.c.target.in_(targets), table.c.at > horizon))
+            for target, at, parts in rows:
+                for _ in range(parts):
+                    window.record(target, at)
+            waits, counted = [], []
+            for target, n in wants:
+                wait = window.wait(target, n)
+                waits.append(wait)
+                if wait == 0.0:
+                    window.take(target, n)
+                    counted.append({"scope": self.scope, "target": target, "at": now, "parts": n})
+            if counted:
+                await conn.execute(insert(table), counted)
+            await conn.execute(delete(table).where(table.c.scope == self.scope, table.c.target.in_(targets),
+                                                   table.c.at <= horizon))
+        return waits
+
+    async def count(self, target: str, seconds: float) -> int:
+        """Sends counted to ``target`` in the last ``seconds`` (health figures, tests)."""
+        from sqlalchemy import func, select
+
+        from storage.models import RecentSend
+
+        table = RecentSend.__table__  # type: ignore[attr-defined]
+        since = self.clock.now() - dt.timedelta(seconds=seconds)
+        async with self.db.transaction() as session:
+            conn = await session.connection()
+            return int((await conn.execute(select(func.coalesce(func.sum(table.c.parts), 0)).where(
+                table.c.scope == self.scope, table.c.target == target, table.c.at > since))).scalar() or 0)
+
+
+class _At:
+    """A clock stopped at one moment: one reservation is checked at one instant."""
+
+    def __init__(self, moment: dt.datetime) -> None:
+        self.moment = moment
+
+    def now(self) -> dt.datetime:
+        return self.moment

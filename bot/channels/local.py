@@ -1,12 +1,15 @@
 """The local channel: a real channel over plain HTTP, for trying Bangdai without any platform.
 
-``POST /api/local/messages`` takes ``{"user", "text", "conversation"?, "group"?, "msg_id"?}`` and
-answers ``{"replies": [...]}``; ``GET /api/local/inbox/{user}`` lists what the outbox delivered to that
-user, oldest first. A ``[local] token`` makes both require ``Authorization: Bearer <token>``.
+``POST /api/local/messages`` takes ``{"user", "text", "conversation"?, "group"?, "msg_id"?,
+"attachments"?}`` and answers ``{"replies": [...]}``; ``GET /api/local/inbox/{user}`` lists what the outbox delivered to that
+user, oldest first. An attachment is ``{"name", "kind": "file"|"picture", "data": base64}``, carried in
+the message itself (small files only: the body limit holds). A ``[local] token`` makes both require ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hmac
 import json
@@ -21,7 +24,7 @@ from storage.models import LocalDelivery
 
 from ..clock import Clock
 from ..commands import present
-from ..inbound import Address, InboundMessage, Reply
+from ..inbound import Address, Attachment, FileTooLarge, InboundMessage, Reply
 from .base import Channel, PermanentError
 
 MAX_BODY = 64 * 1024
@@ -52,13 +55,40 @@ def parse_local_message(body: Any, now: dt.datetime) -> InboundMessage:
     msg_id = body.get("msg_id")
     if msg_id is not None and (not isinstance(msg_id, str) or not msg_id or len(msg_id) > 128):
         raise ValueError("field 'msg_id' must be a non-empty string of at most 128 characters")
-    unknown = set(body) - {"user", "text", "conversation", "group", "msg_id"}
+    attachments = _attachments(body.get("attachments", []))
+    unknown = set(body) - {"user", "text", "conversation", "group", "msg_id", "attachments"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
     return InboundMessage(
         channel="local", sender_id=user.strip(), conversation_id=conversation, text=text, msg_id=msg_id,
-        is_group=group, received_at=now,
+        is_group=group, received_at=now, attachments=attachments,
     )
+
+
+def _attachments(value: Any) -> tuple[Attachment, ...]:
+    if not isinstance(value, list) or len(value) > 10:
+        raise ValueError("field 'attachments' must be a list of at most 10 objects")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"name", "kind", "data"}:
+            raise ValueError("each attachment is an object with 'name', 'kind' and 'data'")
+        name, kind, data = item.get("name", ""), item.get("kind", "file"), item.get("data")
+        if not isinstance(name, str) or len(name) > 200 or kind not in ("file", "picture") or not isinstance(data, str):
+            raise ValueError("attachment: 'name' a string, 'kind' file or picture, 'data' base64 text")
+        try:
+            base64.b64decode(data, validate=True)
+        except binascii.Error:
+            raise ValueError("attachment 'data' is not base64") from None
+        out.append(Attachment(kind=kind, code=data, name=name))
+    return tuple(out)
+
+
+async def fetch_inline(attachment: Attachment, limit: int) -> bytes:
+    """The local channel's files travel inside the message: decoding is the whole fetch."""
+    data = base64.b64decode(attachment.code)
+    if len(data) > limit:
+        raise FileTooLarge(len(data), limit)
+    return data
 
 
 class LocalChannel(Channel):
@@ -68,6 +98,9 @@ class LocalChannel(Channel):
         self.db, self.clock, self.handle, self.token = db, clock, handle, token
         self.rate_per_second = rate_per_second
         self.received = 0
+
+    async def fetch(self, attachment: Attachment, limit: int) -> bytes:
+        return await fetch_inline(attachment, limit)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/local/messages", self.post_message)

@@ -39,15 +39,15 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
 from scheduler.outbox import Outgoing
-from storage.models import ChatIdentity, OutboxMessage, OutboxStatus
+from storage.models import ChatIdentity, OutboxMessage
 
 from .. import charts
 from ..commands import commands_in, present
 from ..config import ConfigError
 from ..identity import resolve_sender
-from ..inbound import Address, InboundMessage, Reply
+from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
 from .base import Channel, DeliveryError, PermanentError, TransientError
-from .limits import SlidingWindow
+from .limits import SharedWindow
 from .wecom_api import WeComApi, WeComError, WeComUnavailable, split_message, to_plain, uses_markdown
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ REJECTED = Counter("bangdai_wecom_rejected_total", "WeCom callbacks refused, by 
 SENDS = Counter("bangdai_wecom_sends_total", "Messages WeCom accepted, by kind (app, webhook)", ["kind"])
 API_ERRORS = Counter("bangdai_wecom_api_errors_total", "WeCom API errors, by errcode", ["code"])
 DEFERRED = Counter("bangdai_wecom_deferred_total", "Sends held back by our own per-member/robot limit", ["kind"])
+
+
+# Messages whose MediaId the handler may fetch through media/get (WeCom's name → ours).
+FILE_KINDS = {"image": "picture", "video": "video", "file": "file"}
 
 
 def _verified(check, *args):
@@ -111,8 +115,10 @@ class WeComChannel(Channel):
         except (AssertionError, binascii.Error, ValueError):
             raise ConfigError("[wecom] encoding_aes_key 应为企业微信后台给出的 43 位 EncodingAESKey") from None
         self.api = WeComApi(cfg.api_base, cfg.corp_id, cfg.secret.reveal(), self.clock)
-        self.members = SlidingWindow([(cfg.per_member_per_minute, 60), (cfg.per_member_per_hour, 3600)], self.clock)
-        self.robots = SlidingWindow([(cfg.webhook_per_minute, 60)], self.clock)
+        # Counted in the database: every serve process on it shares one limit per member and robot.
+        self.members = SharedWindow(self.db, "wecom-member",
+                                    [(cfg.per_member_per_minute, 60), (cfg.per_member_per_hour, 3600)], self.clock)
+        self.robots = SharedWindow(self.db, "wecom-robot", [(cfg.webhook_per_minute, 60)], self.clock)
         self._tasks: set[asyncio.Task] = set()
         self._progress: dict[str, int] = {}  # outbox key -> parts already sent of a split message
         self._stopping = False
@@ -131,28 +137,7 @@ class WeComChannel(Channel):
 
     async def start(self) -> None:
         self._stopping = False
-        await self._recall_recent_sends()
         self.state = "ok"
-
-    async def _recall_recent_sends(self) -> None:
-        """The per-member window survives a restart: what the outbox sent in the last hour counts."""
-        since = self.clock.now() - dt.timedelta(hours=1)
-        try:
-            async with self.db.transaction() as session:
-                rows = (await session.exec(
-                    select(OutboxMessage.user_id, OutboxMessage.group_name, OutboxMessage.sent_at).where(
-                        OutboxMessage.channel == self.name, OutboxMessage.status == OutboxStatus.SENT,
-                        OutboxMessage.sent_at >= since,  # type: ignore[operator]
-                    ).order_by(OutboxMessage.sent_at)
-                )).all()
-        except Exception:
-            log.exception("wecom: could not read recent sends; the per-member window starts empty")
-            return
-        for user_id, group, sent_at in rows:
-            if user_id:
-                self.members.record(user_id, sent_at)
-            elif group:
-                self.robots.record(group, sent_at)
 
     async def stop(self) -> None:
         """Refuse new callbacks, let the ones being handled finish (their replies are in the outbox
@@ -263,7 +248,7 @@ class WeComChannel(Channel):
             return self._reject(exc)
         self.last_callback_at = self.clock.now()
         self.counts["received"] += 1
-        RECEIVED.labels(kind if kind in {"text", "event"} else "other").inc()
+        RECEIVED.labels(kind if kind in {"text", "event"} else "file" if kind in FILE_KINDS else "other").inc()
         self._spawn(self._process(kind, user, fields))
         return web.Response(status=200, text="")
 
@@ -276,6 +261,9 @@ class WeComChannel(Channel):
         try:
             if kind == "text":
                 new = await self._on_text(user, fields)
+            elif kind in FILE_KINDS and str(fields.get("MediaId") or ""):
+                new = await self._on_text(user, fields, (Attachment(
+                    kind=FILE_KINDS[kind], code=str(fields["MediaId"]), name=str(fields.get("FileName") or "")[:200]),))
             elif kind == "event":
                 new = await self._on_event(user, fields)
             else:
@@ -286,17 +274,25 @@ class WeComChannel(Channel):
         except Exception:
             log.exception("wecom: handling a %s from %s failed", kind, user)
 
-    async def _on_text(self, user: str, fields: dict) -> bool:
+    async def _on_text(self, user: str, fields: dict, attachments: tuple[Attachment, ...] = ()) -> bool:
+        """A text — or a picture, video or file, whose media_id the handler may fetch (``fetch``)."""
         msg_id = _msg_id(fields)
         msg = InboundMessage(
             channel=self.name, sender_id=user, conversation_id=user, text=str(fields.get("Content") or ""),
-            msg_id=msg_id, received_at=self.clock.now(),
+            msg_id=msg_id, received_at=self.clock.now(), attachments=attachments,
         )
         replies = await self.handle(msg)
         queued = await self.queue_to_user(
             user, [(f"reply:wecom:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
         )
         return queued > 0
+
+    async def fetch(self, attachment: Attachment, limit: int) -> bytes:
+        """The bytes of a media_id a member sent (valid for three days on WeCom's side)."""
+        try:
+            return await self.api.download_media(attachment.code, limit)
+        except (WeComError, WeComUnavailable) as exc:
+            raise FetchError(str(exc)) from None
 
     async def _on_event(self, user: str, fields: dict) -> bool | None:
         event = str(fields.get("Event") or "").lower()
@@ -406,25 +402,26 @@ class WeComChannel(Channel):
         parts = self._shape(text, fmt)
         results: list[DeliveryError | None] = [None] * len(addresses)
         by_start: dict[int, list[int]] = defaultdict(list)
+        wanted: list[int] = []
         for i, (address, key) in enumerate(zip(addresses, keys)):
             if address.group:
                 results[i] = await self._to_group(address.group, self._shape(text, fmt, group=True), key)
-                continue
-            if not address.user_id:
+            elif not address.user_id:
                 results[i] = PermanentError("没有企业微信 UserID")
-                continue
-            start = self._progress.get(key, 0)
-            wait = self.members.wait(address.user_id, len(parts) - start)
+            else:
+                wanted.append(i)
+        # Checked and counted together, before any send: the outbox delivers several messages at once,
+        # possibly from several processes, and they must not all pass the same check.
+        waits = await self.members.reserve(
+            [(addresses[i].user_id or "", len(parts) - self._progress.get(keys[i], 0)) for i in wanted])
+        for i, wait in zip(wanted, waits):
             if wait > 0:
                 # WeCom would drop this one without a word; the outbox tries again when the window frees.
                 results[i] = TransientError(f"企业微信每人每分钟最多 {self.config.per_member_per_minute} 条，稍后再发", wait)
                 self.counts["deferred"] += 1
                 DEFERRED.labels("member").inc()
                 continue
-            # Reserve the window now, with no await between the check and the reservation: the outbox
-            # delivers several messages at once, and they must not all pass the same check.
-            self.members.take(address.user_id, len(parts) - start)
-            by_start[start].append(i)
+            by_start[self._progress.get(keys[i], 0)].append(i)
         for start, members in by_start.items():
             await self._to_members(addresses, keys, members, parts, start, results)
         return results
@@ -441,12 +438,11 @@ class WeComChannel(Channel):
             return await self._to_group(address.group, [("image", image)], key)
         if not address.user_id:
             return PermanentError("没有企业微信 UserID")
-        wait = self.members.wait(address.user_id, 1)
+        [wait] = await self.members.reserve([(address.user_id, 1)])  # counted before sending
         if wait > 0:
             self.counts["deferred"] += 1
             DEFERRED.labels("member").inc()
             return TransientError(f"企业微信每人每分钟最多 {self.config.per_member_per_minute} 条，稍后再发", wait)
-        self.members.take(address.user_id, 1)
         try:
             media_id = await self.api.upload_image(png)
             answer = await self.api.send_message(self.config.agent_id, [address.user_id], "image", {"media_id": media_id})
@@ -510,12 +506,11 @@ class WeComChannel(Channel):
         if webhook is None:
             return PermanentError(f"没有配置名为“{group}”的企业微信群机器人（[wecom] webhooks）")
         start = self._progress.get(key, 0)
-        wait = self.robots.wait(group, len(parts) - start)
+        [wait] = await self.robots.reserve([(group, len(parts) - start)])  # counted before sending (see deliver_batch)
         if wait > 0:
             self.counts["deferred"] += 1
             DEFERRED.labels("webhook").inc()
             return TransientError(f"企业微信群机器人每分钟最多 {self.config.webhook_per_minute} 条，稍后再发", wait)
-        self.robots.take(group, len(parts) - start)  # reserved before any await (see deliver_batch)
         for n in range(start, len(parts)):
             try:
                 await self.api.send_webhook(webhook.reveal(), *parts[n])

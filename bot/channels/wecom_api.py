@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from ..clock import Clock
+from .files import DOWNLOAD_TIMEOUT, read_body
 
 MAX_BYTES = 2048  # app text/markdown messages and robot text messages
 TOKEN_ERRORS = {40014, 42001, 40082}  # invalid, expired, invalid suite token: fetch a new one once
@@ -116,6 +117,26 @@ class WeComApi:
         payload = {"touser": "|".join(users), "msgtype": msgtype, "agentid": _agent(agent_id),
                    msgtype: content if isinstance(content, dict) else {"content": content}, "safe": 0}
         return await self.call("/cgi-bin/message/send", payload)
+
+    async def download_media(self, media_id: str, limit: int) -> bytes:
+        """A picture or file a member sent the app (``/cgi-bin/media/get``), at most ``limit`` bytes; a
+        token WeCom calls invalid is fetched again once."""
+        token = await self.token()
+        for attempt in (1, 2):
+            try:
+                async with self.session().get(self.base + "/cgi-bin/media/get", timeout=DOWNLOAD_TIMEOUT,
+                                              params={"access_token": token, "media_id": media_id}) as resp:
+                    if resp.status != 200:
+                        raise WeComUnavailable(f"HTTP {resp.status}")
+                    error = await _media_error(resp)
+                    if error is None:
+                        return await read_body(resp, limit)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise WeComUnavailable(_scrub(f"{type(exc).__name__}: {exc}")) from None
+            if error.code not in TOKEN_ERRORS or attempt == 2:
+                raise error
+            token = await self.token(stale=token)
+        raise WeComUnavailable("media/get: no answer")  # pragma: no cover - the loop returns or raises
 
     async def upload_image(self, png: bytes) -> str:
         """A picture's media_id for app messages (``/cgi-bin/media/upload?type=image``, multipart field
@@ -227,3 +248,16 @@ def _cut_line(line: str, limit: int) -> list[str]:
         size += n
     pieces.append("".join(current))
     return pieces
+
+
+async def _media_error(resp: aiohttp.ClientResponse) -> WeComError | None:
+    """``media/get`` answers the file itself, or JSON with an errcode when it cannot."""
+    if "json" not in resp.headers.get("Content-Type", "") and "text/plain" not in resp.headers.get("Content-Type", ""):
+        return None
+    try:
+        body = await resp.json(content_type=None)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not int(body.get("errcode", 0) or 0):
+        return None
+    return WeComError(int(body["errcode"]), str(body.get("errmsg", "")), body)

@@ -1,3 +1,3 @@
 """Every module here declares jobs with ``@job``; importing the package registers them all."""
 
-from . import changqing, housekeeping, mentoring, sanling  # noqa: F401
+from . import changqing, housekeeping, mentoring, sanling, sanling_cases  # noqa: F401

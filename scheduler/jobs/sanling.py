@@ -15,8 +15,9 @@ from handlers.pairs import load_pairs
 from handlers.review_queries import POOR, reports_of
 from bot.clock import day_start, period_bounds, period_name
 from bot.identity import staff_ids
+from handlers.sanling_reports import open_requests, report_status, reports_for
 from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, is_overdue, mailbox_figures, staff_view
-from storage.models import Inquiry, InquiryStatus, Person
+from storage.models import Inquiry, InquiryStatus, Person, Unit
 
 from ..outbox import Outgoing
 
@@ -118,6 +119,7 @@ async def quarterly_summary(ctx: JobContext) -> int:
         "sanling/job_quarterly_summary", quarter=quarter, first=first, last=last, liaisons=liaisons[:30],
         more=max(0, len(liaisons) - 30), mailbox=figures, categories=[(c, categories[c]) for c in CATEGORIES if categories.get(c)],
         total_visits=sum(len(v) for v in visits.values()), reviews=reviews,
+        reports=await _report_facts(session, months, first, last, names),
         reported=len(await reports_of(session, quarter, [v.id for v in views])),
         areas=await area_coverage(session, views, first, last),
         poor=[(v, reviews.reviews[v.id]) for v in views if v.id in reviews.reviews and reviews.reviews[v.id].rating == POOR],
@@ -125,3 +127,17 @@ async def quarterly_summary(ctx: JobContext) -> int:
     messages = [Outgoing(key=f"sanling-quarterly:{pid}:{quarter}", person_id=pid, body=body, source="quarterly_summary")
                 for pid in staff]
     return await services.outbox.enqueue_many(session, messages)
+
+
+async def _report_facts(session, months: list[dt.date], first: dt.date, last: dt.date, names: dict) -> dict:
+    """一月一汇报 for the quarterly summary: per month who reported, the reports, and every 诉求 still open."""
+    rows = await reports_for(session, first, last)
+    units = dict((await session.exec(select(Unit.id, Unit.name).where(
+        col(Unit.id).in_({r.unit_id for r in rows if r.unit_id} or {0})))).all())
+    more_names = {r.liaison_id for r in rows} - set(names)
+    if more_names:
+        names = {**names, **dict((await session.exec(select(Person.id, Person.name).where(col(Person.id).in_(more_names)))).all())}
+    listed = [{"month": r.month, "name": names.get(r.liaison_id, ""), "unit": units.get(r.unit_id, ""), "text": r.text,
+               "thoughts": r.thoughts} for r in rows]
+    return {"months": [await report_status(session, m) for m in months], "rows": listed[:30],
+            "more": max(0, len(listed) - 30), "open": await open_requests(session)}

@@ -56,3 +56,18 @@ class JobRun(SQLModel, table=True):
     finished_at: dt.datetime | None = None
     queued: int = 0
     trigger: str = Field(default="schedule", max_length=20)  # schedule, catch-up, manual
+
+
+class RecentSend(SQLModel, table=True):
+    """最近发送 — messages sent to one recipient recently, for limits a platform counts per recipient
+    (WeCom drops a member's 31st message in a minute without an error). Kept in the database so that
+    every ``serve`` process sharing it counts the others' sends too; rows older than the longest window
+    are deleted as the recipient's next send is counted."""
+
+    __table_args__ = (Index("ix_recentsend_target", "scope", "target", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=30)  # wecom-member, wecom-robot
+    target: str = Field(max_length=128)  # the member's UserID or the group's name
+    at: dt.datetime
+    parts: int = 1  # messages counted (a long message goes out in several parts)

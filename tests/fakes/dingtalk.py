@@ -11,6 +11,8 @@ limits, and throttled or invalid users come back inside a 200 answer. Tests stee
     fake.sent / fake.batch_calls / fake.group_calls              # everything the bot sent
     fake.flow_control("staff1"); fake.invalid_users.add("x")     # batchSend answers
     fake.throttle(); fake.exhaust_quota(); fake.fail_open(2); fake.drop_acks(1); fake.expire_tokens()
+    await fake.push_file("staff1", b"%PDF…", name="表.pdf")     # a file (kind="picture": a picture) message;
+    fake.download_calls; fake.expire_download_codes()            # the bot fetches it via messageFiles/download
     await fake.close_connections(); await fake.send_disconnect()
     fake.media[media_id]; fake.images()                          # uploaded pictures, pictures sent
     await fake.tap(sent, "记录 面谈")                             # tap a dtmd:// link in a Markdown message
@@ -80,6 +82,7 @@ class ApiCall:
     body: dict[str, Any]
     status: int
     answer: dict[str, Any]
+    token: str = ""  # the access token it came with: each bot process fetches its own
 
     @property
     def users(self) -> list[str]:
@@ -139,6 +142,8 @@ class FakeDingTalk:
         self.group_calls: list[ApiCall] = []
         self.api_calls: collections.Counter[str] = collections.Counter()  # every OpenAPI request, by api
         self.token_fetches = 0
+        self.download_calls: list[ApiCall] = []  # robot messageFiles/download, as received and answered
+        self.file_gets = 0  # GETs of a downloadUrl that served a file
         self.media: dict[str, bytes] = {}  # media_id -> the uploaded file
         self.uploads: list[tuple[int, dict[str, Any]]] = []  # every media upload: (HTTP status, answer)
         self.open_requests: list[dict[str, Any]] = []  # bodies POSTed to connections/open (secret included)
@@ -166,6 +171,9 @@ class FakeDingTalk:
         self._tasks: set[asyncio.Task] = set()
         self._changed = asyncio.Event()
         self._ids = itertools.count(1)
+        self._files: dict[str, bytes] = {}  # downloadCode -> the file sent
+        self._urls: dict[str, tuple[bytes, float]] = {}  # download URL id -> (file, expiry)
+        self._file_hold: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
 
     # --- running ------------------------------------------------------------------------------------
@@ -178,6 +186,8 @@ class FakeDingTalk:
         app.router.add_post("/v1.0/oauth2/accessToken", self._access_token)
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
         app.router.add_post("/v1.0/robot/groupMessages/send", self._group_send)
+        app.router.add_post("/v1.0/robot/messageFiles/download", self._file_download)
+        app.router.add_get("/file/{id}", self._file_get)
         app.router.add_post("/media/upload", self._media_upload)  # the oapi host; here the same server
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -356,16 +366,49 @@ class FakeDingTalk:
         return data, session
 
     async def push_text(self, user: str, text: str, *, group: str | None = None, webhook_revoked: bool = False,
-                        **options: Any) -> Pushed:
+                        to: int | None = None, **options: Any) -> Pushed:
         """A text message from ``user`` (a staffId) to the bot; ``group`` is an openConversationId.
         ``webhook_expired`` makes its sessionWebhook already expired, ``webhook_revoked`` makes it look
         valid while DingTalk refuses it."""
         data, session = self.text_data(user, text, group=group, **options)
         self._sessions[session].revoked = webhook_revoked
-        return await self.push_data(data, user=user, session=session)
+        return await self.push_data(data, user=user, session=session, to=to)
+
+    async def push_file(self, user: str, data: bytes, *, name: str = "", kind: str = "file", expired: bool = False,
+                        **options: Any) -> Pushed:
+        """A file (``kind="file"``, with ``fileName``), picture or video message from ``user``; the bot gets
+        only its ``downloadCode`` and must fetch the bytes through ``messageFiles/download``. ``expired``:
+        the code no longer works by the time the bot asks."""
+        payload, session = self.text_data(user, "", **options)
+        del payload["text"]
+        code = "dc" + uuid.uuid4().hex
+        if not expired:
+            self._files[code] = data
+        content: dict[str, Any] = {"downloadCode": code}
+        if kind == "file":
+            content.update(fileName=name, fileId=uuid.uuid4().hex[:12], spaceId="fakespace")
+        elif kind == "video":
+            content.update(duration=3, videoType="mp4")
+        payload.update(msgtype=kind, content=content)
+        return await self.push_data(payload, user=user, session=session)
+
+    async def send_file(self, user: str, data: bytes, *, name: str = "", kind: str = "file",
+                        timeout: float = 10.0) -> str:
+        """Push a file and return the reply that came back through its sessionWebhook."""
+        pushed = await self.push_file(user, data, name=name, kind=kind)
+        return "\n".join(s.text for s in await self.wait_reply(pushed, timeout))
+
+    def hold_files(self) -> asyncio.Event:
+        """Make downloads of files hang until the returned event is set (a slow network)."""
+        self._file_hold = asyncio.Event()
+        return self._file_hold
+
+    def expire_download_codes(self) -> None:
+        """Every downloadCode handed out so far stops working (they are short-lived on the platform)."""
+        self._files.clear()
 
     async def push_data(self, data: dict[str, Any] | str, *, user: str = "", session: str = "",
-                        topic: str = BOT_TOPIC) -> Pushed:
+                        topic: str = BOT_TOPIC, to: int | None = None) -> Pushed:
         """Push any robot message payload (a dict, or a raw ``data`` string that need not be JSON)."""
         frame_id = f"frame-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         raw = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
@@ -379,7 +422,7 @@ class FakeDingTalk:
                         frame=frame, session=session)
         self.pushed[pushed.msg_id] = pushed
         self._by_frame[frame_id] = pushed
-        await self._send(pushed)
+        await self._send(pushed, to=to)
         return pushed
 
     async def push_frame(self, raw: str) -> None:
@@ -387,13 +430,21 @@ class FakeDingTalk:
         for conn in list(self._conns):
             await conn.ws.send_str(raw)
 
-    async def redeliver(self, pushed: Pushed) -> None:
-        """Push a message again as DingTalk does when it thinks the ack came too late."""
-        await self._send(pushed)
+    async def redeliver(self, pushed: Pushed, *, to: int | None = None) -> None:
+        """Push a message again as DingTalk does when it thinks the ack came too late. ``to`` picks the
+        connection (its number, in the order they opened) instead of a random one: with several
+        ``serve`` processes the copy can land on another process than the first push."""
+        await self._send(pushed, to=to)
 
-    async def _send(self, pushed: Pushed) -> None:
+    def connection_numbers(self) -> list[int]:
+        """The numbers of the open connections, oldest first."""
+        return [c.number for c in self._conns if not c.ws.closed]
+
+    async def _send(self, pushed: Pushed, to: int | None = None) -> None:
         topic = pushed.frame["headers"]["topic"]
         eligible = [c for c in self._conns if topic in c.topics and not c.ws.closed]
+        if to is not None:
+            eligible = [c for c in eligible if c.number == to]
         if not eligible:
             self._pending.append(pushed)  # held until a connection subscribes, as the platform does
             return
@@ -610,13 +661,42 @@ class FakeDingTalk:
                 flow.append(u)
         delivered = [u for u in users if u not in invalid and u not in flow]
         answer = {"processQueryKey": uuid.uuid4().hex, "invalidStaffIdList": invalid, "flowControlledStaffIdList": flow}
-        self.batch_calls.append(ApiCall("batchSend", body, 200, answer))
+        self.batch_calls.append(ApiCall("batchSend", body, 200, answer,
+                                        request.headers.get("x-acs-dingtalk-access-token", "")))
         if delivered:
             self.sent.append(Sent(via="batchSend", text=self._sent_text(body["msgKey"], param),
                                   msgtype=body["msgKey"], title=param.get("title", ""), users=delivered,
                                   image=self.media.get(param.get("photoURL", ""))))
         self._notify()
         return web.json_response(answer)
+
+    async def _file_download(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request, "messageFilesDownload")
+        body = await request.json()
+        if refused is None and body.get("robotCode") != self.robot_code:
+            refused = web.json_response({"code": "invalidParameter.robotCode", "message": "robotCode 不存在"}, status=400)
+        if refused is None and body.get("downloadCode") not in self._files:
+            refused = web.json_response({"code": "invalidParameter.downloadCode", "message": "downloadCode 无效或已过期"},
+                                        status=400)
+        if refused is not None:
+            self.download_calls.append(ApiCall("messageFilesDownload", body, refused.status, json.loads(refused.text)))
+            self._notify()
+            return refused
+        url_id = uuid.uuid4().hex
+        self._urls[url_id] = (self._files[body["downloadCode"]], time.time() + 3600)
+        answer = {"downloadUrl": f"{self.api_base}/file/{url_id}"}
+        self.download_calls.append(ApiCall("messageFilesDownload", body, 200, answer))
+        self._notify()
+        return web.json_response(answer)
+
+    async def _file_get(self, request: web.Request) -> web.Response:
+        entry = self._urls.get(request.match_info["id"])
+        if entry is None or entry[1] < time.time():
+            return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>", content_type="application/xml")
+        if self._file_hold is not None:
+            await self._file_hold.wait()
+        self.file_gets += 1
+        return web.Response(body=entry[0], content_type="application/octet-stream")
 
     async def _group_send(self, request: web.Request) -> web.Response:
         refused = self._refuse(request, "groupSend")

@@ -100,6 +100,8 @@ class FakeWeCom:
         self.card_update_refused: list[tuple[dict, int]] = []
         self.media: dict[str, bytes] = {}  # media_id -> uploaded file
         self.member_images: list[tuple[str, bytes]] = []  # (member, picture) app image messages delivered
+        self.received_media: dict[str, tuple[bytes, str]] = {}  # media_id -> (bytes, name) members sent
+        self.media_gets = 0
         self._ids = itertools.count(1)
         self.base = ""
 
@@ -110,7 +112,14 @@ class FakeWeCom:
         app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
         app.router.add_post("/cgi-bin/message/update_template_card", self.update_template_card)
         app.router.add_post("/cgi-bin/media/upload", self.media_upload)
+        app.router.add_get("/cgi-bin/media/get", self.media_get)
         return app
+
+    def add_media(self, data: bytes, name: str = "") -> str:
+        """A picture or file a member sends: WeCom keeps it (three days) under the media_id it returns."""
+        media_id = f"media{next(self._ids)}{secrets.token_hex(4)}"
+        self.received_media[media_id] = (data, name)
+        return media_id
 
     def press(self, user: str, button: str) -> tuple[str, str, str]:
         """``user`` taps ``button`` (its text) on the latest card they got: WeCom issues a ResponseCode.
@@ -211,6 +220,19 @@ class FakeWeCom:
                 self.messages.append(sent)
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid),
                                   "msgid": f"msg{next(self._ids)}"})
+
+    async def media_get(self, request: web.Request) -> web.Response:
+        """The file itself (with its name in Content-Disposition), or JSON with an errcode."""
+        if (error := self._token_error(request)) is not None:
+            return error
+        media_id = request.query.get("media_id", "")
+        entry = self.received_media.get(media_id) or ((self.media[media_id], "") if media_id in self.media else None)
+        if entry is None:
+            return self._err(40007, "invalid media_id")
+        self.media_gets += 1
+        data, name = entry
+        return web.Response(body=data, content_type="application/octet-stream",
+                            headers={"Content-Disposition": f'attachment; filename="{name or "file"}"'})
 
     def _card_send(self, body: dict) -> web.Response:
         card = body.get("template_card")
@@ -367,12 +389,19 @@ class WeComCallbacks:
                 f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
                 f"<ResponseCode><![CDATA[{response_code}]]></ResponseCode><AgentID>{self.agent_id}</AgentID></xml>")
 
-    def image(self, user: str, msg_id: int | None = None) -> str:
+    def image(self, user: str, msg_id: int | None = None, media_id: str = "media1") -> str:
         msg_id = msg_id or next(self._msg_ids)
         return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
                 f"<CreateTime>{self._now()}</CreateTime><MsgType><![CDATA[image]]></MsgType>"
-                f"<PicUrl><![CDATA[https://wework.qpic.cn/x.jpg]]></PicUrl><MediaId><![CDATA[media1]]></MediaId>"
+                f"<PicUrl><![CDATA[https://wework.qpic.cn/x.jpg]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId>"
                 f"<MsgId>{msg_id}</MsgId><AgentID>{self.agent_id}</AgentID></xml>")
+
+    def location(self, user: str, msg_id: int | None = None) -> str:
+        msg_id = msg_id or next(self._msg_ids)
+        return (f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+                f"<CreateTime>{self._now()}</CreateTime><MsgType><![CDATA[location]]></MsgType>"
+                f"<Location_X>29.13</Location_X><Location_Y>118.41</Location_Y><Scale>15</Scale>"
+                f"<Label><![CDATA[开化县]]></Label><MsgId>{msg_id}</MsgId><AgentID>{self.agent_id}</AgentID></xml>")
 
     def seal(self, plain: str, *, timestamp: int | None = None, corp_id: str | None = None,
              token: str | None = None) -> tuple[dict[str, str], bytes]:

@@ -1,0 +1,141 @@
+"""调任联办单 (最多跑一次): 一科受理、一单抄告、联审经办.
+
+When staff accept (受理) a 联办单 case, it is copied at once, privately, to every department its guide
+lists: to the people named for that department in ``[sanling] department_staff``, else to the 三联
+contacts linked to the department's unit. Each department records its part with ``联审 #9 同意 …``;
+when the last part is in the case closes and the applicant is told, once. Staff may record a part for a
+department that has nobody to do it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.identity import Sender, staff_ids
+from bot.router import Answer, Refusal, Router, UsageError
+from bot.services import Services
+from bot.text import Args, fold
+from scheduler.outbox import Outgoing
+from storage.models import CaseStatus, JointPart, LiaisonLink, Person, ReviewCase, ReviewDecision, Unit
+
+from .sanling_case_ops import audit, files_of, local, people_labels, take_ticket
+
+router = Router()
+
+RESULTS = {"同意": "同意", "通过": "同意", "agree": "同意", "不同意": "不同意", "不通过": "不同意", "disagree": "不同意"}
+_SEP = " \t\n:,;：，；、\u3000"
+
+
+async def reviewers_for(session: AsyncSession, config: Config, department: str) -> list[int]:
+    """Who records a department's part: its configured staff, else the 三联 contacts of its unit."""
+    names = config.sanling.department_staff.get(department)
+    if names:
+        rows = await session.exec(select(Person.id).where(col(Person.name).in_([str(n) for n in names]),
+                                                          Person.active == True))  # noqa: E712
+        return sorted(set(rows.all()))
+    rows = await session.exec(
+        select(LiaisonLink.person_id).join(Unit, Unit.id == LiaisonLink.unit_id)
+        .where(Unit.name == department, LiaisonLink.active == True))  # noqa: E712
+    return sorted(set(rows.all()))
+
+
+async def copy_to_departments(session: AsyncSession, services: Services, config: Config, sender: Sender,
+                              case: ReviewCase, now: dt.datetime) -> list[dict]:
+    """一单抄告: one part per listed department, each copied privately to its reviewers right away."""
+    from .guides import load_guides
+
+    guide = next((g for g in load_guides(config.programme.guides_dir) if g.key == case.procedure), None)
+    departments = guide.departments if guide is not None else ()
+    label = (await people_labels(session, {case.submitter_id})).get(case.submitter_id, "")
+    files = len(await files_of(session, case.id))  # type: ignore[arg-type]
+    out = []
+    for department in departments:
+        reviewers = await reviewers_for(session, config, department)
+        part = JointPart(case_id=case.id, department=department, reviewers=reviewers)  # type: ignore[arg-type]
+        session.add(part)
+        await session.flush()
+        body = services.renderer.text("sanling/joint_copy", c=case, department=department, sender=label,
+                                      files=files, many=sum(1 for _ in departments) > 1)
+        await services.outbox.enqueue_many(session, [
+            Outgoing(key=f"joint-copy:{part.id}:{pid}", person_id=pid, body=body, source="case") for pid in reviewers
+        ])
+        out.append({"department": department, "reviewers": len(reviewers)})
+    audit(session, now, sender, "case.joint_copy", case, departments=list(departments))
+    return out
+
+
+@router.command(
+    "联审", "joint", private_only=True, order=33,
+    summary="调任联办单联审：各部门录入意见",
+    usage="联审 | 联审 #编号 [部门] 同意/不同意 意见",
+    examples=("联审 #9 同意 编制已核准", "联审"),
+)
+async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Services) -> Answer:
+    raw = args.rest()
+    if not raw:
+        return await _mine(sender, session)
+    ticket = take_ticket(raw)
+    if ticket is None:
+        raise UsageError("请写上联办单编号和意见", "联审 #9 同意 编制已核准")
+    number, rest = ticket
+    case = await session.get(ReviewCase, number)
+    parts = [] if case is None else list((await session.exec(
+        select(JointPart).where(JointPart.case_id == case.id).order_by(JointPart.id))).all())
+    mine = [p for p in parts if sender.id in p.reviewers or sender.is_staff]
+    if case is None or not mine:
+        raise Refusal("sanling/joint_unknown", number=number)
+    # A person who records several departments' parts (or staff) names the department first.
+    words = rest.split(maxsplit=1)
+    part = next((p for p in mine if words and fold(words[0]) == p.department), None)
+    if part is not None:
+        rest = words[1] if len(words) > 1 else ""
+    elif len(mine) == 1:
+        part = mine[0]
+    else:
+        raise Refusal("sanling/joint_which", c=case, parts=mine)
+    words = rest.lstrip(_SEP).split(maxsplit=1)
+    result = RESULTS.get(fold(words[0])) if words else None
+    if result is None:
+        raise UsageError("请写“同意”或“不同意”，后面写意见", f"联审 #{number} 同意 材料齐全")
+    note = words[1].strip() if len(words) > 1 else ""
+    if len(note) > 500:
+        raise UsageError(f"意见最多 500 字（现在 {len(note)} 字）", f"联审 #{number} 同意 材料齐全")
+    if case.status != CaseStatus.JOINT:
+        raise Refusal("sanling/joint_closed", c=case)
+    if part.result:
+        raise Refusal("sanling/joint_done", c=case, part=part)
+    now = clock.now()
+    part.result, part.note, part.by_id, part.at = result, note, sender.id, now
+    session.add(part)
+    audit(session, now, sender, "case.joint_part", case, department=part.department, result=result)
+    pending = [p for p in parts if not p.result]
+    if not pending:
+        case.status, case.decided_at = CaseStatus.CLOSED, now
+        session.add(case)
+        session.add(ReviewDecision(case_id=case.id, action="办结", actor_id=sender.id, at=now))  # type: ignore[arg-type]
+        audit(session, now, sender, "case.joint_close", case)
+        body = services.renderer.text("sanling/joint_closed_notice", c=case, parts=parts)
+        # Keyed by the case alone: the applicant is told once, however the last part arrives.
+        await services.outbox.enqueue(session, Outgoing(key=f"joint-closed:{case.id}", person_id=case.submitter_id,
+                                                        body=body, source="case"))
+        staff = await staff_ids(session)
+        summary = services.renderer.text("sanling/joint_closed_staff", c=case, parts=parts)
+        await services.outbox.enqueue_many(session, [
+            Outgoing(key=f"joint-closed-staff:{case.id}:{pid}", person_id=pid, body=summary, source="case")
+            for pid in staff if pid != sender.id
+        ])
+    return Answer.of("sanling/joint_recorded", c=case, part=part, pending=pending)
+
+
+async def _mine(sender: Sender, session: AsyncSession) -> Answer:
+    parts = list((await session.exec(
+        select(JointPart, ReviewCase).join(ReviewCase, ReviewCase.id == JointPart.case_id)
+        .where(JointPart.result == "", ReviewCase.status == CaseStatus.JOINT).order_by(JointPart.id))).all())
+    mine = [(p, c) for p, c in parts if sender.id in p.reviewers or sender.is_staff]
+    return Answer.of("sanling/joint_mine", parts=[{"p": p, "c": c, "at": local(c.submitted_at) if c.submitted_at else None}
+                                                  for p, c in mine[:30]], total=len(mine))
