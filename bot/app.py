@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import ipaddress
 import json
 import logging
 from typing import Any
@@ -21,6 +22,7 @@ from .config import Config, enabled_channels
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
+from .text import load_pinyin
 from scheduler.outbox import Dispatcher, Outbox
 from scheduler.service import Scheduler
 
@@ -35,6 +37,28 @@ PLATFORM_CHANNELS = {
 
 
 HEALTHY_STATES = {"ok", "connected"}
+
+
+def local_channel_exposed(config: Config) -> str | None:
+    """Why ``serve`` must not start, or None. The local channel believes the user id it is told, so on
+    a host others can reach (``0.0.0.0``, as a WeCom callback needs) it hands anyone anyone's rights
+    unless a token guards it (issue 11). The channel also refuses non-local requests without a token;
+    this stops the misconfiguration before it is served at all."""
+    if not config.local.enabled or config.local.token.reveal():
+        return None
+    host = config.server.host.strip()
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name, "" or "0.0.0.0"-like: reachable from elsewhere
+    return (f"[server] host = \"{host}\" 可被其他机器访问，但本地渠道 [local] 没有设置令牌，任何人都能冒充任何用户。"
+            "请设置 [local] token（或环境变量 BANGDAI_LOCAL__TOKEN），或关闭本地渠道 [local] enabled = false，"
+            "或把 [server] host 改回 127.0.0.1。"
+            f" / [server] host = \"{host}\" is reachable from other machines and the local channel has no token: "
+            "set [local] token (or BANGDAI_LOCAL__TOKEN), or set [local] enabled = false, or serve on 127.0.0.1.")
 
 
 def build_services(config: Config, clock: Clock | None = None, db: Database | None = None) -> Services:
@@ -88,6 +112,9 @@ class Bangdai:
         return app
 
     async def start(self) -> None:
+        # The pinyin dictionaries take ~0.3 s to load: at start, not inside the first misspelt message's
+        # transaction (which would hold SQLite's writer turn meanwhile).
+        await asyncio.to_thread(load_pinyin)
         for channel in self.channels.values():
             await channel.start()
         for part in self.background:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .config import REPO_ROOT, Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 # `jobs list` no database at all (docs/benchmarks.md; tests/test_cli.py checks what --help imports).
 
 log = logging.getLogger("bangdai")
-DEMO_DIR = REPO_ROOT / "data" / "demo"
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {}
 
@@ -50,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp = _common(sub.add_parser("import", help="导入花名册、结对表、三联名单或常青藤编组表（.xlsx/.csv）"))
     imp.add_argument("kind", choices=["roster", "pairs", "liaisons", "squads"])
     imp.add_argument("file")
-    imp.add_argument("--dry-run", action="store_true", help="只检查并报告，不写入")
+    imp.add_argument("--dry-run", action="store_true", help="只检查并报告（含将写入的前几行），不写入")
+    imp.add_argument("--sheet", metavar="NAME", help="有几个工作表都像要导入的表时，指明导入哪一个")
+    imp.add_argument("--full", action="store_true",
+                     help="花名册是完整名单：停用不在其中的人（先用 --dry-run 看将停用谁）")
 
     exp = _common(sub.add_parser("export", help="导出 Excel（手机号已脱敏）"))
     exp.add_argument("file")
@@ -107,19 +109,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _prepare_database(config: Config) -> None:
-    from storage.db import is_sqlite
+def _prepare_database(config: Config, create: bool = False) -> None:
+    """Migrate SQLite; only ``serve`` (and ``db upgrade``) may create the file, or a command run from the
+    wrong directory would answer from a new, empty database."""
+    from storage.db import is_sqlite, sqlite_file
     from storage.migrate import upgrade_sqlite
 
     if is_sqlite(config.database.url):
+        path = sqlite_file(config.database.url)
+        if path is not None and not path.exists():
+            if not create:
+                raise ConfigError(f"找不到数据库 {path}（[database] url；相对路径从配置文件所在目录算起，没有配置文件时从"
+                                  f"当前目录）。请用 --config 指定配置文件，或先运行 bangdai db upgrade 建库")
+            path.parent.mkdir(parents=True, exist_ok=True)
         upgrade_sqlite(config.database.url)
 
 
 def cmd_db(args: argparse.Namespace, config: Config) -> int:
-    from storage.migrate import current, upgrade
+    from storage.migrate import current
 
     if args.action == "upgrade":
-        upgrade(config.database.url)
+        _prepare_database(config, create=True)
         print("数据库已升级到最新版本")
     else:
         current(config.database.url)
@@ -134,13 +144,22 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
     from .clock import Clock
 
+    from handlers.sheets import SheetLimits
+
+    if args.full and args.kind != "roster":
+        print("--full 只用于花名册：bangdai import roster 花名册.xlsx --full", file=sys.stderr)
+        return 2
     _prepare_database(config)
     fn = {"roster": import_roster, "pairs": import_pairs, "liaisons": import_liaisons, "squads": import_squads}[args.kind]
+    limits = SheetLimits(max_rows=config.imports.max_rows, max_columns=config.imports.max_columns,
+                         max_unpacked_mb=config.imports.max_unpacked_mb, empty_run=config.imports.empty_run)
+    extra = {"full": True} if args.full else {}
 
     async def run() -> Any:
         db = Database(config.database.url)
         try:
-            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run)
+            return await fn(db, args.file, now=Clock().now(), dry_run=args.dry_run, sheet_name=args.sheet,
+                            limits=limits, **extra)
         finally:
             await db.close()
 
@@ -214,13 +233,13 @@ def parse_at(value: str | None, clock: "Clock") -> dt.datetime:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
-    from scheduler.calendar import WorkCalendar
+    from scheduler.calendar import calendar_for
     from scheduler.service import ScheduleError, load_schedules
 
     from .clock import Clock
 
     clock = Clock()
-    calendar = WorkCalendar()
+    calendar = calendar_for(config)
     if args.action == "list":  # the schedules and the calendar: no database needed
         from scheduler.registry import JOBS
 
@@ -357,9 +376,11 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
             labels = {"queued": "排队", "sending": "发送中", "sent": "已发送", "failed": "失败", "undeliverable": "无法送达"}
             print("发件箱：" + "，".join(f"{labels[k]} {counts.get(k, 0)}" for k in labels))
             if args.failed:
+                from scheduler.outbox import operator_view
+
                 for m in await outbox.problems(limit=200):
-                    to = m.group_name or m.user_id or f"person:{m.person_id}"
-                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {m.channel or '-'}:{to} {m.key} 尝试 {m.attempts} 次：{m.last_error}")
+                    view = operator_view(m)  # an anonymous letter's writer stays unnamed here too
+                    print(f"#{m.id} [{labels.get(m.status, m.status)}] {view.to} {view.what} 尝试 {m.attempts} 次：{view.error}")
             return 0
         finally:
             await db.close()
@@ -432,18 +453,13 @@ def cmd_certificates(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    _prepare_database(config)
+    from .app import local_channel_exposed
+
+    if problem := local_channel_exposed(config):
+        raise ConfigError(problem)
+    _prepare_database(config, create=True)
     asyncio.run(_serve(config, demo=args.demo))
     return 0
-
-
-async def load_demo(services: Any) -> None:
-    from handlers.imports import import_pairs, import_roster
-
-    now = services.clock.now()
-    for fn, name in ((import_roster, "roster.csv"), (import_pairs, "pairs.csv")):
-        report = await fn(services.db, DEMO_DIR / name, now=now, actor="demo")
-        log.info("demo %s: %s", name, report.lines()[0])
 
 
 async def _serve(config: Config, demo: bool = False) -> None:
@@ -462,6 +478,8 @@ async def _serve(config: Config, demo: bool = False) -> None:
         await services.db.close()
         raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
+        from .demo import load_demo
+
         await load_demo(services)
     bangdai = Bangdai(services)
     runner = web.AppRunner(bangdai.web_app(), handle_signals=False)
@@ -490,7 +508,9 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(_chat(url, args.user, config.local.token.reveal()))
 
 
-async def _chat(url: str, user: str, token: str) -> int:
+async def _chat(url: str, user: str, token: str, poll_seconds: float = 1.0) -> int:
+    """A terminal chat. The inbox is polled beside the prompt, so a pushed message (an answer to a
+    letter, a reminder) shows when it arrives, not after the next thing typed."""
     import aiohttp
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -503,28 +523,43 @@ async def _chat(url: str, user: str, token: str) -> int:
         except aiohttp.ClientError as exc:
             print(f"连不上服务 {url}：{exc}。请先运行 bangdai serve。", file=sys.stderr)
             return 1
+
+        async def show_pushed() -> None:
+            async with http.get(f"{url}/api/local/inbox/{user}") as resp:
+                for m in (await resp.json())["messages"]:
+                    if m["key"] not in seen_keys:
+                        seen_keys.add(m["key"])
+                        print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n", flush=True)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(poll_seconds)
+                try:
+                    await show_pushed()
+                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError):
+                    pass  # the service is restarting or busy: try again next time
+
+        watcher = asyncio.create_task(watch())
         loop = asyncio.get_running_loop()
-        while True:
-            line = await loop.run_in_executor(None, _read_line)
-            if line is None or line.strip() in {"/quit", "/exit"}:
-                return 0
-            if not line.strip():
-                continue
-            try:
-                async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
-                    body = await resp.json()
-                    if resp.status != 200:
-                        print(f"[错误 {resp.status}] {body.get('error')}")
-                        continue
-                for reply in body["replies"]:
-                    print(f"\n{reply['text']}\n")
-                async with http.get(f"{url}/api/local/inbox/{user}") as resp:
-                    for m in (await resp.json())["messages"]:
-                        if m["key"] not in seen_keys:
-                            seen_keys.add(m["key"])
-                            print(f"\n[通知 {m['sent_at'][:16]}]\n{m['text']}\n")
-            except aiohttp.ClientError as exc:
-                print(f"[连接出错] {exc}")
+        try:
+            while True:
+                line = await loop.run_in_executor(None, _read_line)
+                if line is None or line.strip() in {"/quit", "/exit"}:
+                    return 0
+                if not line.strip():
+                    continue
+                try:
+                    async with http.post(f"{url}/api/local/messages", json={"user": user, "text": line}) as resp:
+                        body = await resp.json()
+                        if resp.status != 200:
+                            print(f"[错误 {resp.status}] {body.get('error')}")
+                            continue
+                    for reply in body["replies"]:
+                        print(f"\n{reply['text']}\n", flush=True)
+                except aiohttp.ClientError as exc:
+                    print(f"[连接出错] {exc}")
+        finally:
+            watcher.cancel()
 
 
 def _read_line() -> str | None:

@@ -159,6 +159,15 @@ class ChangqingConfig:
 
 
 @dataclass
+class CalendarConfig:
+    """Days from the State Council's yearly notice for years chinese-calendar does not know yet
+    (``scheduler.calendar``): ``holidays`` off, ``workdays`` make-up working days (调休)."""
+
+    holidays: list[Any] = field(default_factory=list)  # dates: 2027-01-01 or "2027-01-01"
+    workdays: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class SanlingConfig:
     """三零 零跑腿: where the files sent for 预审 cases are kept, how big they may be, how long they stay,
     and who records each department's part of a 调任联办单 when it has no 三联 contact."""
@@ -167,6 +176,17 @@ class SanlingConfig:
     max_file_mb: float = 20.0
     retention_days: int = 365  # files and the case are removed this long after the decision
     department_staff: dict = field(default_factory=dict)  # "县人社局" = ["周敏"]
+
+
+@dataclass
+class ImportsConfig:
+    """Limits on a spreadsheet before a row of it is read: a small .xlsx can declare a million rows or
+    unpack to gigabytes (``handlers.sheets``)."""
+
+    max_rows: int = 100_000
+    max_columns: int = 50
+    max_unpacked_mb: float = 50.0
+    empty_run: int = 1000  # this many empty rows in a row end the data
 
 
 @dataclass
@@ -180,7 +200,9 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
     sanling: SanlingConfig = field(default_factory=SanlingConfig)
+    imports: ImportsConfig = field(default_factory=ImportsConfig)
 
 
 def enabled_channels(config: Config) -> list[str]:
@@ -190,6 +212,9 @@ def enabled_channels(config: Config) -> list[str]:
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, str) and isinstance(value, int) and not isinstance(value, bool):
+        # Ids a console shows as numbers (WeCom's AgentId 1000002) are written as numbers.
+        value = str(value)
     if isinstance(default, Secret):
         if not isinstance(value, str):
             raise ConfigError(f"{where} 应为字符串")
@@ -232,6 +257,15 @@ def _apply(section_obj: Any, values: Mapping[str, Any], section: str) -> None:
         setattr(section_obj, key, value)
 
 
+def sqlite_url_from(url: str, folder: Path) -> str:
+    """A relative SQLite file in a config file is that file's neighbour, wherever the command runs from
+    (``bangdai do`` in another directory must not open — or create — another database)."""
+    prefix, sep, path = url.partition(":///")
+    if not prefix.startswith("sqlite") or not sep or not path or path.startswith("/") or path.startswith(":memory:"):
+        return url
+    return f"{prefix}:///{folder / path}"
+
+
 def _resolve_paths(config: Config) -> None:
     """Relative programme paths are read from the repository root (where data/ and templates/ live)."""
     for name in ("principles_file", "guides_dir", "templates_dir"):
@@ -259,6 +293,7 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
             if not hasattr(config, section) or not isinstance(values, dict):
                 raise ConfigError(f"未知配置节 [{section}]")
             _apply(getattr(config, section), values, section)
+        config.database.url = sqlite_url_from(config.database.url, Path(path).resolve().parent)
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -268,7 +303,17 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
         _apply(getattr(config, section), {key: value}, section)
     _resolve_paths(config)
     _check_changqing_groups(config)
+    _check_calendar(config)
     return config
+
+
+def _check_calendar(config: Config) -> None:
+    from scheduler.calendar import WorkCalendar  # the one reader of these dates checks them
+
+    try:
+        WorkCalendar(config.calendar.holidays, config.calendar.workdays)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_changqing_groups(config: Config) -> None:

@@ -8,7 +8,11 @@ import re
 from .clock import TZ
 from .text import fold
 
-_RELATIVE = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2, "明天": -1, "后天": -2}
+_RELATIVE = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2, "大前天": 3, "明天": -1, "后天": -2,
+             "today": 0, "yesterday": 1}
+_WEEKDAY_NAMES = "一二三四五六日天"
+# 周五 / 星期五 / 礼拜五: the latest such day up to today; 上周五: that day of last week; 本周五 / 这周五.
+_WEEKDAY = re.compile(r"^(上上|上|本|这)?(?:周|星期|礼拜)([一二三四五六日天1-7])$")
 _FULL = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _SHORT = re.compile(r"^(\d{1,2})[-/.月](\d{1,2})日?$")
 
@@ -24,8 +28,18 @@ def parse_day(token: str, today: dt.date) -> dt.date | None:
     is taken in the current year, or last year when that would be in the future (typed in early January).
     """
     token = fold(token).strip()
-    if token in _RELATIVE:
-        return today - dt.timedelta(days=_RELATIVE[token])
+    if token.lower() in _RELATIVE:
+        return today - dt.timedelta(days=_RELATIVE[token.lower()])
+    if m := _WEEKDAY.match(token):
+        which, name = m.groups()
+        weekday = int(name) - 1 if name.isdigit() else min(_WEEKDAY_NAMES.index(name), 6)
+        monday = today - dt.timedelta(days=today.weekday())
+        if which in ("上", "上上"):
+            return monday - dt.timedelta(weeks=len(which)) + dt.timedelta(days=weekday)
+        if which in ("本", "这"):
+            return monday + dt.timedelta(days=weekday)
+        day = monday + dt.timedelta(days=weekday)
+        return day if day <= today else day - dt.timedelta(weeks=1)
     if m := _FULL.match(token):
         year, month, day = map(int, m.groups())
     elif m := _SHORT.match(token):
@@ -67,6 +81,20 @@ def parse_sheet_date(value: object) -> dt.date | None:
         except ValueError:
             raise DateError(f"日期 {text} 不存在") from None
     raise DateError(f"日期 {text} 看不懂，请写成 2026-03-01")
+
+
+_LEADING_DAY = re.compile(
+    r"^(?:大前天|今天|今日|昨天|昨日|前天|明天|后天|yesterday\b|today\b|(?:上上|上|本|这)?(?:周|星期|礼拜)[一二三四五六日天1-7]"
+    r"|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.月]\d{1,2}日?)")
+
+
+def split_leading_day(text: str) -> tuple[str, str] | None:
+    """A date written at the start of ``text`` with more words glued on ("今天电话…", "11月19日面谈"):
+    (the date as written, the rest), or None."""
+    m = _LEADING_DAY.match(fold(text).lower())
+    if not m:
+        return None
+    return text[:m.end()], text[m.end():]
 
 
 def beijing(value: dt.date | dt.datetime) -> dt.date | dt.datetime:

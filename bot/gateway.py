@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import Counter
@@ -23,7 +24,7 @@ from .identity import Sender, resolve_sender, sender_for_person
 from .inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage, Reply
 from .router import Answer, Command, Refusal, UsageError
 from .services import Services
-from .text import Args, clean
+from .text import Args, Trusted, clean, near_miss, normalise_inbound
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,16 @@ class _Refused(Exception):
         self.replies = replies
 
 
+def normalised(msg: InboundMessage) -> InboundMessage:
+    """The message with text and ids every layer can store and print (:func:`normalise_inbound`),
+    whichever channel it came from."""
+    fields = {name: normalise_inbound(value) for name, value in
+              (("text", msg.text), ("sender_id", msg.sender_id), ("conversation_id", msg.conversation_id),
+               ("msg_id", msg.msg_id), ("sender_name", msg.sender_name)) if value}
+    changed = {k: v for k, v in fields.items() if v != getattr(msg, k)}
+    return replace(msg, **changed) if changed else msg
+
+
 class Gateway:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -91,6 +102,7 @@ class Gateway:
         """Handle one inbound message. ``as_person`` (the CLI's ``bangdai do --as``) acts as that roster
         person instead of resolving the chat account. ``outcome``, when given, gets "ok", "refused",
         "duplicate" or "error" appended (a WeCom card says "已报名" only when the sign-up went in)."""
+        msg = normalised(msg)
         said = outcome if outcome is not None else []
         fetcher = self.services.fetchers.get(msg.channel)
         fetch = _Prefetched(fetcher) if msg.attachments and fetcher is not None else None
@@ -125,14 +137,17 @@ class Gateway:
         return [self.services.renderer.reply(Answer.of("errors/internal"))]
 
     async def _stored_replies(self, msg: InboundMessage) -> list[Reply] | None:
-        """What a message handled before was answered, or None."""
+        """What this sender's message handled before was answered, or None. Keyed by the sender too:
+        a message id is not a key to someone else's answers (platform ids are per sender on some
+        platforms, and the local channel takes whatever id it is given)."""
         if not msg.msg_id:
             return None
         async with self.services.db.transaction() as session:
             row = (
                 await session.exec(
                     select(ProcessedMessage.replies).where(
-                        ProcessedMessage.channel == msg.channel, ProcessedMessage.msg_id == msg.msg_id
+                        ProcessedMessage.channel == msg.channel, ProcessedMessage.sender_id == msg.sender_id,
+                        ProcessedMessage.msg_id == msg.msg_id,
                     )
                 )
             ).first()
@@ -142,7 +157,7 @@ class Gateway:
         """Record the message as handled, with its replies, in the transaction of its effects. A
         concurrent copy of the same message fails here on the primary key, and its effects roll back."""
         connection = await session.connection()  # Core, built once: every message runs it
-        await connection.execute(_REMEMBER, {"channel": msg.channel, "msg_id": msg.msg_id,
+        await connection.execute(_REMEMBER, {"channel": msg.channel, "sender_id": msg.sender_id, "msg_id": msg.msg_id,
                                              "received_at": self.services.clock.now(),
                                              "replies": [r.as_dict() for r in replies]})
 
@@ -179,9 +194,9 @@ class Gateway:
         command = getattr(exc, "command", None)
         return Answer.of(
             "errors/usage",
-            reason=exc.reason,
+            reason=exc.reason,  # may quote what the person typed: escaped like any value
             usage=command.usage if command else "",
-            example=exc.example or (command.examples[0] if command else ""),
+            example=exc.example or (command.examples[0] if command else Trusted("")),
         )
 
     async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None,
@@ -199,12 +214,18 @@ class Gateway:
         matched = router.match(text) if text else None
         if matched is None and msg.attachments and not text and router.for_attachments() is not None:
             matched = (router.for_attachments(), "")  # a file or picture on its own belongs to its case
+        if sender is not None and not sender.active:  # off the roster: 帮助 says so, everything else is refused
+            if matched is not None and matched[0].keyword == "帮助":
+                return [Answer.of("people/deactivated", name=sender.name)]
+            raise Refusal("people/deactivated", name=sender.name)
         if matched is None:
             if sender is None:
                 raise Refusal("errors/need_bind")
-            raise Refusal("errors/unknown", text=text[:20], commands=router.visible_to(sender.roles)[:6])
+            visible = router.visible_to(sender.roles)
+            meant = near_miss(text, [w for c in visible for w in (c.keyword, c.alias)])
+            raise Refusal("errors/unknown", text=text[:20], commands=visible[:6], meant=meant)
         command, rest = matched
-        if command.private_only and msg.is_group:
+        if msg.is_group and command.private_for(sender.roles if sender else None, rest):
             raise Refusal("errors/private_only", command=command)
         if not command.allowed(sender.roles if sender else None):
             if sender is None:

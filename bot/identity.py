@@ -22,6 +22,12 @@ class Sender:
     platform_user_id: str
 
     @property
+    def active(self) -> bool:
+        """False once the roster no longer lists the person (``import roster --full``): they keep their
+        chat account, so they are told so, but can do nothing but read 帮助."""
+        return bool(self.person.active)
+
+    @property
     def id(self) -> int:
         assert self.person.id is not None
         return self.person.id
@@ -61,7 +67,7 @@ async def _load_sender(session: AsyncSession, channel: str, platform_user_id: st
             .where(ChatIdentity.channel == channel, ChatIdentity.platform_user_id == platform_user_id)
         )
     ).all()
-    if not rows or not rows[0][0].active:
+    if not rows:
         return None
     person, unit_name, _ = rows[0]
     roles = frozenset(role for _, _, role in rows if role)

@@ -8,14 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from .commands import cmd
 from .dates import beijing, beijing_day
 from .inbound import Reply
 from .router import Answer, Picture
-from .text import mask_phone, md_escape
+from .text import Trusted, mask_phone, md_escape
 
 WEEKDAYS = "一二三四五六日"
+
+
+def _md(value: object) -> Trusted:
+    """``| md``: escape now (the finalize step then leaves it alone), so ``x | md | length`` and the
+    like still see the escaped text the reader will."""
+    return value if isinstance(value, (Trusted, Markup)) else md_escape(value)
 
 
 def _cn_date(value: dt.date | dt.datetime) -> str:
@@ -41,8 +48,24 @@ def _percent(part: int, whole: int) -> str:
     return f"{(100 * part / whole):.0f}%" if whole else "—"
 
 
+# Values that are never typed by a person and carry no Markdown: printed as they are.
+_PLAIN_TYPES = (bool, int, float, dt.date, dt.datetime, dt.time, dt.timedelta)
+
+
+def escape_output(value: object) -> object:
+    """Jinja's ``finalize``: every ``{{ … }}`` a template prints passes here, so a value a person
+    typed (a name, a letter, a reason, a unit) can never become a link, heading, list or mention in
+    the bot's own voice — whether or not the template remembers ``| md``. What the bot wrote itself
+    is :class:`~bot.text.Trusted` (rendered templates, ``| md``'s output, ``| trusted``) or a one-tap
+    mark from ``cmd()`` (``Markup``, its values encoded inside) and passes."""
+    if value is None or isinstance(value, (Trusted, Markup, *_PLAIN_TYPES)):  # Markup: cmd()'s marks
+        return value
+    return md_escape(value)
+
+
 class Renderer:
-    """Jinja2 over templates/: StrictUndefined so a typo fails a test, ``md`` to escape user text.
+    """Jinja2 over templates/: StrictUndefined so a typo fails a test, and every printed value escaped
+    for Markdown unless the bot wrote it (:func:`escape_output`; ``| md`` is kept as a no-op marker).
 
     Blocks on lines of their own leave no trace (trim_blocks, lstrip_blocks). A line with text that
     *ends* in a block tag must close it with ``+%}`` (``…{% endif +%}``), or its newline is eaten and the
@@ -57,15 +80,17 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             autoescape=False,
+            finalize=escape_output,
         )
-        self.env.filters.update(md=md_escape, mask_phone=mask_phone, cn_date=_cn_date, cn_time=_cn_time, iso_day=_iso_day,
-                                weekday=_weekday)
+        self.env.filters.update(md=_md, trusted=Trusted, mask_phone=mask_phone, cn_date=_cn_date, cn_time=_cn_time,
+                                iso_day=_iso_day, weekday=_weekday)
         self.env.globals.update(percent=_percent)
         # One-tap commands (bot/commands.py): a mark each channel shows as a link, a button or bold text.
         self.env.globals.update(cmd=cmd)
 
-    def text(self, template: str, **values: Any) -> str:
-        return self.env.get_template(f"{template}.md").render(**values).strip()
+    def text(self, template: str, **values: Any) -> Trusted:
+        """The rendered message; Trusted, so a message built from other rendered pieces keeps them."""
+        return Trusted(self.env.get_template(f"{template}.md").render(**values).strip())
 
     def renderer_for(self, template: str):
         """A function rendering one template many times (jobs that write to thousands of people):
@@ -75,7 +100,7 @@ class Renderer:
 
         def render(**values: Any) -> str:
             context = compiled.new_context({**shared, **values}, shared=True)
-            return "".join(compiled.root_render_func(context)).strip()
+            return Trusted("".join(compiled.root_render_func(context)).strip())
 
         return render
 

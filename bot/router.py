@@ -20,7 +20,7 @@ import inspect
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Iterable
 
-from .text import fold
+from .text import Args, Trusted, fold
 
 Handler = Callable[..., Awaitable["Answer | list[Answer]"]]
 
@@ -82,6 +82,19 @@ class Command:
     order: int
     params: tuple[str, ...]
     attachments: bool = False  # a message with files and no command text goes to this command
+    private_words: frozenset[str] = frozenset()  # sub-commands (first word after the keyword) that are private
+    private_roles: frozenset[str] = frozenset()  # senders holding one of these get answers too private for a group
+
+    def private_for(self, roles: Iterable[str] | None, rest: str) -> bool:
+        """Whether this message must go to a private chat: the whole command is, the sender's role
+        makes its answer private (a staff member's 编组 lists everyone), or the sub-command is.
+        Checked by the gateway before the handler runs, so a refused message leaves nothing."""
+        if self.private_only or (roles is not None and self.private_roles & set(roles)):
+            return True
+        if self.private_words:
+            first = Args(rest).peek()
+            return first is not None and first.lower() in self.private_words
+        return False
 
     def allowed(self, roles: Iterable[str] | None) -> bool:
         """``roles`` None means the sender is not bound."""
@@ -106,9 +119,14 @@ class Router:
         unbound: bool = False,
         listed_when_bound: bool = True,
         private_only: bool = False,
+        private_words: Iterable[str] = (),
+        private_roles: Iterable[str] = (),
         order: int = 100,
         attachments: bool = False,
     ) -> Callable[[Handler], Handler]:
+        """Declare a command. Answers carrying names, grades, letters or programme figures are for a
+        private chat: ``private_only`` for the whole command, ``private_roles`` when only some senders'
+        answers are (staff see everyone's), ``private_words`` for sub-commands (``广播 状态``)."""
         def register(handler: Handler) -> Handler:
             params = tuple(inspect.signature(handler).parameters)
             self.commands.append(
@@ -116,9 +134,10 @@ class Router:
                     keyword=keyword,
                     alias=alias.lower(),
                     handler=handler,
-                    summary=summary,
-                    usage=usage,
-                    examples=tuple(examples) or (usage,),
+                    # The declaration is the bot's own text: printed as written, never escaped.
+                    summary=Trusted(summary),
+                    usage=Trusted(usage),
+                    examples=tuple(Trusted(e) for e in examples) or (Trusted(usage),),
                     roles=frozenset(str(r) for r in roles) if roles is not None else None,
                     unbound=unbound,
                     listed_when_bound=listed_when_bound,
@@ -126,6 +145,8 @@ class Router:
                     order=order,
                     params=params,
                     attachments=attachments,
+                    private_words=frozenset(w.lower() for w in private_words),
+                    private_roles=frozenset(str(r) for r in private_roles),
                 )
             )
             return handler

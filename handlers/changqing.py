@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.identity import Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
-from bot.text import Args
+from bot.text import Args, ascii_number
 from storage.models import Broadcast, BroadcastStatus, Person, PersonRole, Role, SignUp
 from storage.models.changqing import SIX_ROLES
 
@@ -34,8 +34,9 @@ def resolve_role(word: str) -> str:
     """One of the 六大员 by its name or its number in 岗位; otherwise a refusal naming the closest."""
     if word in SIX_ROLES:
         return word
-    if word.isdigit() and 1 <= int(word) <= len(SIX_ROLES):
-        return SIX_ROLES[int(word) - 1]
+    number = ascii_number(word)
+    if number is not None and 1 <= number <= len(SIX_ROLES):
+        return SIX_ROLES[number - 1]
     containing = [r for r in SIX_ROLES if word in r]
     close = containing + [r for r in difflib.get_close_matches(word, SIX_ROLES, n=3, cutoff=0.3) if r not in containing]
     raise Refusal("changqing/role_unknown", word=word, close=close[:3], roles=SIX_ROLES)

@@ -168,7 +168,7 @@ async def status(session: AsyncSession, tz: dt.tzinfo, limit: int = STATUS_SHOWN
 
 
 @router.command(
-    "广播", "broadcast", roles=STAFF_ROLES, order=60,
+    "广播", "broadcast", roles=STAFF_ROLES, private_only=True, order=60,
     summary="常青藤招募广播：私信全部退职干部并发到常青藤群",
     usage="广播 常青藤 文案 | 广播 状态 | 广播 确认 | 广播 取消",
     examples=("广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结", "广播 状态"),

@@ -25,7 +25,7 @@ from storage.models.changqing import TASK_FORCE_KIND
 
 from .changqing_common import find_person, is_retired
 from .imports import ImportReport, RowError, cell_text, run_import
-from .sheets import Sheet
+from .sheets import Sheet, SheetLimits
 
 router = Router()
 
@@ -148,7 +148,7 @@ STAFF_ACTIONS = {"新建": "create", "调整": "move", "移出": "remove", "组�
 
 
 @router.command(
-    "编组", "squad", roles=SQUAD_ROLES, order=42,
+    "编组", "squad", roles=SQUAD_ROLES, order=42, private_roles=STAFF_ROLES, private_words=STAFF_ACTIONS,
     summary="常青藤编组：我的小组、专班和组员（组工干部：新建、调整）",
     usage="编组；组工干部：编组 列表 | 编组 新建 组名 专班 [组长] | 编组 调整 姓名 组名 | 编组 移出 姓名 | 编组 组长 组名 姓名",
     examples=("编组", "编组 新建 招商一组 破山行动专班", "编组 调整 李忠兴 招商一组"),
@@ -309,7 +309,8 @@ async def _import_person(session: AsyncSession, raw: str) -> Person:
 
 
 async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False,
-                        actor: str = "cli") -> ImportReport:
+                        actor: str = "cli", sheet_name: str | None = None,
+                        limits: SheetLimits | None = None) -> ImportReport:
     """编组表: 组名, 专班, 组长 (optional), 成员 (names separated by 、). Each row states the whole group:
     listed members are moved in (from wherever they were), members no longer listed leave it."""
     placed: dict[int, tuple[int, str]] = {}  # person -> (line, group) already placed by this file
@@ -373,4 +374,4 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
         return outcome
 
     return await run_import(db, path, kind="squads", columns=SQUAD_COLUMNS, required={"name", "task_force"},
-                            row=row_fn, now=now, dry_run=dry_run, actor=actor)
+                            row=row_fn, now=now, dry_run=dry_run, actor=actor, sheet_name=sheet_name, limits=limits)

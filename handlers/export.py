@@ -67,13 +67,32 @@ async def export_workbook(db: Database, path: Path, clock: Clock, config: Config
     return counts
 
 
+# What makes Excel, LibreOffice or WPS read a cell as a formula, per OWASP's CSV-injection guidance.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_text(value: object) -> object:
+    """A cell value that can only ever be data. Text starting like a formula gets a leading ``'``
+    (OWASP: it stays inert even if the sheet is saved as CSV or the cell is edited); other values
+    pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _sheet(ws, title: str, header: list[str], rows: list[list]) -> int:
+    """Every sheet is written here, so every cell people typed (a letter, a note, a name) is text:
+    openpyxl makes a formula of any string starting with ``=``, which runs when staff open the
+    workbook (issue 11) — so strings are neutralised and typed as strings (``data_type = "s"``)."""
     from openpyxl.utils import get_column_letter
 
     ws.title = title
     ws.append(header)
     for row in rows:
-        ws.append(row)
+        ws.append([as_text(v) for v in row])
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
     for i, name in enumerate(header, start=1):
         ws.column_dimensions[get_column_letter(i)].width = max(10, len(name) * 2 + 4)
     ws.freeze_panes = "A2"

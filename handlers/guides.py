@@ -142,7 +142,7 @@ def find_guides(guides: list[Guide], query: str) -> tuple[list[Guide], list[Guid
 @router.command(
     "流程", "guide", order=30,
     summary="干部工作流程（零跑腿）：办什么、带什么、找谁、多久",
-    usage="流程 [名称]", examples=("流程 公务员登记", "流程"),
+    usage="流程 [名称或序号]", examples=("流程 公务员登记", "流程", "流程 4"),
 )
 async def guide(args: Args, config: Config) -> Answer:
     guides = load_guides(config.programme.guides_dir)
@@ -151,6 +151,11 @@ async def guide(args: Args, config: Config) -> Answer:
     query = args.rest()
     if not query or not norm(query):
         return Answer.of("sanling/guide_list", guides=guides)
+    number = fold(query).strip().lstrip("#第").rstrip("项")
+    if number.isdecimal():  # the list is numbered: 流程 4
+        if 1 <= int(number) <= len(guides):
+            return Answer.of("sanling/guide_one", g=guides[int(number) - 1])
+        raise Refusal("sanling/guide_number", number=int(number), guides=guides)
     matches, suggestions = find_guides(guides, query)
     if len(matches) == 1:
         return Answer.of("sanling/guide_one", g=matches[0])

@@ -1,48 +1,58 @@
-"""Loading the programme from the department's spreadsheets: the roster and the pairs.
+"""Loading the programme from the department's spreadsheets: the roster, the pairs (and, through
+:func:`run_import`, the 三联 links and 常青藤 groups).
 
-Both imports are idempotent (the same file twice changes nothing), report every bad row by line with
-the reason while the good rows still go in, and run in one transaction: a crash leaves nothing half
-written, and ``dry_run`` rolls the transaction back after reporting what would have happened.
+Every import is idempotent (the same file twice changes nothing) and reports every bad row by sheet,
+line and column with the reason while the good rows still go in; ``dry_run`` reports what would happen
+and writes nothing. Reading the file (``handlers.sheets``) is bounded and refuses a file that cannot be
+used before anything is written. Rows are written in short transactions of :data:`CHUNK_ROWS` rows:
+on SQLite the chat waits for at most one of them, never for the whole file. A crash part-way leaves the
+rows before it written; importing the file again completes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.dates import DateError, parse_sheet_date
-from bot.text import fold
+from bot.text import fold, mask_phone, md_unescape
 from storage.db import Database
-from storage.models import AuditLog, ChatIdentity, Person, PersonRole, Role, Unit
+from storage.models import AuditLog, Person, Role
 
 from .pairing_ops import Actor, NotFound, find_person, set_mentors
-from .sheets import Sheet, SheetError, read_sheet
+from .sheets import Sheet, SheetError, SheetLimits, read_sheet
 
 ROSTER_COLUMNS = {
-    "name": ["姓名", "name"],
-    "phone": ["手机", "手机号", "手机号码", "联系电话", "phone", "mobile"],
-    "unit": ["单位", "工作单位", "unit"],
-    "title": ["职务", "title"],
-    "roles": ["角色", "role", "roles"],
-    "dingtalk_id": ["钉钉ID", "钉钉id", "钉钉userid", "dingtalk_id", "dingtalk"],
-    "wecom_id": ["企业微信ID", "企业微信id", "企微ID", "wecom_id", "wecom"],
+    "name": ["姓名", "名字", "name"],
+    "phone": ["手机", "手机号", "手机号码", "联系电话", "联系方式", "移动电话", "电话", "电话号码", "phone", "mobile"],
+    "unit": ["单位", "工作单位", "单位(部门)", "单位名称", "所在单位", "部门", "工作部门", "unit"],
+    "title": ["职务", "现任职务", "现职务", "职务(职级)", "title"],
+    "roles": ["角色", "身份", "role", "roles"],
+    "dingtalk_id": ["钉钉ID", "钉钉id", "钉钉userid", "钉钉账号", "dingtalk_id", "dingtalk"],
+    "wecom_id": ["企业微信ID", "企业微信id", "企微ID", "企业微信账号", "wecom_id", "wecom"],
     "local_id": ["本地ID", "local_id"],
-    "birth_year": ["出生年份", "出生年", "birth_year"],
+    "birth_year": ["出生年份", "出生年", "出生年月", "出生日期", "birth_year"],
 }
 PAIR_COLUMNS = {
-    "mentee": ["徒弟", "帮带对象", "mentee"],
-    "mentors": ["导师", "mentor", "mentors"],
+    "mentee": ["徒弟", "徒弟姓名", "帮带对象", "青年干部", "mentee"],
+    "mentors": ["导师", "导师姓名", "mentor", "mentors"],
     "lead": ["牵头导师", "lead", "lead_mentor"],
-    "start": ["开始日期", "结对日期", "start_date", "start"],
-    "agreement": ["协议签订日期", "协议日期", "agreement_date", "agreement"],
+    "start": ["开始日期", "结对日期", "结对时间", "start_date", "start"],
+    "agreement": ["协议签订日期", "协议日期", "签订日期", "agreement_date", "agreement"],
     "mentee_unit": ["徒弟单位", "mentee_unit"],
 }
+# How typed columns are read (handlers.sheets.CONVERTERS); the same field name means the same kind everywhere.
+FIELD_KINDS = {"phone": "phone", "birth_year": "year", "start": "date", "agreement": "date"}
+WHAT = {"roster": "花名册", "pairs": "结对表", "liaisons": "三联名单", "squads": "编组表"}
+CHUNK_ROWS = 500
+
 IDENTITY_FIELDS = {"dingtalk_id": "dingtalk", "wecom_id": "wecom", "local_id": "local"}
 ROLE_WORDS = {r.value: r.value for r in Role} | {
     "mentor": Role.MENTOR, "mentee": Role.MENTEE, "staff": Role.STAFF, "admin": Role.ADMIN,
@@ -52,6 +62,14 @@ ROLE_WORDS = {r.value: r.value for r in Role} | {
 _LIST_SPLIT = re.compile(r"[、,，;；/\s]+")
 
 
+@lru_cache(maxsize=1)
+def _renderer() -> Any:
+    from bot.config import ProgrammeConfig
+    from bot.render import Renderer
+
+    return Renderer(ProgrammeConfig().templates_dir)
+
+
 @dataclass
 class ImportReport:
     kind: str
@@ -59,29 +77,58 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, where and why)
     warnings: list[str] = field(default_factory=list)
-    empty_lines: list[int] = field(default_factory=list)
+    empty_lines: int = 0
     fatal: str | None = None
+    sheet: str | None = None
+    deactivated: list[str] = field(default_factory=list)  # --full: people no longer on the roster
+    preview: list[list[tuple[str, str]]] = field(default_factory=list)  # the first rows as they will be stored
 
     @property
     def ok(self) -> bool:
         return self.fatal is None and not self.errors
 
-    def lines(self) -> list[str]:
-        if self.fatal:
-            return [f"导入失败：{self.fatal}"]
-        head = "试运行（未写入）" if self.dry_run else "导入完成"
-        out = [f"{head}：新增 {self.created}，更新 {self.updated}，未变 {self.unchanged}，出错 {len(self.errors)} 行"]
-        out += [f"  第 {line} 行：{reason}" for line, reason in self.errors]
-        if self.empty_lines:
-            out.append(f"  跳过空行：第 {'、'.join(map(str, self.empty_lines))} 行")
-        out += [f"  提示：{w}" for w in self.warnings]
-        return out
+    def take_sheet(self, sheet: Sheet) -> None:
+        """What reading the file found: the sheet, empty lines, unusable cells, ignored columns."""
+        self.sheet = sheet.name
+        self.empty_lines = sheet.empty_lines
+        for line, field_name, reason in sheet.bad_rows:
+            self.errors.append((line, f"{sheet.where(line, field_name)}：{reason}"))
+        if sheet.ignored_headers:
+            self.warnings.append(f"忽略不认识的列：{'、'.join(sheet.ignored_headers)}")
+        self.warnings += sheet.notes
+
+    def row_error(self, sheet: Sheet, line: int, exc: Exception, row: dict | None = None) -> None:
+        field_name = getattr(exc, "field", None) or _guess_field(str(exc), row or {}, sheet)
+        self.errors.append((line, f"{sheet.where(line, field_name)}：{exc}"))
+
+    def lines(self, renderer: Any = None) -> list[str]:
+        self.errors.sort(key=lambda e: e[0])
+        text = (renderer or _renderer()).text("imports/report", report=self, what=WHAT.get(self.kind, "表格"))
+        return md_unescape(text).splitlines()  # the report is plain text (a terminal, a web page), not Markdown
+
+
+def _guess_field(reason: str, row: dict, sheet: Sheet) -> str | None:
+    """The column a row error is about, for reasons that do not say: the column whose header the reason
+    starts with ("徒弟为空"), or whose value it quotes ("花名册中没有“王五”")."""
+    for f, header in sheet.headers.items():
+        if reason.startswith(header):
+            return f
+    quoted = re.findall(r"“([^”]+)”", reason)
+    for f, value in row.items():
+        text = cell_text(value)
+        if text and any(q == text or q in text for q in quoted):
+            return f
+    return None
 
 
 class RowError(ValueError):
-    pass
+    """A row that cannot go in; ``field`` names the column when the reason is about one cell."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 def cell_text(value: Any) -> str:
@@ -89,203 +136,117 @@ def cell_text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        value = value.date()
     return fold(str(value)).strip()
 
 
-def _phone(value: Any) -> str | None:
-    digits = re.sub(r"[\s\-]", "", cell_text(value))
-    if not digits:
-        return None
-    if not re.fullmatch(r"1\d{10}", digits):
-        raise RowError(f"手机号“{digits}”不是 11 位手机号")
-    return digits
-
-
-def _roles(value: Any) -> set[str]:
+def parse_roles(value: Any) -> set[str]:
     out = set()
     for word in _LIST_SPLIT.split(cell_text(value)):
         if not word:
             continue
         role = ROLE_WORDS.get(word.lower()) or ROLE_WORDS.get(word)
         if role is None:
-            raise RowError(f"角色“{word}”不认识，可用：{'、'.join(r.value for r in Role)}")
+            raise RowError(f"角色“{word}”不认识，可用：{'、'.join(r.value for r in Role)}", field="roles")
         out.add(str(role))
     return out
 
 
-def _birth_year(value: Any, today: dt.date) -> int | None:
-    text = cell_text(value)
-    if not text:
-        return None
-    if not text.isdigit() or not 1920 <= int(text) <= today.year:
-        raise RowError(f"出生年份“{text}”不对，应为四位年份，如 1985")
-    return int(text)
+def read(path: str | Path, kind: str, columns: dict, required: set[str], *, sheet_name: str | None = None,
+         limits: SheetLimits | None = None) -> Sheet:
+    kinds = {f: k for f, k in FIELD_KINDS.items() if f in columns}
+    return read_sheet(path, columns, required, kinds=kinds, sheet_name=sheet_name, limits=limits,
+                      what=WHAT.get(kind, "表格"))
 
 
-async def _unit(session: AsyncSession, name: str, cache: dict[str, Unit]) -> Unit | None:
-    if not name:
-        return None
-    if name not in cache:
-        unit = (await session.exec(select(Unit).where(Unit.name == name))).first()
-        if unit is None:
-            unit = Unit(name=name)
-            session.add(unit)
-            await session.flush()
-        cache[name] = unit
-    return cache[name]
+def preview_row(sheet: Sheet, values: dict[str, Any]) -> list[tuple[str, str]]:
+    """A parsed row as it will be stored, under the file's own headers; phones masked."""
+    out = []
+    for f in sheet.columns:
+        value = values.get(f)
+        if isinstance(value, dt.date):
+            text = value.isoformat()
+        elif f == "phone":
+            text = mask_phone(value)
+        else:
+            text = cell_text(value)
+        out.append((sheet.headers.get(f, f), text))
+    return out
 
 
 RowFn = Callable[[AsyncSession, int, dict, Sheet], Awaitable[str]]
+PREVIEW_ROWS = 5
 
 
 async def run_import(
     db: Database, path: str | Path, *, kind: str, columns: dict, required: set[str], row: RowFn,
-    now: dt.datetime, dry_run: bool = False, actor: str = "cli",
+    now: dt.datetime, dry_run: bool = False, actor: str = "cli", sheet_name: str | None = None,
+    limits: SheetLimits | None = None,
 ) -> ImportReport:
-    """The one way a spreadsheet goes in: read it (a file that can't be used is refused whole), then
+    """The way a spreadsheet goes in: read it (a file that can't be used is refused whole), then
     ``row(session, line, values, sheet)`` for each row, each in a savepoint (a bad row leaves no trace,
-    reported by line), all rows in one transaction, rolled back when ``dry_run``. ``row`` answers
-    "created", "updated" or "unchanged", or raises RowError/NotFound with the reason."""
+    reported by line), in transactions of :data:`CHUNK_ROWS` rows. A dry run checks every row in one
+    transaction that is rolled back. ``row`` answers "created", "updated" or "unchanged", or raises
+    RowError/NotFound with the reason."""
     report = ImportReport(kind, dry_run)
     try:
-        sheet = read_sheet(path, columns, required)
+        sheet = await asyncio.to_thread(read, path, kind, columns, required, sheet_name=sheet_name, limits=limits)
     except SheetError as exc:
         report.fatal = str(exc)
         return report
-    report.empty_lines = sheet.empty_lines
-    if sheet.ignored_headers:
-        report.warnings.append(f"忽略不认识的列：{'、'.join(sheet.ignored_headers)}")
+    report.take_sheet(sheet)
     await _run_rows(db, sheet, report, row, now, actor, path)
+    report.errors.sort(key=lambda e: e[0])
     return report
-
-
-async def import_roster(
-    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
-) -> ImportReport:
-    units: dict[str, Unit] = {}
-    seen: dict[tuple, int] = {}
-    return await run_import(
-        db, path, kind="roster", columns=ROSTER_COLUMNS, required={"name"}, now=now, dry_run=dry_run, actor=actor,
-        row=lambda session, line, row, _sheet: _roster_row(session, row, now, units, seen, line),
-    )
 
 
 async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: RowFn, now: dt.datetime, actor: str,
                     path: str | Path) -> None:
-    async with db.turn(), db.sessions() as session:
-        try:
-            for line, row in sheet.rows:
-                try:
-                    async with session.begin_nested():
-                        outcome = await row_fn(session, line, row, sheet)
-                except (RowError, NotFound) as exc:
-                    report.errors.append((line, str(exc)))
-                    continue
-                setattr(report, outcome, getattr(report, outcome) + 1)
-            session.add(AuditLog(at=now, actor_label=actor, action=f"import.{report.kind}", target=Path(path).name,
-                                 detail={"created": report.created, "updated": report.updated,
-                                         "errors": len(report.errors)}))
-            if report.dry_run:
+    # A dry run must see its own earlier rows (a unit created by row 2 is found by row 5): one transaction.
+    step = (len(sheet.rows) or 1) if report.dry_run else CHUNK_ROWS
+    chunks = [sheet.rows[i:i + step] for i in range(0, len(sheet.rows), step)] or [[]]
+    for n, chunk in enumerate(chunks):
+        last = n == len(chunks) - 1
+        async with db.turn(), db.sessions() as session:
+            try:
+                for line, row in chunk:
+                    try:
+                        async with session.begin_nested():
+                            outcome = await row_fn(session, line, row, sheet)
+                    except (RowError, NotFound) as exc:
+                        report.row_error(sheet, line, exc, row)
+                        continue
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+                    if len(report.preview) < PREVIEW_ROWS:
+                        report.preview.append(preview_row(sheet, row))
+                if last:
+                    session.add(import_audit(report, now, actor, path))
+                if report.dry_run:
+                    await session.rollback()
+                else:
+                    await session.commit()
+            except BaseException:
                 await session.rollback()
-            else:
-                await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+                raise
+        await asyncio.sleep(0)  # let messages queued for the database go first
 
 
-async def _roster_row(
-    session: AsyncSession, row: dict, now: dt.datetime, units: dict[str, Unit], seen: dict[tuple, int], line: int
-) -> str:
-    name = cell_text(row.get("name"))
-    if not name:
-        raise RowError("姓名为空")
-    if len(name) > 50 or any(ch.isdigit() for ch in name):
-        raise RowError(f"姓名“{name}”不像姓名")
-    phone = _phone(row.get("phone"))
-    unit_name = cell_text(row.get("unit"))
-    roles = _roles(row.get("roles"))
-    birth_year = _birth_year(row.get("birth_year"), now.date())
-    title = cell_text(row.get("title"))
-    keys = [("phone", phone)] if phone else []
-    keys.append(("name", name, unit_name))
-    for key in keys:
-        if key in seen:
-            raise RowError(f"与第 {seen[key]} 行重复（{'手机号相同' if key[0] == 'phone' else '姓名和单位相同'}）")
-    unit = await _unit(session, unit_name, units)
-    person = None
-    if phone:
-        person = (await session.exec(select(Person).where(Person.phone == phone))).first()
-    if person is None:
-        query = select(Person).where(Person.name == name, Person.unit_id == (unit.id if unit else None))
-        if unit is None:
-            query = select(Person).where(Person.name == name, Person.unit_id.is_(None))  # type: ignore[union-attr]
-        matches = (await session.exec(query)).all()
-        if phone:
-            matches = [p for p in matches if p.phone in (None, phone)]
-        if len(matches) > 1:
-            raise RowError(f"花名册中已有多名“{name}”（{unit_name or '无单位'}），请填写手机号区分")
-        person = matches[0] if matches else None
-    for key in keys:
-        seen[key] = line
-
-    outcome = "unchanged"
-    if person is None:
-        person = Person(name=name, phone=phone, unit_id=unit.id if unit else None, title=title,
-                        birth_year=birth_year, created_at=now)
-        session.add(person)
-        await session.flush()
-        outcome = "created"
-    else:
-        wanted = {"name": name, "phone": phone or person.phone, "unit_id": unit.id if unit else person.unit_id,
-                  "title": title or person.title, "birth_year": birth_year or person.birth_year, "active": True}
-        changed = {k: v for k, v in wanted.items() if getattr(person, k) != v}
-        if changed:
-            for k, v in changed.items():
-                setattr(person, k, v)
-            session.add(person)
-            outcome = "updated"
-    have = set((await session.exec(select(PersonRole.role).where(PersonRole.person_id == person.id))).all())
-    for role in sorted(roles - have):
-        session.add(PersonRole(person_id=person.id, role=role))
-        outcome = "updated" if outcome == "unchanged" else outcome
-    for field_name, channel in IDENTITY_FIELDS.items():
-        platform_id = cell_text(row.get(field_name))
-        if not platform_id:
-            continue
-        owner = (
-            await session.exec(
-                select(ChatIdentity).where(ChatIdentity.channel == channel, ChatIdentity.platform_user_id == platform_id)
-            )
-        ).first()
-        if owner is not None:
-            if owner.person_id != person.id:
-                other = await session.get(Person, owner.person_id)
-                raise RowError(f"{ROSTER_COLUMNS[field_name][0]}“{platform_id}”已属于 {other.name if other else '他人'}")
-            continue
-        current = (
-            await session.exec(
-                select(ChatIdentity).where(ChatIdentity.channel == channel, ChatIdentity.person_id == person.id)
-            )
-        ).first()
-        if current is not None:
-            current.platform_user_id, current.linked_by = platform_id, "roster"
-            session.add(current)
-        else:
-            session.add(ChatIdentity(channel=channel, platform_user_id=platform_id, person_id=person.id,
-                                     linked_by="roster", created_at=now))
-        outcome = "updated" if outcome == "unchanged" else outcome
-    await session.flush()
-    return outcome
+def import_audit(report: ImportReport, now: dt.datetime, actor: str, path: str | Path) -> AuditLog:
+    return AuditLog(at=now, actor_label=actor, action=f"import.{report.kind}", target=Path(path).name,
+                    detail={"created": report.created, "updated": report.updated, "errors": len(report.errors),
+                            "deactivated": len(report.deactivated)})
 
 
 async def import_pairs(
-    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
+    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli",
+    sheet_name: str | None = None, limits: SheetLimits | None = None,
 ) -> ImportReport:
     seen: dict[int, int] = {}
     return await run_import(
         db, path, kind="pairs", columns=PAIR_COLUMNS, required={"mentee", "mentors", "start"}, now=now,
-        dry_run=dry_run, actor=actor, row=lambda session, line, row, _sheet: _pair_row(session, row, now, seen, line, actor),
+        dry_run=dry_run, actor=actor, sheet_name=sheet_name, limits=limits,
+        row=lambda session, line, row, _sheet: _pair_row(session, row, now, seen, line, actor),
     )
 
 
@@ -325,3 +286,6 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
 
     return await set_mentors(session, mentee, mentors, lead, start=start, agreement=agreement,
                              reason="导入调整帮带关系", actor=Actor(actor), now=now)
+
+
+from .roster_import import import_roster  # noqa: E402  (the roster's own module; imported here as before)

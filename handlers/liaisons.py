@@ -17,11 +17,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from storage.db import Database
-from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
+from storage.models import AuditLog, LiaisonLink, Person, PersonRole, Role, Unit, Visit
 
 from .export import export_sheets
 from .imports import ImportReport, RowError, cell_text, run_import
 from .pairing_ops import NotFound, find_person
+from .sheets import SheetLimits
 
 LIAISON_COLUMNS = {
     "person": ["联系人", "三联联系人", "姓名", "liaison", "person", "name"],
@@ -40,19 +41,21 @@ _ACTIVE = {"", "在联", "有效", "正常", "active"}
 
 
 async def import_liaisons(
-    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli"
+    db: Database, path: str | Path, *, now: dt.datetime, dry_run: bool = False, actor: str = "cli",
+    sheet_name: str | None = None, limits: SheetLimits | None = None,
 ) -> ImportReport:
     """``联系人, 单位, 类型[, 状态]``: one row per link; 状态 撤销 ends a link (kept as history)."""
     seen: dict[tuple[int, str], int] = {}
     kinds: dict[str, tuple[str, int]] = {}
     return await run_import(
         db, path, kind="liaisons", columns=LIAISON_COLUMNS, required={"person", "unit", "kind"}, now=now,
-        dry_run=dry_run, actor=actor, row=lambda session, line, row, _sheet: _liaison_row(session, row, now, seen, kinds, line),
+        dry_run=dry_run, actor=actor, sheet_name=sheet_name, limits=limits,
+        row=lambda session, line, row, _sheet: _liaison_row(session, row, now, seen, kinds, line, actor),
     )
 
 
 async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen: dict[tuple[int, str], int],
-                       kinds: dict[str, tuple[str, int]], line: int) -> str:
+                       kinds: dict[str, tuple[str, int]], line: int, actor: str = "cli") -> str:
     if not cell_text(row.get("person")):
         raise RowError("联系人为空")
     unit_name = cell_text(row.get("unit"))
@@ -104,6 +107,8 @@ async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen:
         outcome = "updated"
     if active and await session.get(PersonRole, (person.id, Role.LIAISON.value)) is None:
         session.add(PersonRole(person_id=person.id, role=Role.LIAISON.value))  # type: ignore[arg-type]
+        session.add(AuditLog(at=now, actor_label=actor, action="role.grant", target=f"person:{person.id}",
+                             detail={"name": person.name, "role": Role.LIAISON.value, "source": "三联名单"}))
         outcome = "updated" if outcome == "unchanged" else outcome
     await session.flush()
     seen[key] = line  # type: ignore[index]

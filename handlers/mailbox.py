@@ -20,15 +20,15 @@ from bot.identity import STAFF_ROLES, Sender, staff_ids
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.services import Services
 from bot.text import Args, fold
-from scheduler.calendar import WorkCalendar
-from scheduler.outbox import Outgoing
+from scheduler.calendar import WorkCalendar, calendar_for
+from scheduler.outbox import ANONYMOUS_SOURCE, Outgoing, anonymous_key
 from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 from .export import export_sheets
 from .stats import stats_section
 
 router = Router()
-CALENDAR = WorkCalendar()
+CALENDAR = WorkCalendar()  # the export's: no config at hand (chat and jobs use [calendar] through calendar_for)
 
 MAX_INQUIRY_CHARS = 2000
 OVERDUE_WORKDAYS = 3  # SPEC §4: unanswered for more than 3 working days
@@ -148,12 +148,12 @@ async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     tail = words.rest()
     ticket = take_ticket(tail) if tail else None
     if first in _LIST and (not tail or ticket and not ticket[1]):
-        return await _show(sender, session, clock, ticket[0]) if ticket else await _list_own(sender, session)
+        return await _show(sender, session, clock, ticket[0], services) if ticket else await _list_own(sender, session)
     if first in _TODO and (sender.is_staff or not tail):
         _staff_only(sender, "信箱 待办")
         if tail:
             raise UsageError("“信箱 待办”后面不用写内容", "信箱 待办")
-        return await _todo(session, clock)
+        return await _todo(session, clock, services)
     if first in _CATEGORY:
         _staff_only(sender, "信箱 分类")
         return await _recategorize(sender, session, clock, tail)
@@ -162,7 +162,7 @@ async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
         return await _close(sender, session, clock, services, tail)
     own = take_ticket(raw)
     if own is not None and not own[1]:
-        return await _show(sender, session, clock, own[0])
+        return await _show(sender, session, clock, own[0], services)
     # Anything else is the inquiry itself ("信箱 查询一下职级晋升的条件" included).
     anonymous = first in _ANON
     return await _submit(sender, session, clock, services, tail if anonymous else raw, anonymous)
@@ -186,13 +186,16 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, services:
     await session.flush()
     audit(session, now, None if anonymous else sender, "mailbox.submit", inquiry,
           category=inquiry.category, anonymous=anonymous)
-    staff = [pid for pid in await staff_ids(session) if pid != sender.id]
-    view = (await staff_view(session, [inquiry], now, CALENDAR))[0]
+    # An anonymous letter goes to every staff member, its writer included: leaving the writer out
+    # would single them out to their colleagues (issue 11). A signed letter need not tell its writer.
+    staff = [pid for pid in await staff_ids(session) if anonymous or pid != sender.id]
+    calendar = calendar_for(services.config)
+    view = (await staff_view(session, [inquiry], now, calendar))[0]
     body = services.renderer.text("sanling/mailbox_new_staff", v=view)
     await services.outbox.enqueue_many(session, [
         Outgoing(key=f"mailbox-new:{inquiry.id}:{pid}", person_id=pid, body=body, source="mailbox") for pid in staff
     ])
-    return Answer.of("sanling/mailbox_submitted", q=inquiry, deadline=overdue_after(inquiry, CALENDAR))
+    return Answer.of("sanling/mailbox_submitted", q=inquiry, deadline=overdue_after(inquiry, calendar))
 
 
 async def _list_own(sender: Sender, session: AsyncSession) -> Answer:
@@ -216,7 +219,7 @@ async def _latest_answers(session: AsyncSession, ids: list[int]) -> dict[int, In
     return {a.inquiry_id: a for a in rows}
 
 
-async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int) -> Answer:
+async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int, services: Services) -> Answer:
     inquiry = await session.get(Inquiry, number)
     # Someone else's inquiry answers exactly like a missing one: its existence is not theirs to know.
     if inquiry is None or not sender.is_staff and inquiry.submitter_id != sender.id:
@@ -225,17 +228,17 @@ async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int
         select(InquiryAnswer).where(InquiryAnswer.inquiry_id == inquiry.id).order_by(InquiryAnswer.id)
     )).all()
     as_staff = sender.is_staff and inquiry.submitter_id != sender.id
-    view = (await staff_view(session, [inquiry], clock.now(), CALENDAR))[0] if as_staff else None
+    view = (await staff_view(session, [inquiry], clock.now(), calendar_for(services.config)))[0] if as_staff else None
     return Answer.of("sanling/mailbox_one", q=inquiry, at=local(inquiry.created_at), staff=view, labels=STATUS_LABELS,
                      answers=[{"text": a.text, "at": local(a.created_at)} for a in answers],
                      closed_at=local(inquiry.closed_at) if inquiry.closed_at else None)
 
 
-async def _todo(session: AsyncSession, clock: Clock) -> Answer:
+async def _todo(session: AsyncSession, clock: Clock, services: Services) -> Answer:
     inquiries = list((await session.exec(
         select(Inquiry).where(Inquiry.status == InquiryStatus.OPEN).order_by(Inquiry.id)
     )).all())
-    views = await staff_view(session, inquiries, clock.now(), CALENDAR)
+    views = await staff_view(session, inquiries, clock.now(), calendar_for(services.config))
     return Answer.of("sanling/mailbox_todo", views=views[:30], total=len(views),
                      overdue=sum(v["overdue"] for v in views), days=OVERDUE_WORKDAYS).as_card()
 
@@ -273,10 +276,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, services: 
     entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
     await session.flush()
     body = services.renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
-    # Keys of the submitter's notices do not name the inquiry: `bangdai outbox --failed` lists the
-    # recipient beside the key, and that must not tie an anonymous submitter to their ticket.
-    await services.outbox.enqueue(session, Outgoing(key=f"mailbox-closed:{entry.id}", person_id=inquiry.submitter_id,
-                                                    body=body, source="mailbox"))
+    await services.outbox.enqueue(session, _to_writer(inquiry, "closed", entry.id, body))  # type: ignore[arg-type]
     return Answer.of("sanling/mailbox_closed", q=inquiry)
 
 
@@ -292,7 +292,7 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     number, text = ticket
     if not text:
         # "答复 #12" alone (a tapped link in 信箱 待办): the inquiry in full, and how to answer it.
-        return await _show(sender, session, clock, number)
+        return await _show(sender, session, clock, number, services)
     if len(text) > MAX_INQUIRY_CHARS:
         raise Refusal("sanling/mailbox_too_long", length=len(text), limit=MAX_INQUIRY_CHARS)
     inquiry = await find_inquiry(session, number)
@@ -308,11 +308,20 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     await session.flush()
     audit(session, now, sender, "mailbox.answer", inquiry, answer_id=reply.id, first=first)
     body = services.renderer.text("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
-    await services.outbox.enqueue(session, Outgoing(key=f"mailbox-answer:{reply.id}", person_id=inquiry.submitter_id,
-                                                    body=body, source="mailbox"))
+    await services.outbox.enqueue(session, _to_writer(inquiry, "answer", reply.id, body))  # type: ignore[arg-type]
     reachable = inquiry.submitter_id in await services.outbox.accounts(session, [inquiry.submitter_id])
     label = (await submitter_labels(session, [inquiry]))[inquiry.id]  # type: ignore[index]
     return Answer.of("sanling/mailbox_answered", q=inquiry, sender=label, first=first, reachable=reachable)
+
+
+def _to_writer(inquiry: Inquiry, kind: str, entry: int, body: str) -> Outgoing:
+    """A notice to the letter's writer. The outbox row must carry their address to reach them; for an
+    anonymous letter it is marked so every operator view (``bangdai outbox``, logs) masks the address
+    and shows only "匿名来信答复 #12". Keys of signed letters' notices do not name the inquiry."""
+    if inquiry.anonymous:
+        return Outgoing(key=anonymous_key(inquiry.id, kind, entry), person_id=inquiry.submitter_id,  # type: ignore[arg-type]
+                        body=body, source=ANONYMOUS_SOURCE)
+    return Outgoing(key=f"mailbox-{kind}:{entry}", person_id=inquiry.submitter_id, body=body, source="mailbox")
 
 
 # --- figures for 统计, the overdue job and the quarterly summary -----------------------------------------
@@ -349,8 +358,9 @@ async def mailbox_figures(session: AsyncSession, first: dt.date, last: dt.date, 
 async def mailbox_stats(session: AsyncSession, services: Services) -> str:
     now = services.clock.now()
     today = now.date()
-    month = await mailbox_figures(session, today.replace(day=1), today, now, CALENDAR)
-    year = await mailbox_figures(session, dt.date(today.year, 1, 1), today, now, CALENDAR)
+    calendar = calendar_for(services.config)
+    month = await mailbox_figures(session, today.replace(day=1), today, now, calendar)
+    year = await mailbox_figures(session, dt.date(today.year, 1, 1), today, now, calendar)
     return services.renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import astuple
 
 from sqlalchemy import bindparam, func, insert
 from sqlmodel import col, select
@@ -10,10 +11,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock, period_bounds, week_start
 from bot.config import Config
-from bot.dates import DateError, check_recent, parse_day
-from bot.identity import Sender
+from bot.dates import DateError, check_recent
+from bot.identity import STAFF_ROLES, Sender
+from bot.phrases import PhraseError, read_contact, space_out
 from bot.router import Answer, Refusal, Router, UsageError
-from bot.text import Args
+from bot.text import Args, ascii_number
 from storage.models import AREAS, ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
@@ -82,37 +84,15 @@ async def choose_pair(
 async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
     today = clock.today()
     area, raw = _area_of(args.rest(), "记录 面谈 #党建 一起研究支部换届")
-    args = Args(raw)
-    before_mode: list[str] = []
-    while True:
-        token = args.peek()
-        if token is None or len(before_mode) == 2 and token.lower() not in MODE_WORDS:
-            raise UsageError("缺少联系方式：请写 面谈、电话、视频 或 线上")
-        if token.lower() in MODE_WORDS:
-            mode = MODE_WORDS[args.take().lower()]  # type: ignore[union-attr]
-            break
-        before_mode.append(args.take())  # type: ignore[arg-type]
-    day, name = today, None
-    seen_day = False
-    for token in before_mode:
-        try:
-            parsed = parse_day(token, today)
-        except DateError as exc:
-            raise UsageError(str(exc)) from None
-        if parsed is not None and not seen_day:
-            day, seen_day = parsed, True
-        elif parsed is None and name is None:
-            name = token
-        else:
-            raise UsageError("姓名和日期各写一次即可")
+    names = {p.name for v in await P.pairs_of(session, sender.id) for p in v.counterparts(sender.id)}
+    try:
+        name, day, mode, note = astuple(read_contact(raw, today, names, MODE_WORDS))
+    except PhraseError as exc:
+        raise UsageError(str(exc)) from None
     try:
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
         raise UsageError(str(exc)) from None
-    # The content is welcome but not required: "记录 面谈" alone is the one-tap link 本周 offers, and
-    # 周联 asks only that the 面谈 happened.
-    note = args.rest()
-
     view = await choose_pair(session, sender, name)
     counterpart = None
     if name is not None and view.mentee.id == sender.id:
@@ -138,7 +118,7 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
 
 
 @router.command(
-    "本周", "status", order=11,
+    "本周", "status", order=11, private_roles=STAFF_ROLES,  # staff see every pair: not for a group
     summary="本周帮带情况（组工干部：全县周联合规情况）", usage="本周", examples=("本周",),
 )
 async def this_week(sender: Sender, session: AsyncSession, clock: Clock, config: Config) -> list[Answer]:
@@ -172,6 +152,8 @@ _DONE = {"完成", "done"}
     examples=("计划", "计划 添加 熟悉信访工作流程", "计划 完成 2"),
 )
 async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    names = {p.name for v in await P.pairs_of(session, sender.id) for p in v.counterparts(sender.id)}
+    args = Args(space_out(args.rest(), names, _ADD | _DONE))  # 计划赵强添加… reads as 计划 赵强 添加 …
     name = None
     action = args.take()
     if action is not None and action.lower() not in _ADD | _DONE:
@@ -200,9 +182,9 @@ async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) 
         return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id, area=area, areas=AREAS)
     if action in _DONE:
         token = args.take()
-        if token is None or not token.lstrip("#第").rstrip("项").isdigit() or args:
+        seq = ascii_number(token.lstrip("#第").rstrip("项")) if token else None
+        if seq is None or args:
             raise UsageError("请写上要完成的计划序号", "计划 完成 2")
-        seq = int(token.lstrip("#第").rstrip("项"))
         view = await choose_pair(session, sender, name, f"计划 {{name}} 完成 {seq}")
         item = (await session.exec(select(PlanItem).where(PlanItem.pairing_id == view.id, PlanItem.seq == seq))).first()
         if item is None:

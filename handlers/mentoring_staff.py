@@ -67,7 +67,7 @@ async def notify(services: Services, session: AsyncSession, change: MentorChange
 
 
 @router.command(
-    "结对", "pair", roles=STAFF_ROLES, order=60,
+    "结对", "pair", roles=STAFF_ROLES, private_only=True, order=60,
     summary="建立或调整帮带结对（组工干部）",
     usage="结对 徒弟 导师[、导师…] [原因]；结束：结对 结束 徒弟 原因；授予导师角色：结对 确认 徒弟 导师 [原因]",
     examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配", "结对 结束 赵强 调离本县"),
@@ -172,7 +172,7 @@ def split_report(text: str) -> dict[str, str]:
 
 
 @router.command(
-    "季评", "review", roles={*STAFF_ROLES, Role.MENTOR}, order=61,
+    "季评", "review", roles={*STAFF_ROLES, Role.MENTOR}, private_only=True, order=61,
     summary="帮带季度评议：导师汇报本季度帮带情况；组工干部查看汇报并评议",
     usage=("导师：季评 汇报 [徒弟] [工作|问题|整改|下步] 内容；组工干部：季评 [季度]；季评 [季度] 徒弟（看汇报）；"
            "季评 [季度] 徒弟 评价 [评语]（评价：好、较好、一般、差；季度如 2026Q3）"),
@@ -295,7 +295,7 @@ async def _my_reports(sender: Sender, session: AsyncSession, quarter: str) -> An
 
 
 @router.command(
-    "考核", "grade", roles=STAFF_ROLES, order=62,
+    "考核", "grade", roles=STAFF_ROLES, private_only=True, order=62,
     summary="捆绑考核（组工干部）：录入徒弟年度考核，查看导师评优资格",
     usage="考核 [年份]；考核 [年份] 徒弟 等次 [表彰]（等次：优秀、称职、基本称职、不称职）",
     examples=("考核", "考核 李娜 优秀", "考核 2026 赵强 称职 表彰"),
@@ -333,7 +333,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
 
 
 @router.command(
-    "清退", "dismiss", roles=STAFF_ROLES, order=63,
+    "清退", "dismiss", roles=STAFF_ROLES, private_only=True, order=63,
     summary="清退不合格导师（组工干部）", usage="清退 导师姓名 原因", examples=("清退 张伟 连续两个季度帮带不到位",),
 )
 async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, services: Services) -> Answer:

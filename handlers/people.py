@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.identity import Sender
+from bot.identity import Sender, staff_ids
 from bot.inbound import InboundMessage
 from bot.router import Answer, Router, UsageError
+from bot.services import Services
 from bot.text import Args
+from scheduler.outbox import Outgoing
 from storage.models import AuditLog, BindAttempt, ChatIdentity, Person
 
 router = Router()
@@ -34,7 +36,7 @@ async def show_help(sender: Sender | None, args: Args, router: Router) -> Answer
     return Answer.of("help/list", sender=sender, commands=router.visible_to(roles))
 
 
-_LAST4 = re.compile(r"^\d{4}$")
+_LAST4 = re.compile(r"^[0-9]{4}$")
 
 
 def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int, window: dt.timedelta) -> dt.datetime | None:
@@ -48,12 +50,17 @@ def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int,
 
 
 @router.command(
-    "绑定", "bind", unbound=True, listed_when_bound=False, order=1,
+    "绑定", "bind", unbound=True, listed_when_bound=False, order=1, private_only=True,
     summary="把本聊天账号绑定到花名册中的本人", usage="绑定 姓名 手机后四位", examples=("绑定 张伟 1234",),
 )
 async def bind(
-    msg: InboundMessage, sender: Sender | None, args: Args, session: AsyncSession, clock: Clock, config: Config
+    msg: InboundMessage, sender: Sender | None, args: Args, session: AsyncSession, clock: Clock, config: Config,
+    services: Services,
 ) -> Answer:
+    """Two locks, both ``bind_max_failures`` wrong tries within ``bind_lock_minutes``: one per chat
+    account, and one per roster person named, counted over every account and channel — otherwise a
+    script rotating account ids guesses the phone's last four digits in minutes (issue 11). While a
+    name is locked nobody can bind to it and no guess is checked; staff hear of each lock once."""
     if sender is not None:
         return Answer.of("people/already_bound", sender=sender)
     name, last4 = args.take(), args.take()
@@ -64,7 +71,8 @@ async def bind(
 
     now = clock.now()
     window = dt.timedelta(minutes=config.programme.bind_lock_minutes)
-    recent = (
+    limit = config.programme.bind_max_failures
+    account = list((
         await session.exec(
             select(BindAttempt.at).where(
                 BindAttempt.channel == msg.channel,
@@ -72,24 +80,23 @@ async def bind(
                 BindAttempt.at >= now - 2 * window,
             )
         )
-    ).all()
-    if until := lock_until(list(recent), now, config.programme.bind_max_failures, window):
+    ).all())
+    if until := lock_until(account, now, limit, window):
         return Answer.of("people/bind_locked", until=until.astimezone(clock.tz))
 
-    candidates = (
-        await session.exec(
-            select(Person).where(
-                Person.name == name, Person.active == True, col(Person.phone).endswith(last4)  # noqa: E712
-            )
-        )
-    ).all()
+    named = (await session.exec(select(Person).where(Person.name == name, Person.active == True))).all()  # noqa: E712
+    tries: list[tuple[dt.datetime, str]] = []
+    if named:
+        tries = [(at, f"{channel}:{user}") for at, channel, user in (await session.exec(
+            select(BindAttempt.at, BindAttempt.channel, BindAttempt.platform_user_id)
+            .where(BindAttempt.person_name == name, BindAttempt.at >= now - 2 * window)
+        )).all()]
+        if until := lock_until([at for at, _ in tries], now, limit, window):
+            return Answer.of("people/bind_person_locked", until=until.astimezone(clock.tz))
+
+    candidates = [p for p in named if p.phone and p.phone.endswith(last4)]
     if not candidates:
-        session.add(BindAttempt(channel=msg.channel, platform_user_id=msg.sender_id, at=now))
-        failures = [t for t in recent if t >= now - window] + [now]
-        left = config.programme.bind_max_failures - len(failures)
-        if left <= 0:
-            return Answer.of("people/bind_locked", until=(now + window).astimezone(clock.tz))
-        return Answer.of("people/bind_failed", left=left)
+        return await _failed(session, services, msg, name if named else None, tries, account, now, window, limit)
     if len(candidates) > 1:
         return Answer.of("people/bind_ambiguous")
     person = candidates[0]
@@ -110,3 +117,31 @@ async def bind(
                  target=f"person:{person.id}", detail={"channel": msg.channel})
     )
     return Answer.of("people/bound", name=person.name)
+
+
+async def _failed(session: AsyncSession, services: Services, msg: InboundMessage, person_name: str | None,
+                  tries: list[tuple[dt.datetime, str]], account: list[dt.datetime],
+                  now: dt.datetime, window: dt.timedelta, limit: int) -> Answer:
+    """Record a wrong try against the account and, when the name is on the roster, against the name;
+    the try that locks the name tells staff (once: later tries are refused before they are counted)."""
+    tz = services.clock.tz
+    session.add(BindAttempt(channel=msg.channel, platform_user_id=msg.sender_id, person_name=person_name, at=now))
+    name_locked: dt.datetime | None = None
+    if person_name is not None:
+        tries = tries + [(now, f"{msg.channel}:{msg.sender_id}")]
+        if name_locked := lock_until([at for at, _ in tries], now, limit, window):
+            body = services.renderer.text(
+                "people/bind_person_locked_staff", name=person_name, tries=limit,
+                minutes=int(window.total_seconds() // 60), until=name_locked.astimezone(tz),
+                accounts=len({who for at, who in tries if at >= now - window}))
+            await services.outbox.enqueue_many(session, [
+                Outgoing(key=f"bind-locked:{person_name}:{now.isoformat()}:{pid}", person_id=pid, body=body,
+                         source="bind-lock")
+                for pid in await staff_ids(session)
+            ])
+    left = limit - len([t for t in account if t >= now - window]) - 1
+    if left <= 0:  # this account's own lock says more to the one who typed it
+        return Answer.of("people/bind_locked", until=(now + window).astimezone(tz))
+    if name_locked is not None:
+        return Answer.of("people/bind_person_locked", until=name_locked.astimezone(tz))
+    return Answer.of("people/bind_failed", left=left)

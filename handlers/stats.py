@@ -41,7 +41,7 @@ async def mentoring_figures(session: AsyncSession, services: Services) -> str:
     return services.renderer.text("stats/mentoring", c=compliance)
 
 
-@router.command("统计", "stats", roles=STAFF_ROLES, order=80, summary="工作统计（报名、信箱、周联、走访）",
+@router.command("统计", "stats", roles=STAFF_ROLES, private_only=True, order=80, summary="工作统计（报名、信箱、周联、走访）",
                 usage="统计", examples=("统计",))
 async def stats(session: AsyncSession, services: Services) -> Answer:
     parts = [await fn(session, services) for _, fn in SECTIONS]

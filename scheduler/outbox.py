@@ -40,6 +40,39 @@ RETRIED = Counter("bangdai_outbox_retries_total", "Transient delivery failures",
 FAILED = Counter("bangdai_outbox_failed_total", "Outbox messages that failed for good", ["channel"])
 QUEUE = Gauge("bangdai_outbox_queued", "Outbox messages waiting", ["channel"])
 
+# Notices to the writer of an anonymous 三联信箱 letter. Their rows keep the address (the answer must
+# reach the writer), but no operator view shows it beside the ticket: see :func:`operator_view`.
+ANONYMOUS_SOURCE = "mailbox-anonymous"
+_ANONYMOUS_KINDS = {"answer": "答复", "closed": "关闭通知"}
+
+
+def anonymous_key(ticket: int, kind: str, entry: int) -> str:
+    """The idempotency key of a notice to an anonymous letter's writer (``kind``: answer, closed)."""
+    return f"mailbox-anon:{ticket}:{kind}:{entry}"
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    """One outbox row as the CLI and the logs show it."""
+
+    to: str
+    what: str
+    error: str
+
+
+def operator_view(row: OutboxMessage) -> OperatorView:
+    """Recipient, subject and last error of a row for people who run the service. For a notice to an
+    anonymous letter's writer the address is masked (also inside the platform's error text) and the
+    subject reads "匿名来信答复 #12": whoever runs the CLI must not learn who wrote it."""
+    to = f"{row.channel or '-'}:{row.group_name or row.user_id or f'person:{row.person_id}'}"
+    if row.source != ANONYMOUS_SOURCE:
+        return OperatorView(to, row.key, row.last_error)
+    parts = row.key.split(":")
+    ticket, kind = (parts[1], parts[2]) if len(parts) >= 4 else ("?", "")
+    error = row.last_error.replace(row.user_id, "***") if row.user_id else row.last_error
+    return OperatorView(f"{row.channel or '-'}:***（匿名来信人）", f"匿名来信{_ANONYMOUS_KINDS.get(kind, '通知')} #{ticket}", error)
+
+
 NO_ACCOUNT = "没有可用的聊天账号（未绑定或所在平台未启用）"
 
 
@@ -326,7 +359,8 @@ class Dispatcher:
                 elif isinstance(error, PermanentError) or row.attempts + 1 >= self.config.max_attempts:
                     values.update(status=OutboxStatus.FAILED, last_error=error.reason[:500], attempts=row.attempts + 1)
                     FAILED.labels(name).inc()
-                    log.warning("outbox %s failed for good on %s: %s", row.key, name, error.reason)
+                    view = operator_view(row.model_copy(update={"last_error": error.reason}))
+                    log.warning("outbox %s failed for good on %s: %s", view.what, name, view.error)
                 else:
                     delay = self.backoff(row.attempts + 1, getattr(error, "retry_after", None))
                     values.update(status=OutboxStatus.QUEUED, attempts=row.attempts + 1, last_error=error.reason[:500],

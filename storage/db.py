@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 from sqlalchemy import event, make_url, text
@@ -26,6 +27,16 @@ from .directory import DirectoryCache
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (relative ones against the working directory), or None."""
+    if not is_sqlite(url):
+        return None
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        return None
+    return Path(path).absolute()
 
 
 def create_engine(url: str, echo: bool = False, busy_timeout_ms: int = 5000) -> AsyncEngine:

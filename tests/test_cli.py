@@ -3,9 +3,11 @@
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import time
 import urllib.request
@@ -27,11 +29,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Path:
+def cfg(tmp_path: Path, template_db: str) -> Path:
+    """A config beside its database, named relatively (as operators write it), already migrated."""
     port = free_port()
     path = tmp_path / "config.toml"
-    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/cli.db"\n[server]\nport = {port}\n',
-                    encoding="utf-8")
+    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///cli.db"\n[server]\nport = {port}\n', encoding="utf-8")
+    shutil.copy(template_db, tmp_path / "cli.db")
     return path
 
 
@@ -45,10 +48,11 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def bangdai(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def bangdai(*args: str, input: str | None = None, timeout: float = 60, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess:
     env = clean_env()
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
-                          input=input, timeout=timeout, env=env)
+                          input=input, timeout=timeout, env=env, cwd=cwd)
 
 
 def http(url: str, body: dict | None = None) -> dict:
@@ -176,6 +180,100 @@ def test_certificates_from_the_cli(cfg, tmp_path):
     assert (tmp_path / "certs" / this_year / f"优秀导师-{this_year}-王芳-2.pdf").read_bytes()[:4] == b"%PDF"
 
 
+def test_the_cli_finds_its_database_from_any_directory_and_never_makes_an_empty_one(cfg, tmp_path):
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = bangdai("do", "--as", "陈静", "统计", "--config", str(cfg), cwd=elsewhere)
+    assert done.returncode == 0 and "花名册中没有" not in done.stderr, done.stdout + done.stderr
+    assert list(elsewhere.iterdir()) == []
+    # No config here: the default bangdai.db of this directory does not exist, and is not created.
+    lost = bangdai("do", "--as", "陈静", "统计", cwd=elsewhere)
+    assert lost.returncode == 2 and str(elsewhere / "bangdai.db") in lost.stderr and "db upgrade" in lost.stderr
+    assert "Traceback" not in lost.stderr and list(elsewhere.iterdir()) == []
+    for args in (("outbox",), ("export", "x.xlsx"), ("import", "roster", "r.csv")):
+        assert bangdai(*args, cwd=elsewhere).returncode == 2, args
+    assert list(elsewhere.iterdir()) == []
+    # db upgrade creates it (and its folder), beside the config that names it.
+    fresh = elsewhere / "fresh.toml"
+    fresh.write_text('[database]\nurl = "sqlite+aiosqlite:///data/bangdai.db"\n', encoding="utf-8")
+    assert bangdai("db", "upgrade", "--config", str(fresh), cwd=tmp_path).returncode == 0
+    assert (elsewhere / "data" / "bangdai.db").exists()
+
+
+def start_serve(cfg: Path, cwd: Path) -> tuple[subprocess.Popen, str]:
+    port = int(cfg.read_text().split("port = ")[1].split()[0])
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--demo", "--config", str(cfg)],
+                            cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            http(f"{base}/healthz")
+            return proc, base
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("serve did not come up: " + (proc.stdout.read() if proc.stdout else ""))
+
+
+def stop_serve(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def say(base: str, user: str, text: str) -> str:
+    return "\n".join(r["text"] for r in http(f"{base}/api/local/messages", {"user": user, "text": text})["replies"])
+
+
+def test_the_demo_has_every_programme_and_a_restart_keeps_what_changed(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite+aiosqlite:///demo.db"\n[server]\nport = {port}\n'
+                   '[outbox]\npoll_seconds = 0.2\n', encoding="utf-8")
+    proc, base = start_serve(cfg, tmp_path)
+    try:
+        assert "绑定成功" in say(base, "u1", "绑定 张伟 1234")
+        week = say(base, "u1", "本周")
+        assert "与徒弟 李娜" in week and "与徒弟 赵强" in week  # a mentor with two mentees, one a 导师团
+        assert "与导师 张伟、王芳" in say(base, "u2", "本周")
+        visits = say(base, "u5", "走访")
+        assert "✅ 示例镇人民政府" in visits and "破山行动专班" in visits  # 三联 links and a visit
+        squad = say(base, "u6", "编组")
+        assert "招商一组" in squad and "李忠兴" in squad and "承诺" in squad
+        assert "协调万洋众创项目土地指标" in say(base, "u6", "实绩")  # a 常青藤 实绩
+        assert "招商一组" in say(base, "u6", "排行")
+        assert "#1" in say(base, "u5", "信箱 待办")  # a 三联信箱 letter
+        assert "已记录" in say(base, "u1", "记录 李娜 面谈 重启前的面谈")
+    finally:
+        stop_serve(proc)
+    proc, base = start_serve(cfg, tmp_path)
+    try:
+        # Still bound, the contact still there, the demo not loaded twice.
+        assert "重启前的面谈" in say(base, "u1", "本周")
+        assert "统计" in say(base, "u5", "帮助") and "在册结对 2 对" in say(base, "u5", "统计")
+        # bangdai chat shows a pushed message while it waits for input: 赵建国's letter is answered.
+        chat = subprocess.Popen([sys.executable, "-m", "bot.cli", "chat", "--as", "u7", "--config", str(cfg)],
+                                env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            assert "以本地用户 u7 身份连接" in chat.stdout.readline()
+            assert "已答复" in say(base, "u5", "答复 #1 已转人社局，本周内回复")
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(iter(chat.stdout.readline, "")), daemon=True)
+            reader.start()
+            for _ in range(100):
+                if any("已转人社局" in line for line in lines):
+                    break
+                time.sleep(0.1)
+            assert any("[通知" in line for line in lines) and any("已转人社局" in line for line in lines), lines
+        finally:
+            chat.stdin.write("/quit\n")
+            chat.stdin.close()
+            chat.wait(timeout=10)
+    finally:
+        stop_serve(proc)
+
+
 def test_case_files_are_copied_out_from_the_cli(cfg, tmp_path):
     with cfg.open("a", encoding="utf-8") as out:
         out.write(f'[sanling]\nfiles_dir = "{tmp_path}/case_files"\n')
@@ -229,5 +327,8 @@ def test_outbox_on_an_up_to_date_database_loads_neither_alembic_nor_the_handlers
     # ...and a database that is behind is still brought up to date first, as before
     fresh = tmp_path / "fresh.toml"
     fresh.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/fresh.db"\n', encoding="utf-8")
+    refused = bangdai("outbox", "--config", str(fresh))  # a missing database is not made here (issue 14)
+    assert refused.returncode == 2 and str(tmp_path / "fresh.db") in refused.stderr
+    assert bangdai("db", "upgrade", "--config", str(fresh)).returncode == 0
     shown = bangdai("outbox", "--config", str(fresh))
     assert shown.returncode == 0 and "排队 0" in shown.stdout, shown.stderr

@@ -65,4 +65,22 @@ def test_example_file_documents_every_key_with_its_default():
         obj = getattr(defaults, section)
         assert set(values) == {f.name for f in dataclasses.fields(obj)}, section
     loaded = load_config(REPO_ROOT / "config.example.toml", environ={})
+    # The one difference: its relative SQLite file is the config file's neighbour.
+    assert loaded.database.url == f"sqlite+aiosqlite:///{REPO_ROOT}/bangdai.db"
+    loaded.database.url = Config().database.url
     assert loaded == load_config(None, environ={})
+
+
+def test_a_relative_sqlite_file_is_beside_the_config_and_console_numbers_are_taken(tmp_path):
+    path = tmp_path / "conf" / "c.toml"
+    path.parent.mkdir()
+    path.write_text('[database]\nurl = "sqlite+aiosqlite:///data/b.db"\n[wecom]\nagent_id = 1000002\n'
+                    'corp_id = "ww1"\n', encoding="utf-8")
+    config = load_config(path, environ={})
+    assert config.database.url == f"sqlite+aiosqlite:///{tmp_path}/conf/data/b.db"
+    assert config.wecom.agent_id == "1000002"
+    env = {"BANGDAI_DATABASE__URL": "sqlite+aiosqlite:////srv/b.db"}
+    assert load_config(path, environ=env).database.url == "sqlite+aiosqlite:////srv/b.db"
+    path.write_text('[wecom]\nagent_id = true\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="agent_id 应为字符串"):
+        load_config(path, environ={})

@@ -137,7 +137,7 @@ async def test_non_text_messages_get_one_line_once(dingtalk, roster):
     data.update(msgtype="interactiveCard", content={"cardData": "{}"})
     pushed = await fake.push_data(data, user="dt_ln", session=session)
     [sent] = await fake.wait_reply(pushed)
-    assert "只能看懂文字消息" in sent.text and "本周" in sent.text and "\n" not in sent.text
+    assert "没有能看懂的文字" in sent.text and "本周" in sent.text and "\n" not in sent.text
     await fake.redeliver(pushed)
     await fake.wait_acked(pushed, 2)
     assert "本周帮带情况" in await dingtalk.say("dt_ln", "本周")

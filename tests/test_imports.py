@@ -82,14 +82,14 @@ async def test_roster_errors_are_reported_by_line_and_good_rows_kept(services, t
     reasons = dict(report.errors)
     assert "姓名为空" in reasons[3] and "11 位手机号" in reasons[4] and "角色“教练”不认识" in reasons[5]
     assert "出生年份" in reasons[6] and "与第 2 行重复" in reasons[8] and "已属于 张伟" in reasons[9]
-    assert report.empty_lines == [7]
+    assert report.empty_lines == 1
     assert {p.name for p in await rows(services, Person)} == {"张伟", "陈静"}
     text = "\n".join(report.lines())
-    assert "第 4 行" in text and "跳过空行：第 7 行" in text
+    assert "第 4 行 B 列（手机）：手机号“1380000”不是 11 位手机号" in text and "跳过空行 1 行" in text
 
 
 async def test_wrong_headers_refuse_the_file(services, tmp_path):
-    report = await import_roster(services.db, write(tmp_path, "r.csv", "名字,电话\n张伟,13800001234\n"),
+    report = await import_roster(services.db, write(tmp_path, "r.csv", "人员,号码\n张伟,13800001234\n"),
                                  now=services.clock.now())
     assert report.fatal and "姓名" in report.fatal
     assert await rows(services, Person) == []

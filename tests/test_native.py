@@ -101,7 +101,7 @@ async def test_staff_lists_offer_one_link_per_item(dingtalk, seeded, services):
     [sent] = await fake.wait_reply(todo)
     assert sent.links() == {"答复 #1": "答复 #1"}
     shown = await fake.tap(sent, "答复 #1")  # the inquiry in full and how to answer, nothing written
-    assert "答复请发送：答复 #1 内容" in (await fake.wait_reply(shown))[0].text
+    assert "答复格式：答复 #1 答复内容" in (await fake.wait_reply(shown))[0].text
 
     reviews = await fake.push_text("dt_chen", "季评")
     [listing] = await fake.wait_reply(reviews)

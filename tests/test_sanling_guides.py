@@ -29,7 +29,7 @@ def test_ten_shipped_guides_all_marked_as_examples(config):
 
 async def test_list_and_one_guide(chat):
     listing = await chat.say("u6", "流程")
-    assert "共 10 项" in listing and "公务员登记" in listing and "流程 名称" in listing and "示例" in listing
+    assert "共 10 项" in listing and "公务员登记" in listing and "**流程 1**" in listing and "示例" in listing
     one = await chat.say("u6", "流程 公务员登记")
     assert "**公务员登记**（示例" in one and "办理步骤" in one and "所需材料" in one
     assert "经办" in one and "时限" in one and "《公务员登记表》" in one
@@ -79,3 +79,13 @@ async def test_operators_edit_guides_without_code(chat, services, tmp_path):
 
 async def test_guides_need_binding(chat):
     assert "绑定 姓名 手机后四位" in await chat.say("stranger", "流程")
+
+
+async def test_a_guide_by_its_number_in_the_list(chat):
+    listing = await chat.say("u6", "流程")
+    fourth = listing.split("\n4. ")[1].split("\n")[0]
+    assert f"**{fourth}**" in await chat.say("u6", "流程 4")
+    assert f"**{fourth}**" in await chat.say("u6", "流程 第４项")
+    for wrong in ("流程 0", "流程 11"):
+        reply = await chat.say("u6", wrong)
+        assert "现有 10 项（1–10）" in reply and "流程 1" in reply, reply

@@ -186,7 +186,7 @@ async def test_answer_wrong_forms_write_nothing(chat, services, bangdai, user, t
     before = await count(services, OutboxMessage)
     reply = await chat.say(user, text)
     assert expect in reply, reply
-    assert "例如" in reply or "没有找到" in reply or "仅限" in reply or "绑定" in reply or "答复请发送" in reply
+    assert "例如" in reply or "没有找到" in reply or "仅限" in reply or "绑定" in reply or "答复请发送" in reply or "答复格式" in reply
     assert await count(services, InquiryAnswer) == 0 and await count(services, OutboxMessage) == before
     assert (await rows(services, Inquiry))[0].status == "open"
     assert QUESTION not in reply

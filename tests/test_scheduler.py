@@ -49,13 +49,43 @@ def test_monthly_quarterly_daily_forms():
         Schedule("every thursday", "week", CAL)
 
 
-def test_year_without_holiday_data_falls_back_to_weekdays_with_a_warning():
+def test_a_year_without_the_notice_keeps_the_holidays_the_law_fixes():
+    """2027: chinese-calendar has no data; the statutory holidays are computed from the rule."""
     cal = WorkCalendar()
-    s = Schedule("0 16 * * thu", "week", cal)
-    assert s.planned(dt.date(2027, 1, 1)) == at(2026, 12, 31, 16, 0)  # ISO week 2026-W53 ends 3 Jan 2027
-    assert s.planned(dt.date(2027, 1, 5)) == at(2027, 1, 7, 16, 0)
+    fixed = [dt.date(2027, 1, 1), *(dt.date(2027, 2, d) for d in range(5, 9)),  # 元旦; 除夕 2-05 to 初三 2-08
+             dt.date(2027, 4, 5), dt.date(2027, 5, 1), dt.date(2027, 5, 2), dt.date(2027, 6, 9), dt.date(2027, 9, 15),
+             dt.date(2027, 10, 1)]  # 清明, 劳动节, 端午 (五月初五), 中秋, 国庆
+    for day in fixed:
+        assert not cal.is_workday(day), day
     assert cal.is_workday(dt.date(2027, 1, 8)) and not cal.is_workday(dt.date(2027, 1, 9))
-    assert cal.warnings() == ["2027 年没有法定节假日数据，按周一至周五计算工作日"]
+    assert cal.is_workday(dt.date(2027, 2, 9))  # 初四, a Tuesday: only the notice could make it a day off
+    [warning] = cal.warnings()
+    assert "2027" in warning and "调休" in warning
+    # The quarterly summary is not planned on 元旦 2027 (a Friday) but on Monday 4 January.
+    quarter = Schedule("first-working-day-of-quarter 09:00", "quarter", cal)
+    assert quarter.planned(dt.date(2027, 2, 1)) == at(2027, 1, 4, 9, 0)
+    assert Schedule("first-working-day 09:00", "month", cal).planned(dt.date(2027, 10, 20)) == at(2027, 10, 4, 9, 0)
+    weekly = Schedule("0 16 * * thu", "week", cal)
+    assert weekly.planned(dt.date(2027, 2, 1)) == at(2027, 2, 4, 16, 0)
+    # 3 working days after Thursday 31 Dec 2026 skip 元旦 and the weekend.
+    assert cal.add_workdays(at(2026, 12, 31, 10, 0), 3) == at(2027, 1, 6, 10, 0)
+
+
+def test_the_notice_entered_in_the_config_wins(tmp_path):
+    from bot.config import ConfigError, load_config
+    from scheduler.calendar import calendar_for
+
+    path = tmp_path / "c.toml"
+    path.write_text('[calendar]\nholidays = [2027-02-04, "2027-02-09"]\nworkdays = [2027-02-20]\n', encoding="utf-8")
+    cal = calendar_for(load_config(path, environ={}))
+    assert not cal.is_workday(dt.date(2027, 2, 4)) and not cal.is_workday(dt.date(2027, 2, 9))
+    assert cal.is_workday(dt.date(2027, 2, 20))  # a Saturday make-up day
+    assert not cal.is_workday(dt.date(2027, 2, 5))  # 除夕: fixed by law, entered or not
+    assert cal.is_workday(dt.date(2027, 2, 10))  # a Wednesday the operator did not list
+    assert cal.warnings() == []
+    path.write_text('[calendar]\nholidays = ["下周五"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="下周五"):
+        load_config(path, environ={})
 
 
 async def outbox_rows(services, **where):

@@ -55,6 +55,30 @@ QUOTA_WARN_SHARE = 0.8
 DOWN_WARN_AFTER = 60.0  # seconds without a connection before /healthz warns
 
 
+READABLE = ("text", "richText", "audio")
+
+
+def message_text(message: ChatbotMessage) -> str:
+    """The words of a robot message, "" when it has none.
+
+    text: ``text.content``; richText: its text parts in order, as one message (pictures between them
+    are left out); audio: DingTalk's own transcript ``content.recognition``. Pictures, files and
+    videos carry only a ``downloadCode``.
+    """
+    kind = message.message_type
+    if kind == "text":
+        return (message.text.content if message.text else "") or ""
+    if kind == "richText":
+        parts = (message.rich_text_content.rich_text_list if message.rich_text_content else None) or []
+        words = [str(p["text"]).strip() for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        return " ".join(w for w in words if w)
+    if kind == "audio":
+        content = message.extensions.get("content")
+        recognition = content.get("recognition") if isinstance(content, dict) else None
+        return recognition.strip() if isinstance(recognition, str) else ""
+    return ""
+
+
 FILE_KINDS = {"file": "file", "picture": "picture", "video": "video"}
 
 
@@ -169,13 +193,18 @@ class DingTalkChannel(Channel):
             RECEIVED.labels("unparseable").inc()
             log.warning("DingTalk robot message without msgId, sender or conversation; dropped")
             return
-        if msg_id in self._seen:
+        if message.conversation_type == GROUP and message.is_in_at_list is not True:
+            # A group message that does not @ the bot is not for it (DingTalk says so in isInAtList).
+            RECEIVED.labels("not_for_bot").inc()
+            return
+        seen = f"{message.sender_staff_id or message.sender_id}\x00{msg_id}"  # per sender, as the gateway's record
+        if seen in self._seen:
             DUPLICATES.inc()
             return
-        self._seen[msg_id] = None
+        self._seen[seen] = None
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
-        RECEIVED.labels("text" if message.message_type == "text" else
+        RECEIVED.labels(message.message_type if message.message_type in READABLE else
                         "file" if message.message_type in FILE_KINDS else "other").inc()
         self.received += 1
         self.last_message_at = self.services.clock.now()
@@ -206,13 +235,16 @@ class DingTalkChannel(Channel):
         try:
             async with self._in_order(f"{message.conversation_id}\x00{sender}"):
                 # (On SQLite the database itself serves transactions one at a time, in order.)
-                if maybe_seen and await self._handled_before(message.message_id):
+                if maybe_seen and await self._handled_before(sender, message.message_id):
                     DUPLICATES.inc()
                     return
-                if message.message_type == "text":
-                    replies = await self.handle(self.inbound(message))
-                elif attachments := _attachments(message):
-                    replies = await self.handle(self.inbound(message, attachments))
+                text, attachments = message_text(message), _attachments(message)
+                if text or attachments:
+                    replies = await self.handle(self.inbound(message, attachments, text))
+                    if message.message_type == "audio" and replies:
+                        # What DingTalk heard leads the answer, so a mishearing is seen at once.
+                        heard = self.services.renderer.text("dingtalk/heard", text=text)
+                        replies[0] = Reply(f"{heard}\n\n{replies[0].text}", replies[0].format)
                 else:
                     replies = await self._not_text(message)
                 if getattr(replies, "replayed", False):
@@ -224,12 +256,13 @@ class DingTalkChannel(Channel):
         except Exception:
             log.exception("DingTalk message %s failed", message.message_id)
 
-    def inbound(self, message: ChatbotMessage, attachments: tuple[Attachment, ...] = ()) -> InboundMessage:
+    def inbound(self, message: ChatbotMessage, attachments: tuple[Attachment, ...] = (),
+                text: str | None = None) -> InboundMessage:
         return InboundMessage(
             channel=self.name,
             sender_id=message.sender_staff_id or message.sender_id,
             conversation_id=message.conversation_id,
-            text=(message.text.content if message.text else "") or "",
+            text=message_text(message) if text is None else text,
             msg_id=message.message_id,
             is_group=message.conversation_type == GROUP,
             sender_name=message.sender_nick or "",
@@ -246,16 +279,19 @@ class DingTalkChannel(Channel):
             raise FetchError(exc.reason) from None
         return await read_limited(self.http, url, limit)
 
-    async def _handled_before(self, msg_id: str) -> bool:
+    async def _handled_before(self, sender: str, msg_id: str) -> bool:
         async with self.services.db.transaction() as session:
-            return await session.get(ProcessedMessage, (self.name, msg_id)) is not None
+            return await session.get(ProcessedMessage, (self.name, sender, msg_id)) is not None
 
     async def _not_text(self, message: ChatbotMessage) -> list[Reply]:
-        """A picture, voice, file…: one line saying only text is understood, remembered like any answer."""
-        reply = Reply(self.services.renderer.text("dingtalk/text_only"))
+        """A picture, a file, a voice message DingTalk could not transcribe…: one line saying what is
+        understood, remembered like any answer."""
+        template = "dingtalk/not_heard" if message.message_type == "audio" else "dingtalk/text_only"
+        reply = Reply(self.services.renderer.text(template))
         try:
             async with self.services.db.transaction() as session:
-                session.add(ProcessedMessage(channel=self.name, msg_id=message.message_id,
+                session.add(ProcessedMessage(channel=self.name, sender_id=message.sender_staff_id or message.sender_id,
+                                             msg_id=message.message_id,
                                              received_at=self.services.clock.now(), replies=[reply.as_dict()]))
         except IntegrityError:
             DUPLICATES.inc()

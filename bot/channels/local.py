@@ -3,7 +3,9 @@
 ``POST /api/local/messages`` takes ``{"user", "text", "conversation"?, "group"?, "msg_id"?,
 "attachments"?}`` and answers ``{"replies": [...]}``; ``GET /api/local/inbox/{user}`` lists what the outbox delivered to that
 user, oldest first. An attachment is ``{"name", "kind": "file"|"picture", "data": base64}``, carried in
-the message itself (small files only: the body limit holds). A ``[local] token`` makes both require ``Authorization: Bearer <token>``.
+the message itself (small files only: the body limit holds). A ``[local] token`` makes both require ``Authorization: Bearer <token>``; without
+one both answer only requests from this machine (loopback, not relayed by a proxy), because the
+channel believes the ``user`` it is told — anyone who reaches it can speak as anyone (issue 11).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import hmac
+import ipaddress
 import json
 from typing import Any, Awaitable, Callable
 
@@ -25,6 +28,7 @@ from storage.models import LocalDelivery
 from ..clock import Clock
 from ..commands import present
 from ..inbound import Address, Attachment, FileTooLarge, InboundMessage, Reply
+from ..text import normalise_inbound
 from .base import Channel, PermanentError
 
 MAX_BODY = 64 * 1024
@@ -59,8 +63,10 @@ def parse_local_message(body: Any, now: dt.datetime) -> InboundMessage:
     unknown = set(body) - {"user", "text", "conversation", "group", "msg_id", "attachments"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    # JSON can carry lone surrogates ("\ud800"), which no database or UTF-8 answer takes.
     return InboundMessage(
-        channel="local", sender_id=user.strip(), conversation_id=conversation, text=text, msg_id=msg_id,
+        channel="local", sender_id=normalise_inbound(user.strip()), conversation_id=normalise_inbound(conversation),
+        text=normalise_inbound(text), msg_id=normalise_inbound(msg_id) if msg_id else None,
         is_group=group, received_at=now, attachments=attachments,
     )
 
@@ -91,6 +97,22 @@ async def fetch_inline(attachment: Attachment, limit: int) -> bytes:
     return data
 
 
+# A reverse proxy on the same machine makes every request look local; what it relays is not.
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def is_loopback_request(request: web.Request) -> bool:
+    """Whether the request comes from this machine itself, not relayed for someone else."""
+    if any(h in request.headers for h in _PROXY_HEADERS):
+        return False
+    try:
+        address = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
 class LocalChannel(Channel):
     name = "local"
 
@@ -106,15 +128,21 @@ class LocalChannel(Channel):
         app.router.add_post("/api/local/messages", self.post_message)
         app.router.add_get("/api/local/inbox/{user}", self.get_inbox)
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """None when the request may use the channel; otherwise the answer that says why not."""
         if not self.token:
-            return True
+            if is_loopback_request(request):
+                return None
+            return _bad("the local channel answers only on this machine; set [local] token to use it "
+                        "from elsewhere (本地渠道未设置令牌，只接受本机请求)", 403)
         given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode())
+        if hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return None
+        return _bad("missing or wrong bearer token", 401)
 
     async def post_message(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return _bad("missing or wrong bearer token", 401)
+        if (refused := self._refused(request)) is not None:
+            return refused
         if request.content_length is not None and request.content_length > MAX_BODY:
             return _bad(f"body larger than {MAX_BODY} bytes", 413)
         raw = await request.content.read(MAX_BODY + 1)
@@ -134,8 +162,8 @@ class LocalChannel(Channel):
         return web.json_response({"replies": shown}, dumps=_dumps)
 
     async def get_inbox(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return _bad("missing or wrong bearer token", 401)
+        if (refused := self._refused(request)) is not None:
+            return refused
         user = request.match_info["user"]
         async with self.db.transaction() as session:
             rows = (await session.exec(select(LocalDelivery).where(LocalDelivery.user == user).order_by(LocalDelivery.id))).all()

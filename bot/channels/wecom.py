@@ -5,7 +5,8 @@ checked (size, XML, signature, corp id, timestamp within ±5 minutes), answered 
 once (WeCom wants an answer within 5 s and retries otherwise) and handled after, in a task that
 ``stop()`` drains. Text goes through the gateway like any other channel; its replies, the welcome on
 ``enter_agent`` and the one-line answer to pictures or voice are queued in the outbox under keys made
-from WeCom's own ids (``reply:wecom:<MsgId>:<n>``, ``wecom-event:<hash>``). The outbox's unique key is
+from WeCom's own ids and the sender, as the gateway remembers messages (``reply:wecom:<UserID>:<MsgId>:<n>``,
+``wecom-event:<hash>``). The outbox's unique key is
 what makes a redelivered callback change nothing — even after a restart — and the per-member limit
 below applies to replies as much as to reminders.
 
@@ -283,7 +284,7 @@ class WeComChannel(Channel):
         )
         replies = await self.handle(msg)
         queued = await self.queue_to_user(
-            user, [(f"reply:wecom:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
+            user, [(f"reply:wecom:{user}:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
         )
         return queued > 0
 
@@ -345,7 +346,7 @@ class WeComChannel(Channel):
 
     async def _on_other(self, user: str, fields: dict) -> bool:
         text = self.services.renderer.text("wecom/unsupported")
-        return await self.queue_to_user(user, [(f"reply:wecom:{_msg_id(fields)}:0", text, "markdown")], source="reply") > 0
+        return await self.queue_to_user(user, [(f"reply:wecom:{user}:{_msg_id(fields)}:0", text, "markdown")], source="reply") > 0
 
     async def queue_to_user(self, user: str, items: list[tuple[str, str, str]], source: str) -> int:
         """Queue messages to one WeCom member in the outbox; a key already there is left alone.

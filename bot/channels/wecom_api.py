@@ -17,6 +17,7 @@ import aiohttp
 
 from ..clock import Clock
 from .files import DOWNLOAD_TIMEOUT, read_body
+from ..text import md_unescape
 
 MAX_BYTES = 2048  # app text/markdown messages and robot text messages
 TOKEN_ERRORS = {40014, 42001, 40082}  # invalid, expired, invalid suite token: fetch a new one once
@@ -193,8 +194,7 @@ def _agent(agent_id: str) -> int | str:
 # --- what a message looks like on WeCom -----------------------------------------------------------
 
 _MARKDOWN = re.compile(r"\*\*[^*\n]+\*\*|^#{1,6} |\[[^\]\n]+\]\([^)\s]+\)|^> |`[^`\n]+`|<font ", re.M)
-_ESCAPED = re.compile(r"\\([\\`*_\[\]#>|])")
-_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
+_LINK = re.compile(r"(?<!\\)\[([^\]\n]+)(?<!\\)\]\(([^)\s]+)\)")  # not an escaped one someone typed
 
 
 def uses_markdown(text: str) -> bool:
@@ -207,7 +207,7 @@ def to_plain(text: str) -> str:
     text = _LINK.sub(r"\1 \2", text)
     text = re.sub(r"\*\*([^*\n]+)\*\*", r"\1", text)
     text = re.sub(r"^#{1,6} ", "", text, flags=re.M)
-    return _ESCAPED.sub(r"\1", text)
+    return md_unescape(text)  # the renderer escaped what people typed; plain text shows it as typed
 
 
 def split_message(text: str, limit: int = MAX_BYTES) -> list[str]:

@@ -61,9 +61,13 @@ class ChatIdentity(SQLModel, table=True):
 
 
 class BindAttempt(SQLModel, table=True):
-    """A failed ``绑定``; too many in an hour lock that chat identity for a while."""
+    """A failed ``绑定``. Too many in an hour lock that chat account, and too many naming one roster
+    person (``person_name``, set when the name is on the roster; from any account on any channel)
+    lock binding to that name for everyone: rotating account ids must not buy more guesses of a
+    phone's last four digits. People who share a name share the lock. Purged daily."""
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=20)
     platform_user_id: str = Field(max_length=128, index=True)
-    at: dt.datetime
+    person_name: str | None = Field(default=None, max_length=50, index=True)
+    at: dt.datetime = Field(index=True)

@@ -10,9 +10,11 @@ from sqlmodel import Field, SQLModel
 
 class ProcessedMessage(SQLModel, table=True):
     """An inbound message already handled, with the replies it got, so a redelivery answers the same
-    and writes nothing."""
+    and writes nothing. Keyed by the sender as well as the id: the same id from someone else is a
+    different message, and must neither get these replies nor be dropped as a copy."""
 
     channel: str = Field(primary_key=True, max_length=20)
+    sender_id: str = Field(primary_key=True, max_length=128)
     msg_id: str = Field(primary_key=True, max_length=128)
     received_at: dt.datetime = Field(index=True)
     replies: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -7,6 +7,7 @@ limits, and throttled or invalid users come back inside a 200 answer. Tests stee
 
     fake = FakeDingTalk();  await fake.start()
     msg = await fake.push_text("staff1", "本周")                 # 1:1 (group="cid…" for a group @bot)
+    msg = await fake.push_message("staff1", "audio", {"recognition": "本周", "duration": 900, "downloadCode": "d"})
     text = await fake.say("staff1", "本周")                      # push and wait for the webhook reply
     fake.sent / fake.batch_calls / fake.group_calls              # everything the bot sent
     fake.flow_control("staff1"); fake.invalid_users.add("x")     # batchSend answers
@@ -364,6 +365,27 @@ class FakeDingTalk:
             data.update(conversationTitle=f"群 {group}", isInAtList=True,
                         atUsers=[{"dingtalkId": "$:LWCP_v1:$fakebot"}])
         return data, session
+
+    def message_data(self, user: str, msgtype: str, content: dict[str, Any], *, group: str | None = None,
+                     at_bot: bool = True, **options: Any) -> tuple[dict[str, Any], str]:
+        """A robot message of another type in DingTalk's documented shape (receive-message docs; the SDKs'
+        models): ``content`` is the message's ``content`` object —
+        richText ``{"richText": [{"text": …}, {"type": "picture", "downloadCode": …}, …]}``,
+        audio ``{"duration": ms, "downloadCode": …, "recognition": "<DingTalk's transcript>"}``,
+        picture ``{"downloadCode": …}``, file ``{"downloadCode": …, "fileName": …, "spaceId": …, "fileId": …}``.
+        ``at_bot=False`` in a group: a message that does not @ the robot (``isInAtList`` false)."""
+        data, session = self.text_data(user, "", group=group, **options)
+        del data["text"]
+        data.update(msgtype=msgtype, content=content)
+        if group:
+            data["isInAtList"] = at_bot
+            if not at_bot:
+                data["atUsers"] = []
+        return data, session
+
+    async def push_message(self, user: str, msgtype: str, content: dict[str, Any], **options: Any) -> Pushed:
+        data, session = self.message_data(user, msgtype, content, **options)
+        return await self.push_data(data, user=user, session=session)
 
     async def push_text(self, user: str, text: str, *, group: str | None = None, webhook_revoked: bool = False,
                         to: int | None = None, **options: Any) -> Pushed:

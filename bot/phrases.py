@@ -1,0 +1,118 @@
+"""Command phrases as people type them on phones: words run together ("记录赵强今天电话沟通…",
+"记录 赵强 面谈讨论工作") and parts in any order before the free text.
+
+Handlers call these and turn a :class:`PhraseError` into their usage answer; the error says what in
+*this* message was wrong, naming the words, never a generic "wrong format".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .dates import DateError, parse_day, split_leading_day
+from .text import Args, fold
+
+
+class PhraseError(ValueError):
+    """What was wrong in the message, in Chinese, naming the words the person typed."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """记录's words: whom (None: the only pair), which day, how (面谈…), what was discussed."""
+
+    name: str | None
+    day: dt.date
+    mode: str
+    note: str
+
+
+def _leading(text: str, words: Iterable[str]) -> str | None:
+    """The longest of ``words`` that ``text`` starts with (case-insensitively), or None."""
+    folded = fold(text).lower()
+    best = None
+    for word in words:
+        if word and folded.startswith(word.lower()) and (best is None or len(word) > len(best)):
+            best = word
+    return best
+
+
+def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[str, str]) -> Contact:
+    """``[姓名] [日期] 方式 内容`` with or without spaces between the parts.
+
+    ``names`` are the sender's counterparts (a glued name is only split off when it is one of them);
+    ``modes`` maps every accepted word (面谈, 电话, face…) to its canonical mode. A token that is neither
+    a known name, a date nor a mode is taken as a name — the pair check then says whose it is not.
+    """
+    names = [n for n in names if n]
+    args = Args(raw)
+    name: str | None = None
+    day: dt.date | None = None
+    unknown: list[str] = []
+
+    def put_day(token: str) -> None:
+        nonlocal day
+        try:
+            parsed = parse_day(token, today)
+        except DateError as exc:
+            raise PhraseError(str(exc)) from None
+        if day is not None:
+            raise PhraseError(f"日期写了两次（{token}）：只写一个日期即可")
+        day = parsed
+
+    while True:
+        token = args.take()
+        if token is None:
+            break
+        piece = token
+        # Peel known parts off the front of the token: a name, a date, then the mode ends it.
+        while piece:
+            mode_word = _leading(piece, modes)
+            if mode_word is not None:
+                rest = piece[len(mode_word):]
+                # The content is welcome but not required ("记录 面谈" is a one-tap link): 周联 asks
+                # only that the 面谈 happened.
+                note = (rest + (" " if rest and args else "") + args.rest()).strip(" :：,，")
+                if len(unknown) > 1 or unknown and name is not None:
+                    raise PhraseError(_unknown_words(unknown))
+                if unknown:
+                    name = unknown[0]
+                return Contact(name, day or today, modes[mode_word.lower()], note)
+            known = _leading(piece, names)
+            if known is not None:
+                if name is not None:
+                    raise PhraseError(f"写了两位对方姓名（{name}、{known}）：一条记录只写一位")
+                name, piece = known, piece[len(known):]
+                continue
+            glued = split_leading_day(piece)
+            if glued is not None:
+                put_day(glued[0])
+                piece = glued[1]
+                continue
+            unknown.append(piece)
+            break
+        if len(unknown) + (name is not None) + (day is not None) > 3:
+            break
+    if unknown:
+        raise PhraseError(f"缺少联系方式：请在“{unknown[-1]}”前写 面谈、电话、视频 或 线上")
+    raise PhraseError("缺少联系方式：请写 面谈、电话、视频 或 线上")
+
+
+def _unknown_words(words: list[str]) -> str:
+    listed = "、".join(f"“{w}”" for w in words)
+    return f"看不懂 {listed}：姓名请写结对对象的中文姓名，日期写 今天、昨天、上周五 或 11-19"
+
+
+def space_out(raw: str, names: Iterable[str], actions: Iterable[str]) -> str:
+    """``[姓名][动作]…`` with the spaces put back where they were left out ("赵强添加熟悉信访工作" →
+    "赵强 添加 熟悉信访工作", "完成2" → "完成 2"): a known name, then a known action word, at the start."""
+    text = raw.strip()
+    out = []
+    for words in (names, actions):
+        word = _leading(text, [w for w in words if w])
+        if word is not None:
+            out.append(text[:len(word)])
+            text = text[len(word):].lstrip()
+    return " ".join([*out, text]) if text else " ".join(out)
