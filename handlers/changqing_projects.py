@@ -24,7 +24,8 @@ MAX_FOLLOW_UP = 1000
 
 
 @router.command(
-    "跟进", "follow", roles={Role.RETIRED, *STAFF_ROLES}, order=46,
+    "跟进", "follow", roles={Role.RETIRED, *STAFF_ROLES}, order=46, private_roles=STAFF_ROLES,
+    private_words=("关联", "link"),
     summary="常青藤重点企业/项目跟进：本组联系的项目和最近跟进，记录一次跟进（组工干部：关联项目）",
     usage="跟进；跟进 项目名 [内容]；组工干部：跟进 关联 组名 项目、项目、项目",
     examples=("跟进", "跟进 万洋众创 协调二期厂房验收", "跟进 关联 招商一组 万洋众创、华友钴业、金色阳光"),

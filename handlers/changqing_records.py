@@ -112,7 +112,7 @@ def parse_coefficient(token: str | None) -> float:
 
 @router.command(
     "实绩", "achievement", roles={Role.RETIRED, *STAFF_ROLES}, order=44,
-    private_roles=STAFF_ROLES, private_words=("系数", "coefficient", "作废", "void"),
+    private_roles=STAFF_ROLES, private_words=("系数", "coefficient", "作废", "void", "档案", "archive", "考核", "scores"),
     summary="常青藤实绩：记录本组的一项实绩；不带内容查看本月实绩（组工干部：系数、作废）",
     usage=("实绩 内容 | 实绩 参与 #编号 姓名、姓名 | 实绩 档案 [姓名] [年份]；"
            "组工干部：实绩 系数 #编号 系数（0.5–3.0） | 实绩 作废 #编号 原因 | 实绩 考核 [年份]"),

@@ -57,7 +57,7 @@ async def _class(session: AsyncSession, token: str | None, example: str) -> Open
 
 
 @router.command(
-    "课堂", "class", roles=CLASS_ROLES, order=14,
+    "课堂", "class", roles=CLASS_ROLES, order=14, private_only=True,  # the check-in code must not reach a group
     summary="开放型课堂：近期课堂、报名、签到（组工干部和导师可新建）",
     usage="课堂；课堂 #编号；课堂 报名 #编号；课堂 签到 #编号 签到码；组工干部、导师：课堂 新建 日期 时间 地点 主题",
     examples=("课堂", "课堂 报名 #3", "课堂 签到 #3 4821", NEW_EXAMPLE),
