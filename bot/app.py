@@ -19,6 +19,8 @@ from .channels.base import Channel
 from .channels.local import LocalChannel
 from .clock import Clock
 from .config import Config, enabled_channels
+from .console.auth import console_base
+from .console.web import Console
 from .gateway import Gateway
 from .render import Renderer
 from .services import Services
@@ -107,6 +109,8 @@ class Bangdai:
         app.router.add_get("/metrics", self.metrics)
         for channel in self.channels.values():
             channel.routes(app)
+        if console_base(self.services.config) is not None:
+            Console(self.services, self.gateway, self.scheduler).routes(app)
         app.on_startup.append(lambda _app: self.start())
         app.on_cleanup.append(lambda _app: self.stop())
         return app

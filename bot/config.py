@@ -159,6 +159,19 @@ class ChangqingConfig:
 
 
 @dataclass
+class ConsoleConfig:
+    """The staff web console (``/console/``), opened by a one-time link sent in the chat (``后台``)."""
+
+    enabled: bool = True
+    # The address people open the console at, named in the link (https://bangdai.example.gov.cn). While
+    # empty the console answers only when the server listens on localhost, at http://host:port.
+    base_url: str = ""
+    link_minutes: int = 10  # a login link works once, within this many minutes
+    session_hours: float = 9.0  # a working day
+    idle_minutes: int = 60  # a session unused this long ends
+
+
+@dataclass
 class CalendarConfig:
     """Days from the State Council's yearly notice for years chinese-calendar does not know yet
     (``scheduler.calendar``): ``holidays`` off, ``workdays`` make-up working days (调休)."""
@@ -200,6 +213,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     programme: ProgrammeConfig = field(default_factory=ProgrammeConfig)
     changqing: ChangqingConfig = field(default_factory=ChangqingConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     sanling: SanlingConfig = field(default_factory=SanlingConfig)
     imports: ImportsConfig = field(default_factory=ImportsConfig)

@@ -4,7 +4,8 @@ from bot.router import Router
 
 from . import changqing_export  # noqa: F401  (adds the 常青藤 sheets to the export)
 
-from . import (changqing, classes, guides, mailbox, mentor_pool, mentoring, mentoring_staff, people, principles,  # noqa: F401
+from . import (changqing, classes, console, guides, mailbox, mentor_pool, mentoring, mentoring_staff, people,  # noqa: F401
+               principles,
                sanling_case_figures, sanling_cases, sanling_joint, sanling_reports, stats, visits)
 
 
@@ -15,4 +16,5 @@ def build_router() -> Router:
     router.include(sanling_cases.router, sanling_joint.router, sanling_reports.router)
     router.include(changqing.router)
     router.include(mentor_pool.router, classes.router)
+    router.include(console.router)
     return router

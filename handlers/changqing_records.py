@@ -179,21 +179,30 @@ async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: 
                      month=month_label(clock.today()))
 
 
-async def _list(session: AsyncSession, squad_id: int | None, sender: Sender, today: dt.date) -> Answer:
-    if squad_id is None and not sender.is_staff:
-        raise Refusal("changqing/achievement_no_squad", staff=False)
-    start, end = month_bounds(today)
+async def month_achievements(session: AsyncSession, day: dt.date, squad_id: int | None = None,
+                             limit: int | None = LIST_LIMIT, offset: int = 0) -> list[dict]:
+    """实绩 recorded in the month of ``day``, newest first, with group and author: what ``实绩`` lists
+    and the console pages through (voided ones included, marked)."""
+    start, end = month_bounds(day)
     query = (
         select(Achievement, Squad.name, Person.name)
         .join(Squad, col(Squad.id) == Achievement.squad_id)
         .join(Person, col(Person.id) == Achievement.author_id)
         .where(Achievement.created_at >= start, Achievement.created_at < end)
         .order_by(col(Achievement.id).desc())
-        .limit(LIST_LIMIT)
+        .offset(offset)
     )
+    if limit is not None:
+        query = query.limit(limit)
     if squad_id is not None:
         query = query.where(Achievement.squad_id == squad_id)
-    rows = [{"a": a, "squad": s, "author": p} for a, s, p in (await session.exec(query)).all()]
+    return [{"a": a, "squad": s, "author": p} for a, s, p in (await session.exec(query)).all()]
+
+
+async def _list(session: AsyncSession, squad_id: int | None, sender: Sender, today: dt.date) -> Answer:
+    if squad_id is None and not sender.is_staff:
+        raise Refusal("changqing/achievement_no_squad", staff=False)
+    rows = await month_achievements(session, today, squad_id, LIST_LIMIT)
     squad = await session.get(Squad, squad_id) if squad_id is not None else None
     return Answer.of("changqing/achievement_list", rows=rows, squad=squad.name if squad else None,
                      month=month_label(today), limit=LIST_LIMIT, staff=sender.is_staff)

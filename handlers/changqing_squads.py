@@ -237,6 +237,12 @@ async def _my_squad(sender: Sender, session: AsyncSession, clock: Clock) -> Answ
 
 
 async def _list(session: AsyncSession) -> Answer:
+    by_tf = await squad_summaries(session)
+    return Answer.of("changqing/squads", by_tf=by_tf, total=sum(len(v) for v in by_tf.values()))
+
+
+async def squad_summaries(session: AsyncSession) -> dict[str, list[dict]]:
+    """Every group by task force: name, member count, leader's name — ``编组`` for staff and the console."""
     rows = (
         await session.exec(
             select(Squad, Unit.name, func.count(col(SquadMember.person_id)))
@@ -251,8 +257,9 @@ async def _list(session: AsyncSession) -> Answer:
     )).all())
     by_tf: dict[str, list[dict]] = {}
     for squad, tf, count in rows:
-        by_tf.setdefault(tf, []).append({"name": squad.name, "count": count, "leader": leaders.get(squad.leader_id)})
-    return Answer.of("changqing/squads", by_tf=by_tf, total=len(rows))
+        by_tf.setdefault(tf, []).append({"name": squad.name, "count": count, "leader": leaders.get(squad.leader_id),
+                                         "squad": squad})
+    return by_tf
 
 
 # --- 承诺 ------------------------------------------------------------------------------------------

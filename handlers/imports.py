@@ -80,6 +80,7 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, where and why)
     warnings: list[str] = field(default_factory=list)
     empty_lines: int = 0
+    outcomes: list[tuple[int, str]] = field(default_factory=list)  # (line, created/updated/unchanged), good rows
     fatal: str | None = None
     sheet: str | None = None
     deactivated: list[str] = field(default_factory=list)  # --full: people no longer on the roster
@@ -218,6 +219,7 @@ async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: Ro
                         report.row_error(sheet, line, exc, row)
                         continue
                     setattr(report, outcome, getattr(report, outcome) + 1)
+                    report.outcomes.append((line, outcome))
                     if len(report.preview) < PREVIEW_ROWS:
                         report.preview.append(preview_row(sheet, row))
                 if last:

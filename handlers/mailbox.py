@@ -234,11 +234,17 @@ async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int
                      closed_at=local(inquiry.closed_at) if inquiry.closed_at else None)
 
 
-async def _todo(session: AsyncSession, clock: Clock, services: Services) -> Answer:
+async def open_queue(session: AsyncSession, now: dt.datetime, calendar: WorkCalendar = CALENDAR) -> list[dict]:
+    """Every inquiry waiting for an answer, oldest first, as staff see it (``staff_view``): the queue
+    ``信箱 待办`` lists and the console shows, so both count the same open and overdue."""
     inquiries = list((await session.exec(
         select(Inquiry).where(Inquiry.status == InquiryStatus.OPEN).order_by(Inquiry.id)
     )).all())
-    views = await staff_view(session, inquiries, clock.now(), calendar_for(services.config))
+    return await staff_view(session, inquiries, now, calendar)
+
+
+async def _todo(session: AsyncSession, clock: Clock, services: Services) -> Answer:
+    views = await open_queue(session, clock.now(), calendar_for(services.config))
     return Answer.of("sanling/mailbox_todo", views=views[:30], total=len(views),
                      overdue=sum(v["overdue"] for v in views), days=OVERDUE_WORKDAYS).as_card()
 

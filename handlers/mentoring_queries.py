@@ -81,6 +81,44 @@ async def last_face_before(session: AsyncSession, pairing_ids: list[int], before
     return dict(rows.all())
 
 
+def met(contacts: list[Row]) -> bool:
+    """周联 is met by a 面谈, whichever mentor took part."""
+    return any(c.mode == FACE_TO_FACE for c in contacts)
+
+
+@dataclass
+class WeekMark:
+    """One ISO week of a 帮带: its contacts, whether 周联 was met, whether anyone mentored it then."""
+
+    first: dt.date
+    contacts: int
+    face: bool
+    mentored: bool
+
+
+async def weekly_marks(session: AsyncSession, views: list[PairView], today: dt.date, weeks: int) -> dict[int, list[WeekMark]]:
+    """Per 帮带, the last ``weeks`` ISO weeks up to the one containing ``today`` (this week up to
+    ``today``), from the first week anyone mentored it: the console's strip of contacts per week."""
+    last_first = week_start(today)
+    first = last_first - dt.timedelta(days=7 * (weeks - 1))
+    contacts = await contacts_between(session, [v.id for v in views], first, today)
+    out: dict[int, list[WeekMark]] = {}
+    for v in views:
+        per_week: dict[dt.date, list[Row]] = defaultdict(list)
+        for c in contacts.get(v.id, []):
+            per_week[week_start(c.day)].append(c)
+        starts = [t.start for t in v.terms if t.overlaps(t.start, today)]
+        begin = max(first, week_start(min(starts))) if starts else last_first + dt.timedelta(days=7)
+        marks = []
+        week = begin
+        while week <= last_first:
+            end = min(week + dt.timedelta(days=6), today)
+            marks.append(WeekMark(week, len(per_week[week]), met(per_week[week]), v.mentored_in(week, end)))
+            week += dt.timedelta(days=7)
+        out[v.id] = marks
+    return out
+
+
 def lapsed_weeks(view: PairView, as_of: dt.date, last_face: dt.date | None) -> int:
     """Whole ISO weeks before the one containing ``as_of``, counted back from last week, in which the
     帮带 was mentored and had no 面谈; stops at a week with a 面谈 or one in which nobody mentored. A
@@ -129,7 +167,7 @@ async def week_status(session: AsyncSession, views: list[PairView], today: dt.da
         statuses.append({
             "view": v,
             "contacts": [{"log": c, "author": people.get(c.author_id, "")} for c in week],
-            "face_done": any(c.mode == FACE_TO_FACE for c in week),
+            "face_done": met(week),
             "quarter_count": len(quarter),
             "plan_done": plans[v.id][0],
             "plan_total": plans[v.id][1],

@@ -135,9 +135,10 @@ class PairView:
         on_day = [e for e in self.history() if e["day"] == day]
         joined = [e["name"] for e in on_day if e["kind"] == "start"]
         left = [e["name"] for e in on_day if e["kind"] != "start"]
-        reason = next((e["reason"] for e in reversed(on_day) if e["reason"]), "")
-        return {"day": day, "joined": [n for n in joined if n not in left], "left": [n for n in left if n not in joined],
-                "reason": reason}
+        joined, left = [n for n in joined if n not in left], [n for n in left if n not in joined]
+        # The reason of someone who joined or left, not of a same-day term that was undone.
+        reason = next((e["reason"] for e in reversed(on_day) if e["reason"] and e["name"] in joined + left), "")
+        return {"day": day, "joined": joined, "left": left, "reason": reason}
 
 
 async def load_pairs(

@@ -319,6 +319,7 @@ class _RosterImport:
             await _run(session, insert(_AUDIT), audit)
         for p in planned:
             setattr(self.report, p.outcome, getattr(self.report, p.outcome) + 1)
+            self.report.outcomes.append((p.row.line, p.outcome))  # the console's dry run shows every row
             if len(self.report.preview) < PREVIEW_ROWS:
                 self.report.preview.append(self._preview(p))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -91,15 +92,33 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     return Answer.of("sanling/visit_logged", day=day, unit=unit, status=unit_status(units, visits))
 
 
-@stats_section(order=30)
-async def visit_stats(session: AsyncSession, services: Services) -> str:
-    today = services.clock.today()
+@dataclass
+class VisitFigures:
+    """三联走访 in one month: the figures 统计 reports and the console shows."""
+
+    month_first: dt.date
+    liaisons: int
+    links: int
+    done_links: int
+    visits: int
+    idle: int
+
+
+async def visit_figures(session: AsyncSession, today: dt.date) -> VisitFigures:
     first, last = period_bounds("month", today)
     links = await linked_units(session)
     visits = await visits_between(session, first, last, list(links))
     done_links = sum(1 for pid, units in links.items() for s in unit_status(units, visits.get(pid, [])) if s["visits"])
-    idle = sorted(pid for pid in links if not visits.get(pid))
+    idle = sum(1 for pid in links if not visits.get(pid))
+    return VisitFigures(first, len(links), sum(len(u) for u in links.values()), done_links,
+                        sum(len(v) for v in visits.values()), idle)
+
+
+@stats_section(order=30)
+async def visit_stats(session: AsyncSession, services: Services) -> str:
+    today = services.clock.today()
+    f = await visit_figures(session, today)
     return services.renderer.text(
-        "sanling/stats_visits", today=today, liaisons=len(links), links=sum(len(u) for u in links.values()),
-        done_links=done_links, visits=sum(len(v) for v in visits.values()), idle=len(idle),
+        "sanling/stats_visits", today=today, liaisons=f.liaisons, links=f.links,
+        done_links=f.done_links, visits=f.visits, idle=f.idle,
     )

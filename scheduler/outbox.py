@@ -176,12 +176,13 @@ class Outbox:
             rows = await session.exec(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
             return dict(rows.all())
 
-    async def problems(self, limit: int = 50) -> list[OutboxMessage]:
+    async def problems(self, limit: int = 50, offset: int = 0) -> list[OutboxMessage]:
         async with self.db.transaction() as session:
             rows = await session.exec(
                 select(OutboxMessage)
                 .where(col(OutboxMessage.status).in_([OutboxStatus.FAILED, OutboxStatus.UNDELIVERABLE]))
                 .order_by(col(OutboxMessage.id).desc())
+                .offset(offset)
                 .limit(limit)
             )
             return list(rows.all())

@@ -12,6 +12,7 @@ from .dingtalk import DingTalkApiUsage
 from .classes import ClassSignUp, OpenClass
 from .mentor_pool import (INCENTIVE_KINDS, NOMINATION_SOURCES, MentorCertificate, MentorIncentive, MentorNomination,
                           NominationStatus)
+from .console import ConsoleLink, ConsoleSession
 from .sanling_cases import CaseStatus, JointPart, MonthlyReport, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
 metadata = SQLModel.metadata
@@ -20,6 +21,7 @@ __all__ = [
     "ANNUAL_GRADES", "AchievementMember", "ProjectFollowUp", "SquadProject", "ClassSignUp", "OpenClass", "INCENTIVE_KINDS", "NOMINATION_SOURCES", "MentorCertificate", "MentorIncentive", "MentorNomination", "NominationStatus", "AREAS", "REPORT_ITEMS", "ReviewReport", "AnnualGrade", "AuditLog", "DirectoryVersion", "Installation", "BindAttempt", "DingTalkApiUsage", "PairReview", "REVIEW_RATINGS", "JobRun", "LocalDelivery", "OutboxMessage", "OutboxStatus", "RecentSend", "CONTACT_MODES", "ChatIdentity", "ContactLog", "ContactMentor", "Pairing", "PairingMentor",
     "Person", "PersonRole", "PlanItem", "ProcessedMessage", "Role", "Unit", "metadata",
     "Inquiry", "InquiryAnswer", "InquiryStatus", "LiaisonLink", "Visit",
+    "ConsoleLink", "ConsoleSession",
     "CaseStatus", "JointPart", "MonthlyReport", "ReviewCase", "ReviewDecision", "ReviewFile", "ReviewItem",
     "Achievement", "Broadcast", "BroadcastStatus", "Commitment", "SignUp", "Squad", "SquadMember",
 ]

@@ -1,7 +1,7 @@
 """the programmes in full: mentors' 季评 reports, the five 帮带 areas on contacts and plan items, the mentor pool, open classes, the 常青藤 archive
 
 Revision ID: 0018_programmes
-Revises: 0010_security
+Revises: 0014_console
 Create Date: 2026-11-29 21:50:00
 
 Only new tables and new nullable-free columns with a default: no table is rebuilt, so the directory
@@ -15,7 +15,7 @@ import sqlmodel
 
 
 revision: str = '0018_programmes'
-down_revision: Union[str, Sequence[str], None] = '0010_security'
+down_revision: Union[str, Sequence[str], None] = '0014_console'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
