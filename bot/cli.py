@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("programme", metavar="常青藤|状态", help="广播对象“常青藤”，或“状态”查看最近的广播")
     bc.add_argument("text", nargs="?", default="", help="广播文案")
     bc.add_argument("--confirm", action="store_true", help="今天已发过相同文案时，确认再发一次")
+    cert = _common(sub.add_parser("certificates", help="生成某年“优秀导师”证书（PDF）并私信告知导师"))
+    cert.add_argument("year", type=int, help="年度，如 2026")
+    cert.add_argument("--reissue", action="store_true", help="重新生成已颁发证书的 PDF（不再重复私信）")
     return parser
 
 
@@ -419,6 +422,38 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
     code, text = asyncio.run(run())
     print(text.replace("**", ""), file=sys.stdout if code == 0 else sys.stderr)
     return code
+
+
+def cmd_certificates(args: argparse.Namespace, config: Config) -> int:
+    """Writes the year's 优秀导师 certificates and queues the private messages (the running serve sends them)."""
+    from handlers.certificates import CertificateSetupError, issue_certificates
+
+    from .app import build_services
+
+    _prepare_database(config)
+
+    async def run() -> int:
+        services = build_services(config)
+        try:
+            if not 2000 <= args.year <= services.clock.today().year:
+                print(f"年份 {args.year} 不对，例如：bangdai certificates {services.clock.today().year}", file=sys.stderr)
+                return 2
+            async with services.db.transaction() as session:
+                issued = await issue_certificates(session, args.year, config=services.config, clock=services.clock,
+                                                  renderer=services.renderer, outbox=services.outbox,
+                                                  reissue=args.reissue)
+            if not issued:
+                print(f"{args.year} 年捆绑考核中没有“优先确定为优秀”的导师，没有证书可生成")
+            for i in issued:
+                print(f"{i.mentor.name}：{i.path}（{'新颁发，已排队私信' if i.new else '此前已颁发'}）")
+            return 0
+        except CertificateSetupError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        finally:
+            await services.db.close()
+
+    return asyncio.run(run())
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:

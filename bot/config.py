@@ -104,6 +104,8 @@ class ScheduleConfig:
     monthly_visit_prompt: str = "first-working-day 09:00"
     mailbox_overdue: str = "0 9 * * *"
     quarterly_summary: str = "first-working-day-of-quarter 09:00"
+    review_report_request: str = "first-working-day-of-quarter 08:30"
+    class_reminder: str = "0 10 * * *"
     monthly_ranking: str = "last-working-day 17:00"
     purge_processed_messages: str = "30 3 * * *"
     case_overdue: str = "5 9 * * *"
@@ -135,6 +137,8 @@ class ProgrammeConfig:
     lapsed_weeks: int = 2  # a 帮带 this many whole weeks without 面谈 is listed as lapsed
     duplicate_contact_minutes: int = 10  # the same contact sent again within this is recorded once
     county: str = "本县"  # the county's name, on pictures such as the monthly ranking
+    certificate_dir: str = "certificates"  # where 优秀导师 certificate PDFs are written (relative: to the working dir)
+    certificate_font: str = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"  # Debian fonts-noto-cjk
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 from bot.router import Router
 
-from . import (changqing, console, guides, mailbox, mentoring, mentoring_staff, people, principles,  # noqa: F401
+from . import changqing_export  # noqa: F401  (adds the 常青藤 sheets to the export)
+
+from . import (changqing, classes, console, guides, mailbox, mentor_pool, mentoring, mentoring_staff, people,  # noqa: F401
+               principles,
                sanling_case_figures, sanling_cases, sanling_joint, sanling_reports, stats, visits)
 
 
@@ -12,5 +15,6 @@ def build_router() -> Router:
     router.include(mailbox.router, visits.router, guides.router)
     router.include(sanling_cases.router, sanling_joint.router, sanling_reports.router)
     router.include(changqing.router)
+    router.include(mentor_pool.router, classes.router)
     router.include(console.router)
     return router

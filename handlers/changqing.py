@@ -23,7 +23,7 @@ from bot.text import Args, ascii_number
 from storage.models import Broadcast, BroadcastStatus, Person, PersonRole, Role, SignUp
 from storage.models.changqing import SIX_ROLES
 
-from . import changqing_broadcast, changqing_records, changqing_squads
+from . import changqing_broadcast, changqing_projects, changqing_records, changqing_squads
 from .changqing_common import retired_cadres
 from .stats import stats_section
 
@@ -133,4 +133,4 @@ def _after(call: dt.datetime, at: dt.datetime) -> str:
     return f"广播后 {minutes // 60} 小时 {minutes % 60} 分"
 
 
-router.include(changqing_broadcast.router, changqing_squads.router, changqing_records.router)
+router.include(changqing_broadcast.router, changqing_squads.router, changqing_records.router, changqing_projects.router)

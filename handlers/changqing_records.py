@@ -20,10 +20,11 @@ from bot.charts import words
 from bot.render import Renderer
 from bot.router import Answer, Picture, Refusal, Router, UsageError
 from bot.text import Args
-from storage.models import Achievement, Person, Role, Squad, Unit
+from storage.models import Achievement, AchievementMember, Person, Role, Squad, SquadMember, Unit
 from storage.models.changqing import COEFFICIENT_MAX, COEFFICIENT_MIN
 
-from .changqing_common import month_bounds, previous_month
+from .changqing_common import find_person, month_bounds, previous_month
+from .changqing_queries import participants, person_archive, person_scores
 from .changqing_squads import audit, squad_id_of
 
 router = Router()
@@ -113,14 +114,19 @@ def parse_coefficient(token: str | None) -> float:
 
 @router.command(
     "实绩", "achievement", roles={Role.RETIRED, *STAFF_ROLES}, order=44,
-    private_roles=STAFF_ROLES, private_words=("系数", "coefficient", "作废", "void"),
+    private_roles=STAFF_ROLES, private_words=("系数", "coefficient", "作废", "void", "档案", "archive", "考核", "scores"),
     summary="常青藤实绩：记录本组的一项实绩；不带内容查看本月实绩（组工干部：系数、作废）",
-    usage="实绩 内容；组工干部：实绩 系数 #编号 系数（0.5–3.0） | 实绩 作废 #编号 原因",
-    examples=("实绩 协调万洋众创项目土地指标", "实绩 系数 #5 1.5", "实绩 作废 #5 重复记录"),
+    usage=("实绩 内容 | 实绩 参与 #编号 姓名、姓名 | 实绩 档案 [姓名] [年份]；"
+           "组工干部：实绩 系数 #编号 系数（0.5–3.0） | 实绩 作废 #编号 原因 | 实绩 考核 [年份]"),
+    examples=("实绩 协调万洋众创项目土地指标", "实绩 参与 #5 李忠兴、赵建国", "实绩 档案", "实绩 系数 #5 1.5",
+              "实绩 作废 #5 重复记录", "实绩 考核 2026"),
 )
 async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
     word = (args.peek() or "").lower()
     now = clock.now()
+    if word in ARCHIVE_ACTIONS:
+        args.take()
+        return await ARCHIVE_ACTIONS[word](sender, args, session, clock)
     if word in ("系数", "coefficient", "作废", "void"):
         if not sender.is_staff:
             raise Refusal("changqing/achievement_staff_only")
@@ -164,6 +170,7 @@ async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: 
     record = Achievement(squad_id=squad_id, author_id=sender.id, text=text, created_at=now)
     session.add(record)
     await session.flush()
+    session.add(AchievementMember(achievement_id=record.id, person_id=sender.id))  # type: ignore[arg-type]
     squad = await session.get(Squad, squad_id)
     count = (await session.exec(
         select(func.count()).select_from(Achievement).where(
@@ -201,6 +208,84 @@ async def _list(session: AsyncSession, squad_id: int | None, sender: Sender, tod
     squad = await session.get(Squad, squad_id) if squad_id is not None else None
     return Answer.of("changqing/achievement_list", rows=rows, squad=squad.name if squad else None,
                      month=month_label(today), limit=LIST_LIMIT, staff=sender.is_staff)
+
+
+# --- 个人实绩档案 and 专项考核 ------------------------------------------------------------------------
+
+_SPLIT = re.compile(r"[、,，;；/\s]+")
+
+
+def _year(token: str | None, today: dt.date, example: str) -> int | None:
+    if token is None:
+        return None
+    if not re.fullmatch(r"\d{4}年?", token) or not 2000 <= int(token[:4]) <= today.year:
+        raise UsageError(f"年份“{token}”不对", example)
+    return int(token[:4])
+
+
+async def _take_part(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """实绩 参与 #5 李忠兴、赵建国 — who took part (replaces the list; the author or staff)."""
+    record = await _achievement(session, _number(args.take()))
+    names = [n for n in _SPLIT.split(args.rest()) if n]
+    if not names:
+        raise UsageError("请写上参与的组员姓名，用“、”分隔", f"实绩 参与 #{record.id} 李忠兴、赵建国")
+    if not sender.is_staff and sender.id != record.author_id:
+        raise Refusal("changqing/achievement_members_not_yours", number=record.id)
+    if record.voided_at is not None:
+        raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
+    members = set((await session.exec(select(SquadMember.person_id).where(SquadMember.squad_id == record.squad_id))).all())
+    people: list[Person] = []
+    for name in names:
+        person = await find_person(session, name)
+        if person.id not in members:
+            squad = await session.get(Squad, record.squad_id)
+            raise Refusal("changqing/achievement_member_outside", name=person.name, squad=squad.name if squad else "")
+        if all(p.id != person.id for p in people):
+            people.append(person)
+    for old in (await session.exec(select(AchievementMember).where(AchievementMember.achievement_id == record.id))).all():
+        await session.delete(old)
+    await session.flush()
+    for person in people:
+        session.add(AchievementMember(achievement_id=record.id, person_id=person.id))  # type: ignore[arg-type]
+    audit(session, clock.now(), sender, "changqing.achievement.members", f"achievement:{record.id}",
+          members=[p.name for p in people])
+    return Answer.of("changqing/achievement_members", number=record.id, names=[p.name for p in people])
+
+
+async def _archive(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """实绩 档案 [姓名] [年份] — a person's own 实绩 of the year and 专项考核 score (others' for staff)."""
+    today = clock.today()
+    person: Person = sender.person
+    token = args.take()
+    year = _year(token, today, "实绩 档案 2026") if token and token[0].isdigit() else None
+    if token is not None and year is None:
+        if not sender.is_staff:
+            raise Refusal("changqing/archive_own_only")
+        person = await find_person(session, token)
+        year = _year(args.take(), today, f"实绩 档案 {person.name} 2026")
+    if args:
+        raise UsageError("档案后面只写姓名和年份", "实绩 档案 2026")
+    year = year or today.year
+    score = next((s for s in await person_scores(session, year) if s.person.id == person.id), None)
+    rows = await person_archive(session, person.id, year)  # type: ignore[arg-type]
+    names = await participants(session, [a.id for a, _ in rows])  # type: ignore[misc]
+    return Answer.of("changqing/archive", person=person, year=year, rows=rows, score=score, names=names,
+                     me=person.id == sender.id)
+
+
+async def _scores(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """实绩 考核 [年份] — everyone's 专项考核 score for the year (staff)."""
+    if not sender.is_staff:
+        raise Refusal("changqing/scores_staff_only")
+    today = clock.today()
+    year = _year(args.take(), today, "实绩 考核 2026") or today.year
+    if args:
+        raise UsageError("考核后面只写年份", "实绩 考核 2026")
+    return Answer.of("changqing/scores", year=year, rows=await person_scores(session, year))
+
+
+ARCHIVE_ACTIONS = {"参与": _take_part, "members": _take_part, "档案": _archive, "archive": _archive,
+                   "考核": _scores, "scores": _scores}
 
 
 # --- 排行 ------------------------------------------------------------------------------------------

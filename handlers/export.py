@@ -9,15 +9,20 @@ from typing import Awaitable, Callable
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, period_bounds, period_name
 from bot.text import mask_phone
 from storage.db import Database
 from bot.config import Config
-from bot.dates import beijing_day
-from storage.models import ContactLog, ContactMentor, PairReview, Person, PersonRole, PlanItem, Unit
+from bot.dates import beijing, beijing_day
+from storage.models import (AREAS, REPORT_ITEMS, ContactLog, OpenClass, ContactMentor, PairReview, Person, PersonRole, PlanItem,
+                            ReviewReport, Unit)
 
 from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
+from .area_queries import area_coverage
+from .class_queries import signups_of
+from .mentor_pool_queries import incentive_rows, mentor_pool, pool_rows
 from .pairs import load_pairs
+from .review_queries import rematch_candidates
 
 # Other programmes add their sheets here (title, header, rows), as stats sections do for 统计.
 SheetRows = list[tuple[str, list[str], list[list]]]
@@ -123,20 +128,50 @@ async def mentoring_sheets(session: AsyncSession, clock: Clock, names: dict[int,
     for cid, pid in (await session.exec(select(ContactMentor.contact_id, ContactMentor.person_id))).all():
         took_part.setdefault(cid, []).append(names.get(pid, ""))
     logs = (await session.exec(select(ContactLog).order_by(ContactLog.day, ContactLog.id))).all()
-    rows = [[c.day, label.get(c.pairing_id, ""), names.get(c.author_id, ""), "、".join(took_part.get(c.id, [])), c.mode, c.note]
-            for c in logs]
-    sheets.append(("联系记录", ["日期", "徒弟", "记录人", "参与导师", "方式", "内容"], rows))
+    rows = [[c.day, label.get(c.pairing_id, ""), names.get(c.author_id, ""), "、".join(took_part.get(c.id, [])), c.mode, c.note,
+             AREAS.get(c.area, "")] for c in logs]
+    sheets.append(("联系记录", ["日期", "徒弟", "记录人", "参与导师", "方式", "内容", "领域"], rows))
     items = (await session.exec(select(PlanItem).order_by(PlanItem.pairing_id, PlanItem.seq))).all()
     rows = [[label.get(i.pairing_id, ""), i.seq, i.text, "已完成" if i.done_at else "未完成",
-             beijing_day(i.done_at) if i.done_at else ""] for i in items]
-    sheets.append(("培养计划", ["徒弟", "序号", "内容", "状态", "完成日期"], rows))
+             beijing_day(i.done_at) if i.done_at else "", AREAS.get(i.area, "")] for i in items]
+    sheets.append(("培养计划", ["徒弟", "序号", "内容", "状态", "完成日期", "领域"], rows))
     reviews = (await session.exec(select(PairReview).order_by(PairReview.quarter, PairReview.pairing_id))).all()
-    rows = [[r.quarter, label.get(r.pairing_id, ""), r.rating, r.comment] for r in reviews]
-    sheets.append(("季评", ["季度", "徒弟", "评价", "评语"], rows))
+    rematch = {r.review.id for r in await rematch_candidates(session, today)}
+    rows = [[r.quarter, label.get(r.pairing_id, ""), r.rating, r.comment, "是" if r.id in rematch else ""]
+            for r in reviews]
+    sheets.append(("季评", ["季度", "徒弟", "评价", "评语", "待调整结对"], rows))
     rows = []
     for v in await bundled_assessment(session, today.year, programme.bundle_min_months):
         grades = "；".join(f"{p.name} {g.grade if g else '未录入'}{'（表彰）' if g and g.commended else ''}"
                           for p, g in v.mentees)
         rows.append([today.year, v.mentor.name, grades, v.contacts, f"{v.plan_done}/{v.plan_total}", VERDICTS[v.status]])
     sheets.append(("捆绑考核", ["年度", "导师", "徒弟考核", "辅导次数", "计划完成", "导师评优资格"], rows))
+    rows = []
+    quarter_day = dt.date(today.year, 1, 1)
+    while quarter_day <= today:  # 五带覆盖 of each quarter of this year so far
+        first, last = period_bounds("quarter", quarter_day)
+        coverage = await area_coverage(session, views, first, last)
+        for v in coverage.views:
+            counts = coverage.of(v.id)
+            rows.append([period_name("quarter", first), v.mentee.name, v.last_mentors_in(first, last).mentor_names,
+                         *counts.values(), "、".join(coverage.missing(v.id))])
+        quarter_day = last + dt.timedelta(days=1)
+    sheets.append(("五带覆盖", ["季度", "徒弟", "导师", *AREAS.values(), "未涉及"], rows))
+    reports = (await session.exec(select(ReviewReport).order_by(ReviewReport.quarter, ReviewReport.pairing_id,
+                                                                ReviewReport.id))).all()
+    rows = [[r.quarter, label.get(r.pairing_id, ""), names.get(r.mentor_id, ""), r.done, r.problems, r.fixes,
+             r.next_focus, beijing_day(r.updated_at)] for r in reports]
+    sheets.append(("季评汇报", ["季度", "徒弟", "导师", *REPORT_ITEMS.values(), "汇报日期"], rows))
+    classes = (await session.exec(select(OpenClass).order_by(OpenClass.starts_at))).all()
+    signups = await signups_of(session, [c.id for c in classes])  # type: ignore[misc]
+    rows = []
+    for c in classes:
+        came = [s for s in signups.get(c.id, []) if s.attended_at is not None]  # type: ignore[arg-type]
+        rows.append([c.id, beijing(c.starts_at).strftime("%Y-%m-%d %H:%M"), c.place, c.topic, names.get(c.host_id, ""),
+                     len(signups.get(c.id, [])), len(came), "、".join(names.get(s.person_id, "") for s in came)])  # type: ignore[arg-type]
+    sheets.append(("开放课堂", ["编号", "时间", "地点", "主题", "授课人", "报名人数", "签到人数", "签到名单"], rows))
+    pool = await mentor_pool(session, today, views=views)
+    sheets.append(("导师库", ["姓名", "状态", "来源", "理由", "在带徒弟", "曾带徒弟", f"{today.year}年辅导次数", "累计辅导次数",
+                             "补助合计（元）", "优秀导师年度"], pool_rows(pool)))
+    sheets.append(("导师激励", ["导师", "类型", "月份", "金额（元）", "说明"], incentive_rows(pool)))
     return sheets

@@ -9,16 +9,17 @@ from sqlalchemy import bindparam, func, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock, week_start
+from bot.clock import Clock, period_bounds, week_start
 from bot.config import Config
 from bot.dates import DateError, check_recent
 from bot.identity import STAFF_ROLES, Sender
 from bot.phrases import PhraseError, read_contact, space_out
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, ascii_number
-from storage.models import ContactLog, ContactMentor, PlanItem, Role
+from storage.models import AREAS, ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
+from .area_queries import AreaError, area_coverage, extract_area
 from .mentoring_queries import week_compliance, week_status
 
 router = Router()
@@ -37,9 +38,19 @@ _SAME_CONTACT = (
     select(ContactLog.id).where(
         ContactLog.pairing_id == bindparam("pairing_id"), ContactLog.author_id == bindparam("author_id"),
         ContactLog.day == bindparam("day"), ContactLog.mode == bindparam("mode"), ContactLog.note == bindparam("note"),
+        ContactLog.area == bindparam("area"),
         col(ContactLog.created_at) >= bindparam("since"))
     .limit(1)
 )
+
+
+def _area_of(text: str, example: str) -> tuple[str, str]:
+    """The 五带 area tag in ``text`` (``#党建``) and the text without it; a wrong tag is a wrong form."""
+    try:
+        return extract_area(text)
+    except AreaError as exc:
+        raise UsageError(f"不认识领域标签“{exc}”，请写 {'、'.join('#' + t for t in AREAS)} 之一，且只写一个",
+                         example) from None
 
 
 async def choose_pair(
@@ -72,9 +83,10 @@ async def choose_pair(
 )
 async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
     today = clock.today()
+    area, raw = _area_of(args.rest(), "记录 面谈 #党建 一起研究支部换届")
     names = {p.name for v in await P.pairs_of(session, sender.id) for p in v.counterparts(sender.id)}
     try:
-        name, day, mode, note = astuple(read_contact(args.rest(), today, names, MODE_WORDS))
+        name, day, mode, note = astuple(read_contact(raw, today, names, MODE_WORDS))
     except PhraseError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -93,7 +105,7 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
         took_part = [m.id for m in view.mentors]
     now = clock.now()
     connection = await session.connection()  # Core, built once: the busiest write there is
-    values = {"pairing_id": view.id, "author_id": sender.id, "day": day, "mode": mode, "note": note}
+    values = {"pairing_id": view.id, "author_id": sender.id, "day": day, "mode": mode, "note": note, "area": area}
     since = now - dt.timedelta(minutes=config.programme.duplicate_contact_minutes)
     repeated = (await connection.execute(_SAME_CONTACT, {**values, "since": since})).first() is not None
     if not repeated:
@@ -102,7 +114,7 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
         await connection.execute(_TOOK_PART, [{"contact_id": contact_id, "person_id": m} for m in took_part])
     status = (await week_status(session, [view], today))[0]
     return Answer.of("mentoring/logged", day=day, mode=mode, status=status, me=sender.id,
-                     this_week=day >= week_start(today), repeated=repeated)
+                     this_week=day >= week_start(today), repeated=repeated, area=area, areas=AREAS)
 
 
 @router.command(
@@ -120,8 +132,10 @@ async def this_week(sender: Sender, session: AsyncSession, clock: Clock, config:
                           first=week_start(today), last=week_start(today) + dt.timedelta(days=6))
             )
     if sender.is_staff:
+        every = await P.load_pairs(session, active_only=False)
         answers.append(Answer.of("mentoring/week_staff", c=await week_compliance(
-            session, today, lapsed_min=config.programme.lapsed_weeks)))
+            session, today, lapsed_min=config.programme.lapsed_weeks, views=every),
+            areas=await area_coverage(session, every, *period_bounds("quarter", today))))
     if not answers:
         raise Refusal("mentoring/no_pair")
     return answers
@@ -156,15 +170,16 @@ async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) 
         return Answer.of("mentoring/plan", views=views, items=items, me=sender.id)
     action = action.lower()
     if action in _ADD:
-        text = args.rest()
+        area, text = _area_of(args.rest(), "计划 添加 #群众 熟悉信访工作流程")
         if not text:
             raise UsageError("请写上要添加的培养内容", "计划 添加 熟悉信访工作流程")
         view = await choose_pair(session, sender, name, "计划 {name} 添加 " + text)
         if not view.is_mentor(sender.id):
             raise Refusal("mentoring/plan_mentor_only")
         seq = (await session.exec(select(func.coalesce(func.max(PlanItem.seq), 0)).where(PlanItem.pairing_id == view.id))).one() + 1
-        session.add(PlanItem(pairing_id=view.id, seq=seq, text=text, created_by=sender.id, created_at=clock.now()))
-        return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id)
+        session.add(PlanItem(pairing_id=view.id, seq=seq, text=text, area=area, created_by=sender.id,
+                             created_at=clock.now()))
+        return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id, area=area, areas=AREAS)
     if action in _DONE:
         token = args.take()
         seq = ascii_number(token.lstrip("#第").rstrip("项")) if token else None

@@ -22,17 +22,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import day_start, period_bounds, week_start
-from storage.models import (REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, PairReview, Person,
+from storage.models import (AREAS, REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, PairReview, Person,
                             PlanItem)
 from storage.models.mentoring import FACE_TO_FACE
 
+from .class_queries import check_ins_by_host
 from .pairs import PairView, bangdai_of, load_pairs
 
 ONE_DAY = dt.timedelta(days=1)
 
 _CONTACTS = (
     # Plain rows (``row.day``, ``row.mode``…), not ORM objects: a 帮带's quarter can hold dozens.
-    select(ContactLog.id, ContactLog.pairing_id, ContactLog.author_id, ContactLog.day, ContactLog.mode, ContactLog.note)
+    select(ContactLog.id, ContactLog.pairing_id, ContactLog.author_id, ContactLog.day, ContactLog.mode, ContactLog.note,
+           ContactLog.area)
     .where(col(ContactLog.pairing_id).in_(bindparam("ids", expanding=True)),
            col(ContactLog.day) >= bindparam("first"), col(ContactLog.day) <= bindparam("last"))
     .order_by(ContactLog.day, ContactLog.id)
@@ -140,19 +142,37 @@ async def week_status(session: AsyncSession, views: list[PairView], today: dt.da
     q_first, q_last = period_bounds("quarter", today)
     # One read covers the week and the quarter (a week can begin in the previous quarter).
     contacts = await contacts_between(session, ids, min(first, q_first), max(last, q_last))
-    plans = await plan_progress(session, ids)
+    # Plan progress and the quarter's 五带 counts from one read of the plan items (本周 stays at three reads).
+    plans: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    areas: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(AREAS, 0))
+    lo, hi = day_start(q_first), day_start(q_last + ONE_DAY)
+    if ids:
+        for pid, area, created, done in (await session.exec(
+            select(PlanItem.pairing_id, PlanItem.area, PlanItem.created_at, PlanItem.done_at)
+            .where(col(PlanItem.pairing_id).in_(ids)))).all():
+            plans[pid][1] += 1
+            plans[pid][0] += done is not None
+            if area in AREAS and (lo <= created < hi or (done is not None and lo <= done < hi)):
+                areas[pid][area] += 1
     people = {t.mentor.id: t.mentor.name for v in views for t in v.terms} | {v.mentee.id: v.mentee.name for v in views}
     statuses = []
     for v in views:
         mine = contacts.get(v.id, [])
         week = [c for c in mine if first <= c.day <= last]
+        quarter = [c for c in mine if q_first <= c.day <= q_last]
+        counts = dict(areas[v.id])
+        for c in quarter:
+            if c.area in counts:
+                counts[c.area] += 1
         statuses.append({
             "view": v,
             "contacts": [{"log": c, "author": people.get(c.author_id, "")} for c in week],
             "face_done": met(week),
-            "quarter_count": sum(1 for c in mine if q_first <= c.day <= q_last),
-            "plan_done": plans.get(v.id, (0, 0))[0],
-            "plan_total": plans.get(v.id, (0, 0))[1],
+            "quarter_count": len(quarter),
+            "plan_done": plans[v.id][0],
+            "plan_total": plans[v.id][1],
+            "areas": counts,  # 五带: this quarter's tagged contacts and plan items per area
+            "missing_areas": [tag for tag, n in counts.items() if n == 0],
         })
     return statuses
 
@@ -263,7 +283,8 @@ class MentorVerdict:
     mentees: list[tuple[Person, AnnualGrade | None]] = field(default_factory=list)  # mentored long enough
     short: list[Person] = field(default_factory=list)  # mentored in the year, but not long enough
     dismissed: bool = False  # 清退 in the year
-    contacts: int = 0  # 辅导次数: contacts in the year this mentor took part in
+    contacts: int = 0  # 辅导次数: contacts in the year this mentor took part in, plus 开放课堂 check-ins
+    classes: int = 0  # of which: mentees checked in at this mentor's 开放课堂 in the year
     plan_done: int = 0  # 计划完成 of the counted mentees' 帮带 at the end of the year
     plan_total: int = 0
 
@@ -331,8 +352,10 @@ async def bundled_assessment(session: AsyncSession, year: int, min_months: int =
         for t in v.terms:
             if t.row.dismissed and t.end is not None and first <= t.end <= last:
                 verdicts.setdefault(t.mentor.id, MentorVerdict(t.mentor)).dismissed = True  # type: ignore[arg-type]
+    classes = await check_ins_by_host(session, first, last)
     for verdict in verdicts.values():
-        verdict.contacts = contacts.get(verdict.mentor.id, 0)
+        verdict.classes = classes.get(verdict.mentor.id, 0)  # type: ignore[arg-type]
+        verdict.contacts = contacts.get(verdict.mentor.id, 0) + verdict.classes
     return sorted(verdicts.values(), key=lambda x: (_ORDER[x.status], x.mentor.id))
 
 

@@ -20,12 +20,14 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from scheduler.calendar import WorkCalendar
 from scheduler.outbox import Outbox, Outgoing
-from storage.models import ANNUAL_GRADES, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person, PersonRole, Role
+from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person,
+                            PersonRole, ReviewReport, Role)
 
 from .mentoring_queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
 from .pairing_ops import (Actor, MentorChange, NotFound, active_pair_of, change_mentors, dismiss_mentor, end_pairing,
                           find_person)
 from .pairs import bangdai_of, load_pairs
+from .review_queries import POOR, report_quarter, reports_of
 
 __all__ = ["ReviewStatus", "bundled_assessment", "review_status"]
 
@@ -145,19 +147,53 @@ def _quarter_word(token: str) -> str | None:
     return f"{m.group(1)}-Q{m.group(2)}" if m else None
 
 
+REPORT_WORDS = {  # 季评 汇报 <item> …: the words a mentor may use for each item of the report
+    "工作": "done", "做法": "done", "情况": "done", "帮带情况": "done",
+    "问题": "problems", "存在问题": "problems",
+    "整改": "fixes", "整改方向": "fixes",
+    "下步": "next_focus", "下步重点": "next_focus", "重点": "next_focus",
+}
+_LABELLED = re.compile(r"(" + "|".join(sorted(REPORT_WORDS, key=len, reverse=True)) + r")\s*[:：]")
+
+
+def split_report(text: str) -> dict[str, str]:
+    """A report in one message: labelled parts (``工作：… 问题：… 整改：… 下步：…``) go to their items;
+    text without labels is all 帮带情况 (what was done)."""
+    parts = _LABELLED.split(text)
+    if len(parts) == 1:
+        return {"done": text.strip()}
+    out: dict[str, str] = {}
+    if parts[0].strip():
+        out["done"] = parts[0].strip(" ；;，,。\n")
+    for word, body in zip(parts[1::2], parts[2::2]):
+        body = body.strip().rstrip("；;，,").strip()
+        key = REPORT_WORDS[word]
+        out[key] = (out[key] + "；" + body) if out.get(key) and body else (body or out.get(key, ""))
+    return {k: v for k, v in out.items() if v}
+
+
 @router.command(
-    "季评", "review", roles=STAFF_ROLES, private_only=True, order=61,
-    summary="帮带季度评议（组工干部）：查看本季度未评结对，或为结对评议",
-    usage="季评 [季度]；季评 [季度] 徒弟 评价 [评语]（评价：好、较好、一般、差；季度如 2026Q3）",
-    examples=("季评", "季评 李娜 较好 帮带扎实，下季度重点补群众工作", "季评 2026Q3 李娜 好"),
+    "季评", "review", roles={*STAFF_ROLES, Role.MENTOR}, private_only=True, order=61,
+    summary="帮带季度评议：导师汇报本季度帮带情况；组工干部查看汇报并评议",
+    usage=("导师：季评 汇报 [徒弟] [工作|问题|整改|下步] 内容；组工干部：季评 [季度]；季评 [季度] 徒弟（看汇报）；"
+           "季评 [季度] 徒弟 评价 [评语]（评价：好、较好、一般、差；季度如 2026Q3）"),
+    examples=("季评 汇报 李娜 问题 群众工作经验不足", "季评", "季评 李娜", "季评 李娜 较好 帮带扎实，下季度重点补群众工作",
+              "季评 2026Q3 李娜 好"),
 )
 async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
     today = clock.today()
     quarter = period_name("quarter", today)
+    allowed = reviewable_quarters(today, config.programme.review_grace_working_days)
+    if args.peek() in ("汇报", "report"):
+        args.take()
+        return await _report(sender, args, session, clock, allowed)
+    if not sender.is_staff:
+        if args:
+            raise Refusal("staff/review_mentor_only", example="季评 汇报 工作 每周面谈一次，带着跑了三个村")
+        return await _my_reports(sender, session, report_quarter(today, allowed))
     name = args.take()
     if name is not None and (asked := _quarter_word(name)) is not None:
         name = args.take()
-        allowed = reviewable_quarters(today, config.programme.review_grace_working_days)
         if name is not None and asked not in allowed:
             raise Refusal("staff/review_closed", quarter=asked, allowed=allowed,
                           grace=config.programme.review_grace_working_days)
@@ -166,20 +202,26 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
                           grace=config.programme.review_grace_working_days)
         quarter = asked
     if name is None:
-        return Answer.of("staff/review_list", s=await review_status(session, quarter)).as_card()
+        status = await review_status(session, quarter)
+        return Answer.of("staff/review_list", s=status,
+                         reported=set(await reports_of(session, quarter, [v.id for v in status.pending]))).as_card()
     rating = args.take()
-    if rating is None or rating not in REVIEW_RATINGS:
-        raise UsageError(f"评价请写 {'、'.join(REVIEW_RATINGS)} 之一", "季评 李娜 较好 帮带扎实")
     mentee = await _person(session, name)
     first, last = quarter_bounds(quarter)
     view = await bangdai_of(session, mentee.id)  # type: ignore[arg-type]
     if view is None or not view.mentored_in(first, last):
         raise Refusal("staff/no_pair_in_quarter", name=mentee.name, quarter=quarter)
     view = view.last_mentors_in(first, last)
-    comment = args.rest()
     existing = (
         await session.exec(select(PairReview).where(PairReview.pairing_id == view.id, PairReview.quarter == quarter))
     ).first()
+    if rating is None:  # the mentors' reports, with the 季评 so far: what staff look at before rating
+        return Answer.of("staff/review_one", view=view, quarter=quarter, review=existing, items=REPORT_ITEMS,
+                         reports=(await reports_of(session, quarter, [view.id])).get(view.id, []),
+                         names={m.id: m.name for t in view.terms for m in [t.mentor]})
+    if rating not in REVIEW_RATINGS:
+        raise UsageError(f"评价请写 {'、'.join(REVIEW_RATINGS)} 之一", "季评 李娜 较好 帮带扎实")
+    comment = args.rest()
     now = clock.now()
     if existing is None:
         existing = PairReview(pairing_id=view.id, quarter=quarter, rating=rating, comment=comment,
@@ -192,7 +234,65 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="pairing.review",
                          target=f"pairing:{view.id}", detail={"quarter": quarter, "rating": rating}))
     return Answer.of("staff/reviewed", view=view, quarter=quarter, rating=rating, updated=updated,
-                     current=quarter == period_name("quarter", today))
+                     current=quarter == period_name("quarter", today), poor=rating == POOR,
+                     active=view.pairing.active)
+
+
+async def _report(sender: Sender, args: Args, session: AsyncSession, clock: Clock, allowed: list[str]) -> Answer:
+    """季评 汇报 [季度] [徒弟] [项目] 内容 — a mentor's report on one 帮带 for a quarter."""
+    today = clock.today()
+    quarter = report_quarter(today, allowed)
+    word = args.peek()
+    if word is not None and (asked := _quarter_word(word)) is not None:
+        if asked not in allowed:
+            raise Refusal("staff/report_closed", quarter=asked, allowed=allowed)
+        args.take()
+        quarter = asked
+    first, last = quarter_bounds(quarter)
+    mine = [v.last_mentors_in(first, last) for v in await load_pairs(session, active_only=False)
+            if any(t.mentor.id == sender.id and t.overlaps(first, last) for t in v.terms)]
+    if not mine:
+        raise Refusal("staff/report_no_pair", quarter=quarter)
+    word = args.peek()
+    named = [v for v in mine if word is not None and v.mentee.name == word]
+    if named:
+        args.take()
+        view = named[0]
+    elif len(mine) == 1:
+        view = mine[0]
+    else:
+        raise Refusal("staff/report_which", quarter=quarter, views=mine)
+    labelled = _LABELLED.match(args.rest()) is not None  # "工作：… 问题：…": the whole report at once
+    item = None if labelled else REPORT_WORDS.get(args.peek() or "")
+    if item is not None:
+        args.take()
+    text = args.rest()
+    if not text:
+        raise UsageError("请写上汇报内容", f"季评 汇报 {view.mentee.name} 问题 群众工作经验不足")
+    if len(text) > 2000:
+        raise UsageError("汇报每项最多 2000 字，可分几条发送（工作、问题、整改、下步）",
+                         f"季评 汇报 {view.mentee.name} 下步 重点补基层治理")
+    parts = {item: text} if item else split_report(text)
+    row = (await session.exec(select(ReviewReport).where(
+        ReviewReport.pairing_id == view.id, ReviewReport.quarter == quarter, ReviewReport.mentor_id == sender.id))).first()
+    now = clock.now()
+    if row is None:
+        row = ReviewReport(pairing_id=view.id, quarter=quarter, mentor_id=sender.id, updated_at=now)
+    for key, value in parts.items():
+        setattr(row, key, value)
+    row.updated_at = now
+    session.add(row)
+    return Answer.of("staff/report_saved", view=view, quarter=quarter, row=row, items=REPORT_ITEMS,
+                     changed=[REPORT_ITEMS[k] for k in parts], several=len(mine) > 1)
+
+
+async def _my_reports(sender: Sender, session: AsyncSession, quarter: str) -> Answer:
+    first, last = quarter_bounds(quarter)
+    mine = [v.last_mentors_in(first, last) for v in await load_pairs(session, active_only=False)
+            if any(t.mentor.id == sender.id and t.overlaps(first, last) for t in v.terms)]
+    reports = await reports_of(session, quarter, [v.id for v in mine])
+    rows = [(v, next((r for r in reports.get(v.id, []) if r.mentor_id == sender.id), None)) for v in mine]
+    return Answer.of("staff/report_mine", quarter=quarter, rows=rows, items=REPORT_ITEMS)
 
 
 @router.command(

@@ -1,5 +1,6 @@
 """The ``bangdai`` command as operators run it: real processes, a real port, a real SQLite file."""
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -157,10 +158,26 @@ def test_staff_commands_from_the_cli(cfg, tmp_path):
     bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
     done = bangdai("do", "--as", "陈静", "季评", "李娜", "较好", "帮带扎实", "--config", str(cfg))
     assert "季评：张伟、王芳 — 李娜 — 较好" in done.stdout, done.stdout + done.stderr
-    refused = bangdai("do", "--as", "张伟", "季评", "--config", str(cfg))
-    assert "仅限管理员、组工干部使用" in refused.stdout
+    refused = bangdai("do", "--as", "张伟", "季评", "李娜", "好", "--config", str(cfg))
+    assert "季评的评议由组工干部进行" in refused.stdout
+    refused = bangdai("do", "--as", "李娜", "季评", "--config", str(cfg))
+    assert "仅限导师、管理员、组工干部使用" in refused.stdout
     unknown = bangdai("do", "--as", "王五", "季评", "--config", str(cfg))
     assert unknown.returncode == 2 and "花名册中没有“王五”" in unknown.stderr
+
+
+def test_certificates_from_the_cli(cfg, tmp_path):
+    bangdai("import", "roster", str(write(tmp_path, "r.csv", ROSTER_CSV)), "--config", str(cfg))
+    bangdai("import", "pairs", str(write(tmp_path, "p.csv", PAIRS_CSV)), "--config", str(cfg))
+    this_year = str(dt.date.today().year)
+    unset = bangdai("certificates", this_year, "--config", str(cfg))
+    assert unset.returncode == 2 and "[programme] county" in unset.stderr
+    cfg.write_text(cfg.read_text(encoding="utf-8") + f'[programme]\ncounty = "常山县"\ncertificate_dir = "{tmp_path}/certs"\n',
+                   encoding="utf-8")
+    bangdai("do", "--as", "陈静", "考核", "李娜", "优秀", "--config", str(cfg))
+    made = bangdai("certificates", this_year, "--config", str(cfg))
+    assert made.returncode == 0 and "王芳：" in made.stdout and "新颁发，已排队私信" in made.stdout, made.stderr
+    assert (tmp_path / "certs" / this_year / f"优秀导师-{this_year}-王芳-2.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_the_cli_finds_its_database_from_any_directory_and_never_makes_an_empty_one(cfg, tmp_path):

@@ -45,8 +45,11 @@ async def test_pair_wrong_forms(chat, services, text, expect):
 
 
 async def test_staff_commands_are_staff_only(chat):
-    for text in ("结对 周敏 张伟", "季评", "考核", "清退 张伟 原因"):
+    for text in ("结对 周敏 张伟", "考核", "清退 张伟 原因"):
         assert "仅限管理员、组工干部使用" in await chat.say("u1", text)
+    # 季评: a mentor reports (季评 汇报) but does not rate; nobody else may use it
+    assert "季评的评议由组工干部进行" in await chat.say("u1", "季评 李娜 好")
+    assert "仅限导师、管理员、组工干部使用" in await chat.say("u2", "季评")
 
 
 async def test_quarterly_review(chat, services):

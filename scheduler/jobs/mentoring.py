@@ -14,11 +14,13 @@ from bot.clock import iso_week, week_start
 from bot.render import picture_body
 from bot.identity import staff_ids
 from handlers.mentoring_queries import reminder_targets, week_compliance
+from handlers.class_queries import classes_on, signups_of
+from handlers.review_queries import mentors_to_ask, rematch_candidates
 from handlers.pairs import load_pairs
 from storage.models import OutboxMessage, OutboxStatus, Person
 
 from ..outbox import Outgoing
-from ..registry import JobContext, job
+from ..registry import JOBS, JobContext, job
 
 
 @job("weekly_reminder", period="week", description="周联提醒：本周还没有面谈的结对，提醒导师和徒弟")
@@ -72,7 +74,8 @@ async def weekly_digest(ctx: JobContext) -> int:
     ).all()
     extra = ctx.calendar.warnings() + services.warnings()
     body = services.renderer.text("jobs/weekly_digest", c=compliance, week=last_week,
-                                  undeliverable=list(undeliverable), warnings=extra)
+                                  undeliverable=list(undeliverable), warnings=extra,
+                                  rematch=await rematch_candidates(session, ctx.today))
     staff = await staff_ids(session)
     chart = await compliance_chart(ctx, last_week_day, compliance) if compliance.total else None
     messages = [
@@ -109,3 +112,36 @@ async def compliance_chart(ctx: JobContext, last_week_day: dt.date, last: Any) -
                          "weeks": [{"label": label, "value": value,
                                     "share": round(100 * r["done"] / r["total"], 1) if r["total"] else 0}
                                    for (label, value), r in zip(bars, rows)]})
+
+
+@job("review_report_request", period="quarter", reports="previous",
+     description="季评汇报：季度结束时私信请导师汇报所带徒弟的帮带情况、问题、整改方向和下步重点")
+async def review_report_request(ctx: JobContext) -> int:
+    """Asks each mentor of the quarter just ended, privately, for the report staff rate the 季评 with;
+    a mentor who already reported on every 帮带 is not asked (one message per mentor and quarter)."""
+    session, services = ctx.session, ctx.services
+    quarter = JOBS["review_report_request"].label(ctx.today)
+    render = services.renderer.renderer_for("jobs/review_report_request")
+    grace = services.config.programme.review_grace_working_days
+    messages = [
+        Outgoing(key=f"review-report:{pid}:{quarter}", person_id=pid, source="review_report_request",
+                 body=render(name=mentor.name, quarter=quarter, views=views, grace=grace))
+        for pid, (mentor, views) in sorted((await mentors_to_ask(session, quarter)).items())
+    ]
+    return await services.outbox.enqueue_many(session, messages)
+
+
+@job("class_reminder", period="day", description="开放型课堂：上课前一天提醒已报名的徒弟和授课人")
+async def class_reminder(ctx: JobContext) -> int:
+    session, services = ctx.session, ctx.services
+    tomorrow = ctx.today + dt.timedelta(days=1)
+    todo = await classes_on(session, tomorrow)
+    signups = await signups_of(session, [c.id for c in todo])  # type: ignore[misc]
+    render = services.renderer.renderer_for("jobs/class_reminder")
+    messages = []
+    for c in todo:
+        people = [(c.host_id, True)] + [(s.person_id, False) for s in signups.get(c.id, [])]  # type: ignore[arg-type]
+        for pid, host in people:
+            messages.append(Outgoing(key=f"class-reminder:{c.id}:{pid}", person_id=pid, source="class_reminder",
+                                     body=render(c=c, host=host, count=len(signups.get(c.id, [])))))  # type: ignore[arg-type]
+    return await services.outbox.enqueue_many(session, messages)

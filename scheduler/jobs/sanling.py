@@ -10,6 +10,9 @@ from sqlmodel import col, select
 
 from handlers.liaisons import linked_units, unit_status, visits_between
 from handlers.mentoring_staff import review_status
+from handlers.area_queries import area_coverage
+from handlers.pairs import load_pairs
+from handlers.review_queries import POOR, reports_of
 from bot.clock import day_start, period_bounds, period_name
 from bot.identity import staff_ids
 from handlers.sanling_reports import open_requests, report_status, reports_for
@@ -109,11 +112,17 @@ async def quarterly_summary(ctx: JobContext) -> int:
                                        Inquiry.created_at < day_start(last + dt.timedelta(days=1)))
     )).all():
         categories[category] += 1
+    views = [v.last_mentors_in(first, last) for v in await load_pairs(session, active_only=False)
+             if v.mentored_in(first, last)]
+    reviews = await review_status(session, quarter, views=views)
     body = services.renderer.text(
         "sanling/job_quarterly_summary", quarter=quarter, first=first, last=last, liaisons=liaisons[:30],
         more=max(0, len(liaisons) - 30), mailbox=figures, categories=[(c, categories[c]) for c in CATEGORIES if categories.get(c)],
-        total_visits=sum(len(v) for v in visits.values()), reviews=await review_status(session, quarter),
+        total_visits=sum(len(v) for v in visits.values()), reviews=reviews,
         reports=await _report_facts(session, months, first, last, names),
+        reported=len(await reports_of(session, quarter, [v.id for v in views])),
+        areas=await area_coverage(session, views, first, last),
+        poor=[(v, reviews.reviews[v.id]) for v in views if v.id in reviews.reviews and reviews.reviews[v.id].rating == POOR],
     )
     messages = [Outgoing(key=f"sanling-quarterly:{pid}:{quarter}", person_id=pid, body=body, source="quarterly_summary")
                 for pid in staff]

@@ -108,3 +108,29 @@ class Achievement(SQLModel, table=True):
     created_at: dt.datetime = Field(index=True)
     voided_at: dt.datetime | None = None
     void_reason: str = Field(default="", max_length=200)
+
+
+class AchievementMember(SQLModel, table=True):
+    """Who took part in a group's 实绩 (个人实绩档案): the author by default, or the members named."""
+
+    achievement_id: int = Field(foreign_key="achievement.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
+
+
+class SquadProject(SQLModel, table=True):
+    """A 重点企业/项目 a group serves (in 常山 each group of the 破山 task force serves three)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    squad_id: int = Field(foreign_key="squad.id", index=True)
+    name: str = Field(max_length=100, unique=True)
+    created_at: dt.datetime
+
+
+class ProjectFollowUp(SQLModel, table=True):
+    """跟进 — one note on what was done for a 重点企业/项目."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="squadproject.id", index=True)
+    author_id: int = Field(foreign_key="person.id")
+    text: str = Field(max_length=1000)
+    created_at: dt.datetime = Field(index=True)

@@ -13,6 +13,15 @@ from sqlmodel import Field, SQLModel
 
 CONTACT_MODES = ("面谈", "电话", "视频", "线上")
 FACE_TO_FACE = "面谈"
+# The five content areas of 帮带 (SPEC §3a, 浙江 “五带五助”): short tag → full name. Contacts and plan
+# items carry one tag (``#党建``) or none ("").
+AREAS = {
+    "思想": "带思想情怀助扎根",
+    "群众": "带群众工作优办事",
+    "党建": "带基层党建筑堡垒",
+    "财富": "带财富振兴强成长",
+    "治理": "带基层治理促和谐",
+}
 
 
 class Pairing(SQLModel, table=True):
@@ -55,6 +64,7 @@ class PlanItem(SQLModel, table=True):
     pairing_id: int = Field(foreign_key="pairing.id", index=True)
     seq: int
     text: str = Field(max_length=2000)
+    area: str = Field(default="", max_length=10)  # one of AREAS, or ""
     created_by: int = Field(foreign_key="person.id")
     created_at: dt.datetime
     done_at: dt.datetime | None = None
@@ -72,6 +82,7 @@ class ContactLog(SQLModel, table=True):
     day: dt.date = Field(index=True)
     mode: str = Field(max_length=10)
     note: str = Field(max_length=2000)
+    area: str = Field(default="", max_length=10)  # one of AREAS, or ""
     created_at: dt.datetime
 
 
@@ -98,6 +109,27 @@ class PairReview(SQLModel, table=True):
     comment: str = Field(default="", max_length=2000)
     reviewer_id: int | None = Field(default=None, foreign_key="person.id")
     created_at: dt.datetime
+
+
+REPORT_ITEMS = {"done": "帮带情况", "problems": "存在问题", "fixes": "整改方向", "next_focus": "下步重点"}
+
+
+class ReviewReport(SQLModel, table=True):
+    """季评汇报 — a mentor's own account of one 帮带's quarter, asked for at quarter end and shown to
+    staff while they rate it: what was done, the problems found, 整改方向 and 下步重点. One per mentor
+    per 帮带 per quarter (a 导师团's mentors each report); items sent later replace earlier ones."""
+
+    __table_args__ = (UniqueConstraint("pairing_id", "quarter", "mentor_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pairing_id: int = Field(foreign_key="pairing.id", index=True)
+    quarter: str = Field(max_length=10, index=True)
+    mentor_id: int = Field(foreign_key="person.id", index=True)
+    done: str = Field(default="", max_length=2000)
+    problems: str = Field(default="", max_length=2000)
+    fixes: str = Field(default="", max_length=2000)
+    next_focus: str = Field(default="", max_length=2000)
+    updated_at: dt.datetime
 
 
 class AnnualGrade(SQLModel, table=True):
