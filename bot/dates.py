@@ -66,23 +66,6 @@ def check_recent(day: dt.date, today: dt.date, max_days_back: int) -> None:
         raise DateError(f"{day:%Y-%m-%d} 已超过 {max_days_back} 天，不能补记；如确需补记请联系组织部")
 
 
-def parse_sheet_date(value: object) -> dt.date | None:
-    """A date cell from a roster sheet: a real date, or text like 2026-03-01 / 2026/3/1 / 2026年3月1日."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = fold(str(value)).strip()
-    if m := _FULL.match(text):
-        try:
-            return dt.date(*map(int, m.groups()))
-        except ValueError:
-            raise DateError(f"日期 {text} 不存在") from None
-    raise DateError(f"日期 {text} 看不懂，请写成 2026-03-01")
-
-
 _LEADING_DAY = re.compile(
     r"^(?:大前天|今天|今日|昨天|昨日|前天|明天|后天|yesterday\b|today\b|(?:上上|上|本|这)?(?:周|星期|礼拜)[一二三四五六日天1-7]"
     r"|\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[-/.月]\d{1,2}日?)")

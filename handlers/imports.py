@@ -21,13 +21,12 @@ from typing import Any, Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.dates import DateError, parse_sheet_date
 from bot.text import fold, mask_phone, md_unescape
 from storage.db import Database
 from storage.models import AuditLog, Person, Role
 
 from .pairing_ops import Actor, NotFound, find_person, set_mentors
-from .sheets import Sheet, SheetError, SheetLimits, read_sheet
+from .sheets import CellError, Sheet, SheetError, SheetLimits, read_sheet, sheet_date
 
 ROSTER_COLUMNS = {
     "name": ["姓名", "名字", "name"],
@@ -273,10 +272,10 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
         if not any(m.id == lead_person.id for m in mentors):
             raise RowError(f"牵头导师“{lead_word}”不在导师名单中")
         lead = lead_person
-    try:
-        start = parse_sheet_date(row.get("start"))
-        agreement = parse_sheet_date(row.get("agreement"))
-    except DateError as exc:
+    try:  # the reader converted the date columns already (FIELD_KINDS); this keeps callers with raw cells right
+        start = sheet_date(row.get("start"))
+        agreement = sheet_date(row.get("agreement"))
+    except CellError as exc:
         raise RowError(str(exc)) from None
     if start is None:
         raise RowError("开始日期为空")

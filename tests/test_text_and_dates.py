@@ -4,7 +4,8 @@ import datetime as dt
 
 import pytest
 
-from bot.dates import DateError, check_recent, parse_day, parse_sheet_date
+from bot.dates import DateError, check_recent, parse_day
+from handlers.sheets import CellError, sheet_date
 from bot.text import Args, clean, fold, mask_phone, md_escape
 from bot.clock import period_bounds
 from handlers.mentoring_queries import lapsed_weeks
@@ -48,10 +49,10 @@ def test_impossible_dates_and_range():
     with pytest.raises(DateError, match="30 天"):
         check_recent(TODAY - dt.timedelta(days=31), TODAY, 30)
     check_recent(TODAY - dt.timedelta(days=30), TODAY, 30)
-    assert parse_sheet_date("2026/3/1") == dt.date(2026, 3, 1)
-    assert parse_sheet_date(dt.datetime(2026, 3, 1, 0, 0)) == dt.date(2026, 3, 1)
-    with pytest.raises(DateError):
-        parse_sheet_date("三月一日")
+    assert sheet_date("2026/3/1") == dt.date(2026, 3, 1)
+    assert sheet_date(dt.datetime(2026, 3, 1, 0, 0)) == dt.date(2026, 3, 1)
+    with pytest.raises(CellError):
+        sheet_date("三月一日")
 
 
 def test_mask_phone_and_markdown_escape():
