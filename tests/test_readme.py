@@ -14,7 +14,9 @@ BLOCKS = re.findall(r"```sh\n(.*?)```", QUICK, re.S)
 
 
 def test_the_quick_start_makes_the_venv_and_says_where_the_service_listens():
-    commands = [line.split("#")[0].strip() for block in BLOCKS for line in block.splitlines() if line.strip()]
+    # One command per line or several chained with && — each step in the order it runs.
+    commands = [step.strip() for block in BLOCKS for line in block.splitlines() if line.strip()
+                for step in line.split("#")[0].split("&&") if step.strip()]
     venv = next(i for i, c in enumerate(commands) if re.fullmatch(r"python3 -m venv \.venv", c))
     pips = [i for i, c in enumerate(commands) if re.search(r"\bpip3? install", c)]
     assert pips and all(i > venv and commands[i].startswith(".venv/bin/pip ") for i in pips), commands
