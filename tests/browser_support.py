@@ -52,6 +52,12 @@ class Browser:
 
     async def open(self, path: str) -> None:
         await self._run(self.driver.get, str(self.client.make_url(path)))
+        await self._run(self._loaded)
+
+    def _loaded(self) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     async def click(self, css: str, navigates: bool = True) -> None:
         """Click, and when the click loads a page (a link, a form's button) wait until it has."""
@@ -59,9 +65,21 @@ class Browser:
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
         def click() -> None:
-            old = self.driver.find_element(By.TAG_NAME, "html")
-            self.driver.find_element(By.CSS_SELECTOR, css).click()
+            # Chromium can swap the document under a just-found node ("Node with given id does not
+            # belong to the document", seen once in CI right after a page load): find it again.
+            for attempt in range(3):
+                try:
+                    old = self.driver.find_element(By.TAG_NAME, "html")
+                    self.driver.find_element(By.CSS_SELECTOR, css).click()
+                    break
+                except (StaleElementReferenceException, WebDriverException) as exc:
+                    if attempt == 2 or not (isinstance(exc, StaleElementReferenceException)
+                                            or "does not belong to the document" in str(exc)):
+                        raise
+                    self._loaded()
             if navigates:
                 WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(old))
                 WebDriverWait(self.driver, 20).until(
