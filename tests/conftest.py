@@ -68,17 +68,23 @@ _counter = itertools.count()
 INSTALLED = "2026-01-01 00:00:00.000000"
 
 
+async def reset_postgres() -> str:
+    """Empty every table of the PostgreSQL test database (a test starts from nothing) and record it as
+    created on 2026-01-01, before the frozen clock, so jobs may run for the test's periods."""
+    db = Database(PG_URL)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        await conn.execute(text("INSERT INTO installation (id, created_at) VALUES (1, :at)"),
+                           {"at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
+    await db.close()
+    return PG_URL
+
+
 @pytest.fixture
 async def db_url(template_db: str, tmp_path: Path) -> str:
     if PG_URL:
-        db = Database(PG_URL)
-        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            await conn.execute(text("INSERT INTO installation (id, created_at) VALUES (1, :at)"),
-                               {"at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
-        await db.close()
-        return PG_URL
+        return await reset_postgres()
     path = tmp_path / f"test{next(_counter)}.db"
     shutil.copy(template_db, path)
     return f"sqlite+aiosqlite:///{path}"

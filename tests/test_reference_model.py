@@ -454,19 +454,9 @@ def roster_template(template_db: str, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture
 async def db_url(roster_template: Path | None, tmp_path: Path) -> str:  # this module's: the roster is in
     if roster_template is None:
-        from sqlalchemy import text
+        from conftest import reset_postgres
 
-        from storage.db import Database
-        from storage.models import metadata
-
-        db = Database(PG_URL)
-        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            await conn.execute(text("INSERT INTO installation (id, created_at) VALUES (1, :at)"),
-                               {"at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
-        await db.close()
-        return PG_URL
+        return await reset_postgres()
     path = tmp_path / "model.db"
     shutil.copy(roster_template, path)
     return f"sqlite+aiosqlite:///{path}"
