@@ -415,7 +415,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
         except Refusal as exc:
             return 1, services.renderer.text(exc.answer.template, **exc.answer.values)
         except UsageError as exc:
-            return 2, f"{exc.reason}。例如：bangdai broadcast 常青藤 \"“常青藤”行动计划启动，欢迎报名集结\""
+            return 2, f"{services.renderer.text(exc.reason, **exc.values)}。例如：bangdai broadcast 常青藤 \"“常青藤”行动计划启动，欢迎报名集结\""
         finally:
             await services.db.close()
 

@@ -9,6 +9,22 @@ Each ``handlers/`` module makes a :class:`Router` and decorates its handlers::
                     examples=("记录 面谈 讨论招商项目推进方法",))
     async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer: ...
 
+A command with sub-commands (``编组 新建 …``, ``信箱 待办``) declares each child on the command's
+declaration, with its own words, roles, private-only flag, usage and examples::
+
+    squad = router.command("编组", "squad", roles=SQUAD_ROLES, ...)
+
+    @squad                                  # the parent: no child word (``编组``, ``编组 招商一组``)
+    async def my_squad(...) -> Answer: ...
+
+    @squad.sub("新建", "new", roles=STAFF_ROLES, private_only=True, usage="编组 新建 组名 专班 [组长]",
+               examples=("编组 新建 招商一组 破山行动专班",))
+    async def create(...) -> Answer: ...
+
+The first word after the keyword picks the child (folded and lower-cased, like keywords); the gateway
+checks the child's roles and private flag before it runs, from the declaration, and 帮助 lists the
+children a sender may use. A parent without a handler answers its children's usage.
+
 A handler names what it needs, from :data:`INJECTABLE`; the gateway passes exactly those, and a name
 nothing provides fails when the command is declared (at import), not on someone's first message.
 It returns an :class:`Answer` (a template and its values), or raises :class:`UsageError` (wrong form:
@@ -68,19 +84,28 @@ class Refusal(Exception):
 
 
 class UsageError(Exception):
-    """The command was recognised but its words were not: the reply gives the reason, usage and example."""
+    """The command was recognised but its words were not: the reply gives the reason, usage and example.
 
-    def __init__(self, reason: str, example: str | None = None) -> None:
+    ``reason`` is a template (``errors/usage/…`` or a programme's ``…/usage/…``) rendered with
+    ``values``, so the department rewords it without Python; ``example`` replaces the (sub-)command's
+    first declared example when the right form depends on what was typed."""
+
+    def __init__(self, reason: str, example: str | None = None, **values: Any) -> None:
         super().__init__(reason)
         self.reason = reason
         self.example = example
+        self.values = values
+        self.command: "Command | None" = None  # set by the gateway: whose usage the answer repeats
+        self.children: "list[Command]" = []  # set by the gateway: a parent's children this sender may use
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Command:
-    keyword: str  # canonical Chinese keyword
-    alias: str  # English alias
-    handler: Handler
+    """A declared command, or a sub-command of one (``parent`` set, ``keyword`` the full "编组 新建")."""
+
+    keyword: str  # canonical Chinese keyword ("编组"; a child's is "编组 新建")
+    alias: str  # English alias ("squad"; a child's is its first alias, "new")
+    handler: Handler | None  # None: a parent that only has children
     summary: str
     usage: str
     examples: tuple[str, ...]
@@ -91,19 +116,35 @@ class Command:
     order: int
     params: tuple[str, ...]
     attachments: bool = False  # a message with files and no command text goes to this command
-    private_words: frozenset[str] = frozenset()  # sub-commands (first word after the keyword) that are private
     private_roles: frozenset[str] = frozenset()  # senders holding one of these get answers too private for a group
+    parent: "Command | None" = None
+    words: tuple[str, ...] = ()  # a child's own words after the parent's keyword ("新建", "new"), folded, lower
+    children: list["Command"] = field(default_factory=list)
 
-    def private_for(self, roles: Iterable[str] | None, rest: str) -> bool:
-        """Whether this message must go to a private chat: the whole command is, the sender's role
-        makes its answer private (a staff member's 编组 lists everyone), or the sub-command is.
-        Checked by the gateway before the handler runs, so a refused message leaves nothing."""
-        if self.private_only or (roles is not None and self.private_roles & set(roles)):
-            return True
-        if self.private_words:
-            first = Args(rest).peek()
-            return first is not None and first.lower() in self.private_words
-        return False
+    def private_for(self, roles: Iterable[str] | None) -> bool:
+        """Whether this message must go to a private chat: the whole command (or sub-command) is, or
+        the sender's role makes its answer private (a staff member's 编组 lists everyone). Checked by
+        the gateway before the handler runs, so a refused message leaves nothing."""
+        return self.private_only or (roles is not None and bool(self.private_roles & set(roles)))
+
+    def child(self, rest: str) -> "tuple[Command, str] | None":
+        """The sub-command the first word of ``rest`` names, and the text after that word; or None."""
+        if not self.children:
+            return None
+        args = Args(rest)
+        first = args.peek()
+        if first is None:
+            return None
+        word = first.lower()
+        for child in self.children:
+            if word in child.words:
+                args.take()
+                return child, args.rest()
+        return None
+
+    def children_for(self, roles: Iterable[str] | None) -> list["Command"]:
+        """The sub-commands a sender may use, in declaration order (帮助 编组, a usage answer)."""
+        return [c for c in self.children if c.allowed(roles)]
 
     def allowed(self, roles: Iterable[str] | None) -> bool:
         """``roles`` None means the sender is not bound."""
@@ -118,6 +159,82 @@ class Commands(Protocol):
     def find(self, keyword: str) -> Command | None: ...
 
     def visible_to(self, roles: Iterable[str] | None) -> list[Command]: ...
+
+
+def _check_params(handler: Handler, what: str) -> tuple[str, ...]:
+    """The handler's parameter names, each one :data:`INJECTABLE` gives. Checked when the command is
+    declared, so a typo stops start-up instead of failing a person's first message. The gateway passes
+    names, so ``*args``/``**kw`` could not be filled (or would hide a typo)."""
+    signature = inspect.signature(handler).parameters
+    unknown = [p for p, v in signature.items()
+               if p not in INJECTABLE or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+    if unknown:
+        raise TypeError(f"handler {handler.__module__}.{handler.__name__} of {what!r} asks for "
+                        f"{unknown}, which nothing provides; a handler may name {sorted(INJECTABLE)}")
+    return tuple(signature)
+
+
+class Declaration:
+    """What :meth:`Router.command` returns: decorate the parent's handler with it (``@squad``), and
+    declare children with :meth:`sub` (``@squad.sub("新建", "new", …)``)."""
+
+    def __init__(self, command: Command) -> None:
+        self.command = command
+        # Without declared examples a command shows its usage, and a parent its children's examples too.
+        self.own_examples = bool(command.examples)
+
+    def __call__(self, handler: Handler) -> Handler:
+        if self.command.handler is not None:
+            raise ValueError(f"command {self.command.keyword!r} has a handler already")
+        self.command.params = _check_params(handler, self.command.keyword)
+        self.command.handler = handler
+        if not self.own_examples:
+            self.command.examples = (self.command.usage, *self.command.examples)
+        return handler
+
+    def sub(
+        self,
+        word: str,
+        *aliases: str,
+        usage: str,
+        examples: Iterable[str] = (),
+        summary: str = "",
+        roles: Iterable[str] | None = None,
+        private_only: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a child: the first word after the keyword is ``word`` or one of ``aliases``.
+        ``roles`` None: whoever may use the parent; ``private_only`` adds to the parent's."""
+        parent = self.command
+        words = tuple(dict.fromkeys(fold(w).lower() for w in (word, *aliases)))
+        taken = {w for c in parent.children for w in c.words}
+        if taken & set(words):
+            raise ValueError(f"sub-command word {sorted(taken & set(words))} of {parent.keyword!r} declared twice")
+        keyword = f"{parent.keyword} {word}"
+
+        def register(handler: Handler) -> Handler:
+            params = _check_params(handler, keyword)
+            parent.children.append(Command(
+                keyword=keyword,
+                alias=(aliases[0] if aliases else word).lower(),
+                handler=handler,
+                summary=Trusted(summary or usage),
+                usage=Trusted(usage),
+                examples=tuple(Trusted(e) for e in examples) or (Trusted(usage),),
+                roles=frozenset(str(r) for r in roles) if roles is not None else parent.roles,
+                unbound=parent.unbound if roles is None else False,
+                listed_when_bound=True,
+                private_only=private_only or parent.private_only,
+                order=parent.order,
+                params=params,
+                private_roles=parent.private_roles,
+                parent=parent,
+                words=words,
+            ))
+            if not self.own_examples:
+                parent.examples = (*parent.examples, parent.children[-1].examples[0])
+            return handler
+
+        return register
 
 
 class Router:
@@ -136,47 +253,33 @@ class Router:
         unbound: bool = False,
         listed_when_bound: bool = True,
         private_only: bool = False,
-        private_words: Iterable[str] = (),
         private_roles: Iterable[str] = (),
         order: int = 100,
         attachments: bool = False,
-    ) -> Callable[[Handler], Handler]:
-        """Declare a command. Answers carrying names, grades, letters or programme figures are for a
+    ) -> Declaration:
+        """Declare a command; use the result as the decorator of its handler, and its :meth:`~Declaration.sub`
+        for sub-commands. Answers carrying names, grades, letters or programme figures are for a
         private chat: ``private_only`` for the whole command, ``private_roles`` when only some senders'
-        answers are (staff see everyone's), ``private_words`` for sub-commands (``广播 状态``)."""
-        def register(handler: Handler) -> Handler:
-            signature = inspect.signature(handler).parameters
-            params = tuple(signature)
-            # Checked here, on import, so a typo stops start-up instead of failing a person's first message.
-            # The gateway passes names, so ``*args``/``**kw`` could not be filled (or would hide a typo).
-            unknown = [p for p, v in signature.items()
-                       if p not in INJECTABLE or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
-            if unknown:
-                raise TypeError(f"handler {handler.__module__}.{handler.__name__} of {keyword!r} asks for "
-                                f"{unknown}, which nothing provides; a handler may name {sorted(INJECTABLE)}")
-            self.commands.append(
-                Command(
-                    keyword=keyword,
-                    alias=alias.lower(),
-                    handler=handler,
-                    # The declaration is the bot's own text: printed as written, never escaped.
-                    summary=Trusted(summary),
-                    usage=Trusted(usage),
-                    examples=tuple(Trusted(e) for e in examples) or (Trusted(usage),),
-                    roles=frozenset(str(r) for r in roles) if roles is not None else None,
-                    unbound=unbound,
-                    listed_when_bound=listed_when_bound,
-                    private_only=private_only,
-                    order=order,
-                    params=params,
-                    attachments=attachments,
-                    private_words=frozenset(w.lower() for w in private_words),
-                    private_roles=frozenset(str(r) for r in private_roles),
-                )
-            )
-            return handler
-
-        return register
+        answers are (staff see everyone's); a sub-command declares its own ``private_only``."""
+        command = Command(
+            keyword=keyword,
+            alias=alias.lower(),
+            handler=None,
+            # The declaration is the bot's own text: printed as written, never escaped.
+            summary=Trusted(summary),
+            usage=Trusted(usage),
+            examples=tuple(Trusted(e) for e in examples),
+            roles=frozenset(str(r) for r in roles) if roles is not None else None,
+            unbound=unbound,
+            listed_when_bound=listed_when_bound,
+            private_only=private_only,
+            order=order,
+            params=(),
+            attachments=attachments,
+            private_roles=frozenset(str(r) for r in private_roles),
+        )
+        self.commands.append(command)
+        return Declaration(command)
 
     def include(self, *others: "Router") -> None:
         for other in others:
@@ -186,6 +289,8 @@ class Router:
     def _check_unique(self) -> None:
         seen: dict[str, str] = {}
         for cmd in self.commands:
+            if cmd.handler is None and not cmd.children:
+                raise ValueError(f"command {cmd.keyword!r} has neither a handler nor sub-commands")
             for word in (cmd.keyword, cmd.alias):
                 if word in seen and seen[word] != cmd.keyword:
                     raise ValueError(f"command word {word!r} declared twice")

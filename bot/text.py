@@ -57,6 +57,13 @@ class Args:
         """Everything not yet taken, as typed (free text keeps its own punctuation)."""
         return self._rest.strip()
 
+    def take_match(self, pattern: "re.Pattern[str]") -> "re.Match[str] | None":
+        """``pattern`` matched at the start of what is left (``第 12 号`` spans tokens), consumed when it matches."""
+        m = pattern.match(self._rest)
+        if m:
+            self._rest = self._rest[m.end():].strip().lstrip(_SEPARATORS).strip()
+        return m
+
 
 def mask_phone(phone: str | None) -> str:
     """138****1234 — the only form a phone number takes in anything meant for reading."""

@@ -30,7 +30,10 @@ async def show_help(sender: Sender | None, args: Args, commands: Commands) -> An
     if topic := args.take():
         command = commands.find(topic.lower())
         if command and command.allowed(roles):
-            return Answer.of("help/command", command=command)
+            child = command.child(args.rest())  # 帮助 编组 新建: that child alone
+            if child is not None and child[0].allowed(roles):
+                return Answer.of("help/command", command=child[0], children=[])
+            return Answer.of("help/command", command=command, children=command.children_for(roles))
     if sender is None:
         return Answer.of("help/unbound")
     return Answer.of("help/list", sender=sender, commands=commands.visible_to(roles))

@@ -282,7 +282,8 @@ async def test_squad_wrong_forms_and_staff_only(chat, roster, services):
     members_before = await count(services, SquadMember)
     for text in ("编组 调整 李忠兴 招商二组", "编组 新建 三组 破山行动专班", "编组 移出 李忠兴", "编组 列表",
                  "编组 组长 招商二组 李忠兴"):
-        assert "由组织部统一调配" in await chat.say("r1", text), text
+        refused = await chat.say("r1", text)  # the sub-command's declared roles, before it runs
+        assert "仅限" in refused and f"“{' '.join(text.split()[:2])}”" in refused, text
     assert "仅限" in await chat.say("x1", "编组")
     cases = [
         ("编组 调整 李忠兴", "请写上姓名和要去的组名"),
@@ -380,7 +381,7 @@ async def test_achievement_wrong_forms_write_nothing(chat, roster, services):
     ]:
         assert expect in await chat.say("s1", text), text
     for text in ("实绩 系数 #1 2", "实绩 作废 #1 不算"):
-        assert "由组织部核定" in await chat.say("r1", text)
+        assert "仅限管理员、组工干部" in await chat.say("r1", text)  # declared on the sub-command
     async with services.db.transaction() as s:
         only = (await s.exec(select(Achievement))).one()
     assert only.coefficient == 1.0 and only.voided_at is None

@@ -246,7 +246,8 @@ def _walk(router) -> list[str]:
     texts: list[str] = []
     for command in router.commands:
         texts += [command.keyword, command.alias, *command.examples]
-        texts += [f"{command.keyword} {word}" for word in sorted(command.private_words)]
+        for child in command.children:  # 编组 新建, and 编组 new: each sub-command by each of its words
+            texts += [child.keyword, *(f"{command.keyword} {w}" for w in child.words), *child.examples]
     return list(dict.fromkeys(texts + SUB_ACTIONS))
 
 
