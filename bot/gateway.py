@@ -229,6 +229,7 @@ class Gateway:
         command, rest = matched
         roles = sender.roles if sender else None
         self._check(msg, sender, command)
+        whole = rest
         child = command.child(rest)
         if child is not None:  # 编组 新建 …: the child's own roles and private flag, before it runs
             command, rest = child
@@ -236,7 +237,7 @@ class Gateway:
         try:
             if command.handler is None:  # a parent that only has children: which one?
                 raise UsageError("errors/usage/which_child")
-            result = await self._call(command, session, msg, sender, Args(rest), fetch)
+            result = await self._call(command, session, msg, sender, Args(rest, whole), fetch)
         except UsageError as exc:
             exc.command = command
             exc.children = command.children_for(roles)  # a parent's answer lists the children this sender may use

@@ -34,8 +34,11 @@ class Args:
     "记录 面谈，讨论…" reads like "记录 面谈 讨论…".
     """
 
-    def __init__(self, raw: str) -> None:
+    def __init__(self, raw: str, whole: str | None = None) -> None:
         self._rest = raw.strip().lstrip(_SEPARATORS).strip()
+        # A sub-command's args: the text after the parent's keyword, its own word included, for a child
+        # that reads some forms as the parent's free text ("信箱 查询 职级晋升的条件" is a letter).
+        self.whole = (raw if whole is None else whole).strip()
 
     def __bool__(self) -> bool:
         return bool(self._rest)
