@@ -34,10 +34,14 @@ the answer repeats the command's usage and example) or :class:`Refusal` (a reaso
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
-from .text import Args, Trusted, fold
+from .text import _SEPARATORS, Trusted, fold
+
+# What may follow a sub-command's word: the end, a space, punctuation, a ticket's # or a number.
+_CHILD_END = re.compile(r"$|[\s#＃0-9０-９:：,，;；、]")
 
 Handler = Callable[..., Awaitable["Answer | list[Answer]"]]
 
@@ -128,19 +132,24 @@ class Command:
         return self.private_only or (roles is not None and bool(self.private_roles & set(roles)))
 
     def child(self, rest: str) -> "tuple[Command, str] | None":
-        """The sub-command the first word of ``rest`` names, and the text after that word; or None."""
+        """The sub-command ``rest`` starts with, and the text after its word; or None.
+
+        The word must end the text or be followed by a space, punctuation, ``#`` or a digit
+        (``预审 通过#7``, ``编组：新建``), so a longer word is never taken for one (``预审 转正`` is not
+        ``转``); the longest word wins."""
         if not self.children:
             return None
-        args = Args(rest)
-        first = args.peek()
-        if first is None:
-            return None
-        word = first.lower()
+        text = rest.strip().lstrip(_SEPARATORS).strip()
+        head = fold(text[:24]).lower()
+        best: tuple[int, Command] | None = None
         for child in self.children:
-            if word in child.words:
-                args.take()
-                return child, args.rest()
-        return None
+            for word in child.words:
+                if head.startswith(word) and _CHILD_END.match(head, len(word)) and (best is None or len(word) > best[0]):
+                    best = (len(word), child)
+        if best is None:
+            return None
+        # fold() keeps length for the characters words are made of, so slicing the original is safe.
+        return best[1], text[best[0]:]
 
     def children_for(self, roles: Iterable[str] | None) -> list["Command"]:
         """The sub-commands a sender may use, in declaration order (帮助 编组, a usage answer)."""

@@ -377,7 +377,7 @@ async def test_achievement_wrong_forms_write_nothing(chat, roster, services):
         ("实绩 系数 #99 1.5", "没有编号为 #99 的实绩"),
         ("实绩 作废 #1", "请写上作废的原因"),
         ("实绩 系数 #1 nan", "应是数字"),
-        ("实绩 系数 #1 1.5 多写", "系数后面不用再写内容"),
+        ("实绩 系数 #1 1.5 多写", "“实绩 系数”后面不用写内容"),
     ]:
         assert expect in await chat.say("s1", text), text
     for text in ("实绩 系数 #1 2", "实绩 作废 #1 不算"):

@@ -213,7 +213,7 @@ async def test_todo_lists_open_inquiries_only(chat, services):
     assert "#1 " not in todo and "#3 " not in todo and "赵强" not in todo
     await chat.say("u5", "答复 #2 欢迎报名，请联系专班")
     assert "没有待答复" in await chat.say("u5", "信箱 待办")
-    assert "后面不用再写内容" in await chat.say("u5", "信箱 待办 全部")
+    assert "后面不用写内容" in await chat.say("u5", "信箱 待办 全部")
 
 
 async def test_staff_change_the_category_and_it_is_audited(chat, services):
