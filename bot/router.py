@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
-from .text import _SEPARATORS, Trusted, fold
+from .text import _SEPARATORS, Reasoned, Trusted, fold
 
 # What may follow a sub-command's word: the end, a space, punctuation, a ticket's # or a number.
 _CHILD_END = re.compile(r"$|[\s#＃0-9０-９:：,，;；、]")
@@ -101,6 +101,11 @@ class UsageError(Exception):
         self.values = values
         self.command: "Command | None" = None  # set by the gateway: whose usage the answer repeats
         self.children: "list[Command]" = []  # set by the gateway: a parent's children this sender may use
+
+    @classmethod
+    def because(cls, error: Reasoned, example: str | None = None) -> "UsageError":
+        """The usage answer for a date, phrase or other :class:`~bot.text.Reasoned` error in the words."""
+        return cls(error.reason, example, **error.values)
 
 
 @dataclass(eq=False)

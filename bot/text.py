@@ -68,6 +68,17 @@ class Args:
         return m
 
 
+class Reasoned(ValueError):
+    """An error whose sentence is a template: ``reason`` names it under templates/ and ``values`` fill it,
+    so the department rewords it without Python. A handler turns it into its usage answer
+    (``UsageError.because(exc)``); an import turns it into a row error."""
+
+    def __init__(self, reason: str, **values: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.values = values
+
+
 def mask_phone(phone: str | None) -> str:
     """138****1234 — the only form a phone number takes in anything meant for reading."""
     if not phone:

@@ -48,7 +48,7 @@ def day(args: Args, today: dt.date) -> dt.date | None:
     try:
         found = parse_day(token, today)
     except DateError as exc:
-        raise UsageError("errors/usage/bad_day", why=str(exc)) from None
+        raise UsageError.because(exc) from None
     if found is not None:
         args.take()
     return found

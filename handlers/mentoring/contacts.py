@@ -88,11 +88,11 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
     try:
         name, day, mode, note = astuple(read_contact(raw, today, names, MODE_WORDS))
     except PhraseError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError.because(exc) from None
     try:
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError.because(exc) from None
     view = await choose_pair(session, sender, name)
     counterpart = None
     if name is not None and view.mentee.id == sender.id:

@@ -30,7 +30,7 @@ def _maybe_date(args: Args, today: dt.date) -> dt.date | None:
     try:
         day = parse_day(token, today)
     except DateError as exc:
-        raise UsageError(str(exc), "走访 华埠镇 昨天 了解年轻干部思想动态") from None
+        raise UsageError.because(exc, "走访 华埠镇 昨天 了解年轻干部思想动态") from None
     if day is not None:
         args.take()
     return day
@@ -83,7 +83,7 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     try:
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
-        raise UsageError(str(exc), f"走访 {unit.name} 了解年轻干部思想动态") from None
+        raise UsageError.because(exc, f"走访 {unit.name} 了解年轻干部思想动态") from None
     session.add(Visit(liaison_id=sender.id, unit_id=unit.id, day=day, note=note, created_at=clock.now()))
     await session.flush()
     first, last = period_bounds("month", day)
