@@ -68,9 +68,9 @@ async def bind(
         return Answer.of("people/already_bound", sender=sender)
     name, last4 = args.take(), args.take()
     if not name or not last4:
-        raise UsageError("请写上您的姓名和手机号后四位")
+        raise UsageError("people/usage/bind")
     if not _LAST4.match(last4) or args:
-        raise UsageError("姓名后面请写手机号的后四位数字")
+        raise UsageError("people/usage/bind_last4")
 
     now = clock.now()
     window = dt.timedelta(minutes=config.programme.bind_lock_minutes)

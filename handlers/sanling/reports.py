@@ -46,7 +46,7 @@ def parse_month(token: str, today: dt.date) -> dt.date | None:
     else:
         return None
     if not 1 <= month <= 12:
-        raise UsageError(f"没有 {month} 月", EXAMPLE)
+        raise UsageError("sanling/usage/no_such_month", EXAMPLE, month=month)
     if year is None:
         year = today.year if month <= today.month else today.year - 1
     return dt.date(year, month, 1)
