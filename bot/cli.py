@@ -331,6 +331,7 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
     from .gateway import Gateway
     from .commands import present
     from .inbound import InboundMessage
+    from .text import md_unescape
 
     _prepare_database(config)
 
@@ -341,7 +342,7 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
                 try:
                     person = await find_person(session, args.person)
                 except NotFound as exc:
-                    print(str(exc), file=sys.stderr)
+                    print(md_unescape(services.renderer.text(exc.reason, **exc.values)), file=sys.stderr)
                     return 2
             text = " ".join(args.text)
             msg = InboundMessage(channel="cli", sender_id=f"person:{person.id}", conversation_id="cli", text=text,

@@ -164,7 +164,7 @@ async def test_same_broadcast_twice_a_day_needs_confirmation(chat, roster, servi
     ("广播 常青藤    ", "请写上广播的文案"),
     ("广播 青蓝 欢迎报名", "不认识广播对象“青蓝”"),
     ("广播 常青藤 " + "退" * 700, "广播文案太长了"),
-    ("广播 确认 一下", "后面不用再写内容"),
+    ("广播 确认 一下", "“广播 确认”后面不用写内容"),
 ])
 async def test_broadcast_wrong_forms_queue_nothing(chat, roster, services, text, expect):
     reply = await chat.say("s1", text)

@@ -321,10 +321,10 @@ async def _import_person(session: AsyncSession, raw: str) -> Person:
     except Refusal as exc:
         values = exc.answer.values
         if exc.answer.template == "changqing/person_ambiguous":
-            raise RowError(f"花名册中有多名“{values['name']}”，请写成“{values['name']}（单位）”区分") from None
-        raise RowError(f"花名册中没有“{raw}”") from None
+            raise RowError("imports/rows/person_ambiguous", name=values["name"]) from None
+        raise RowError("imports/rows/person_unknown", name=raw) from None
     if not await is_retired(session, person.id):  # type: ignore[arg-type]
-        raise RowError(f"{person.name} 不是退职干部（花名册“角色”列请写 退职干部）")
+        raise RowError("imports/rows/not_retired", name=person.name)
     return person
 
 
@@ -339,23 +339,24 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
     async def row_fn(session: AsyncSession, line: int, row: dict, sheet: Sheet) -> str:
         name, tf_name = cell_text(row.get("name")), cell_text(row.get("task_force"))
         if not name:
-            raise RowError("组名为空")
+            raise RowError("imports/rows/squad_empty")
         if not tf_name:
-            raise RowError("专班为空")
+            raise RowError("imports/rows/task_force_empty")
         if len(name) > 50 or len(tf_name) > 100:
-            raise RowError("组名最多 50 字、专班名最多 100 字")
+            raise RowError("imports/rows/squad_name_length")
         if name in names_seen:
-            raise RowError(f"组名“{name}”与第 {names_seen[name]} 行重复")
+            raise RowError("imports/rows/squad_twice", name=name, line=names_seen[name])
         leader = await _import_person(session, cell_text(row.get("leader"))) if cell_text(row.get("leader")) else None
         members = [await _import_person(session, w) for w in _names(row.get("members"))]
         if leader is not None and all(m.id != leader.id for m in members):
             members.insert(0, leader)
         ids = [m.id for m in members]
         if len(set(ids)) != len(ids):
-            raise RowError("成员中有人写了两次")
+            raise RowError("imports/rows/member_twice")
         for m in members:
             if m.id in placed:
-                raise RowError(f"{m.name} 已在第 {placed[m.id][0]} 行的“{placed[m.id][1]}”中")  # type: ignore[index]
+                raise RowError("imports/rows/member_placed", name=m.name, line=placed[m.id][0],  # type: ignore[index]
+                               squad=placed[m.id][1])  # type: ignore[index]
         names_seen[name] = line
 
         outcome = "unchanged"

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import TZ
-from bot.text import fold
+from bot.text import Reasoned, fold
 from storage.models import AuditLog, Pairing, PairingMentor, Person, PersonRole, Role, Unit
 
 from handlers.mentoring.pairs import PairView, bangdai_of, load_pairs
@@ -25,8 +25,8 @@ from handlers.mentoring.pairs import PairView, bangdai_of, load_pairs
 _NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
 
 
-class NotFound(ValueError):
-    """A name that matches nobody, or several people; the message says which and what to write."""
+class NotFound(Reasoned):
+    """A name that matches nobody, or several people; its template says which and what to write."""
 
 
 async def find_person(session: AsyncSession, raw: str, unit_hint: str = "") -> Person:
@@ -42,9 +42,9 @@ async def find_person(session: AsyncSession, raw: str, unit_hint: str = "") -> P
     if unit_name:
         found = [(p, u) for p, u in found if u == unit_name]
     if not found:
-        raise NotFound(f"花名册中没有“{text}”" + ("" if unit_name else "，请先导入花名册"))
+        raise NotFound("people/not_found/nobody", text=text, unit=unit_name)
     if len(found) > 1:
-        raise NotFound(f"花名册中有 {len(found)} 名“{name}”，请写成“{name}（单位）”区分")
+        raise NotFound("people/not_found/several", name=name, count=len(found))
     return found[0][0]
 
 

@@ -46,7 +46,7 @@ async def _person(session: AsyncSession, name: str) -> Person:
     try:
         return await find_person(session, name)
     except NotFound as exc:
-        raise Refusal("staff/not_found", reason=str(exc)) from None
+        raise Refusal("staff/not_found", reason=exc.reason, **exc.values) from None
 
 
 async def notify(renderer: Renderer, outbox: Outbox, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
