@@ -14,7 +14,7 @@ TEMPLATES = ROOT / "templates"
 SOURCES = sorted([*ROOT.glob("handlers/**/*.py"), ROOT / "bot" / "dates.py", ROOT / "bot" / "phrases.py",
                   ROOT / "bot" / "gateway.py"])
 # Calls whose first argument (and reason-like keywords) is a template key, never a sentence.
-KEYED = {"UsageError", "RowError", "Refusal", "NotFound", "DateError", "PhraseError", "Reasoned"}
+KEYED = {"UsageError", "RowError", "CellError", "Refusal", "NotFound", "DateError", "PhraseError", "Reasoned"}
 READERS = {"word", "ticket", "rest"}  # handlers/args.py: the reason is the second argument
 KEY_KEYWORDS = {"reason", "too_long"}
 _CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")

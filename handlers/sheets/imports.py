@@ -93,8 +93,8 @@ class ImportReport:
         """What reading the file found: the sheet, empty lines, unusable cells, ignored columns."""
         self.sheet = sheet.name
         self.empty_lines = sheet.empty_lines
-        for line, field_name, reason in sheet.bad_rows:
-            self.errors.append((line, f"{sheet.where(line, field_name)}：{reason}"))
+        for line, field_name, error in sheet.bad_rows:
+            self.errors.append((line, f"{sheet.where(line, field_name)}：{row_reason(error)}"))
         if sheet.ignored_headers:
             self.warnings.append(f"忽略不认识的列：{'、'.join(sheet.ignored_headers)}")
         self.warnings += sheet.notes
