@@ -194,7 +194,8 @@ class Declaration:
 
     def __init__(self, command: Command) -> None:
         self.command = command
-        # Without declared examples a command shows its usage, and a parent its children's examples too.
+        # Without declared examples a command shows its usage; a parent with only children, its first
+        # child's example (the children a sender may use are listed beside it, by role).
         self.own_examples = bool(command.examples)
 
     def __call__(self, handler: Handler) -> Handler:
@@ -203,7 +204,7 @@ class Declaration:
         self.command.params = _check_params(handler, self.command.keyword)
         self.command.handler = handler
         if not self.own_examples:
-            self.command.examples = (self.command.usage, *self.command.examples)
+            self.command.examples = (self.command.usage,)
         return handler
 
     def sub(
@@ -244,8 +245,8 @@ class Declaration:
                 parent=parent,
                 words=words,
             ))
-            if not self.own_examples:
-                parent.examples = (*parent.examples, parent.children[-1].examples[0])
+            if not parent.examples:
+                parent.examples = (parent.children[0].examples[0],)
             return handler
 
         return register
