@@ -192,8 +192,9 @@ class Declaration:
     """What :meth:`Router.command` returns: decorate the parent's handler with it (``@squad``), and
     declare children with :meth:`sub` (``@squad.sub("新建", "new", …)``)."""
 
-    def __init__(self, command: Command) -> None:
+    def __init__(self, command: Command, router: "Router") -> None:
         self.command = command
+        self.router = router
         # Without declared examples a command shows its usage; a parent with only children, its first
         # child's example (the children a sender may use are listed beside it, by role).
         self.own_examples = bool(command.examples)
@@ -205,7 +206,14 @@ class Declaration:
         self.command.handler = handler
         if not self.own_examples:
             self.command.examples = (self.command.usage,)
+        self._register()
         return handler
+
+    def _register(self) -> None:
+        """The command joins its router once something runs it: a handler that failed its check, or a
+        declaration never completed, leaves nothing half-registered."""
+        if self.command not in self.router.commands:
+            self.router.commands.append(self.command)
 
     def sub(
         self,
@@ -247,6 +255,7 @@ class Declaration:
             ))
             if not parent.examples:
                 parent.examples = (parent.children[0].examples[0],)
+            self._register()
             return handler
 
         return register
@@ -293,8 +302,7 @@ class Router:
             attachments=attachments,
             private_roles=frozenset(str(r) for r in private_roles),
         )
-        self.commands.append(command)
-        return Declaration(command)
+        return Declaration(command, self)
 
     def include(self, *others: "Router") -> None:
         for other in others:
@@ -304,8 +312,6 @@ class Router:
     def _check_unique(self) -> None:
         seen: dict[str, str] = {}
         for cmd in self.commands:
-            if cmd.handler is None and not cmd.children:
-                raise ValueError(f"command {cmd.keyword!r} has neither a handler nor sub-commands")
             for word in (cmd.keyword, cmd.alias):
                 if word in seen and seen[word] != cmd.keyword:
                     raise ValueError(f"command word {word!r} declared twice")
