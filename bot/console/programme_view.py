@@ -2,8 +2,8 @@
 mentors' 季评汇报), the mentor pool, the open classes, the 常青藤 archive and the five areas.
 
 Each figure is the one the chat command, the job or the export computes, read through the same query
-function (``handlers.review_queries``, ``handlers.mentor_pool_queries``, ``handlers.class_queries``,
-``handlers.changqing_queries``, ``handlers.area_queries``); this module only pages and groups them.
+function (``handlers.mentoring.reviews``, ``.pool_queries``, ``.class_queries``, ``.areas`` and
+``handlers.changqing.queries``); this module only pages and groups them.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import period_bounds, period_name
-from handlers.area_queries import AreaCoverage, area_coverage
-from handlers.changqing_queries import PersonScore, ProjectView, participants, person_archive, person_scores, projects
-from handlers.class_queries import signups_of
-from handlers.mentor_pool_queries import PoolEntry, mentor_pool
-from handlers.pairs import PairView
-from handlers.review_queries import Rematch, rematch_candidates, reports_of
+from handlers.changqing.queries import PersonScore, ProjectView, participants, person_archive, person_scores, projects
+from handlers.mentoring.areas import AreaCoverage, area_coverage
+from handlers.mentoring.class_queries import signups_of
+from handlers.mentoring.pool_queries import PoolEntry, mentor_pool
+from handlers.mentoring.pairs import PairView
+from handlers.mentoring.reviews import Rematch, rematch_candidates, reports_of
 from storage.models import ClassSignUp, OpenClass, Person, ReviewReport
 
 ONE_DAY = dt.timedelta(days=1)

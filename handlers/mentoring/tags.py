@@ -13,7 +13,7 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import AREAS, ContactLog, PlanItem, Role
 
-from .area_queries import AreaError, extract_area
+from .areas import AreaError, extract_area
 
 router = Router()
 
