@@ -35,13 +35,17 @@ _KEY = "bangdai.hot"
 class _Plan:
     """One statement compiled for one dialect: its SQL, how to bind its values and read its rows."""
 
-    __slots__ = ("compiled", "sql", "binds", "expanding", "row", "readers")
+    __slots__ = ("compiled", "sql", "binds", "expanding", "lists", "by_length", "row", "readers")
 
     def __init__(self, statement: Any, dialect: Any, keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
         self.compiled = compiled
         self.sql = compiled.string
         self.expanding = bool(compiled.literal_execute_params or compiled.post_compile_params)
+        # ``IN`` lists (expanding parameters): the SQL depends only on each list's length, so it is
+        # expanded once per length. A value rendered into the SQL (literal_execute) is expanded each time.
+        self.lists = None if compiled.literal_execute_params else [p.key for p in compiled.post_compile_params]
+        self.by_length: dict[tuple[int, ...], tuple[str, list, dict]] = {}
         processors = compiled._bind_processors
         self.binds = [(name, processors.get(name)) for name in (compiled.positiontup or ())]
         columns = compiled._result_columns
@@ -54,14 +58,24 @@ class _Plan:
         values = compiled.construct_params(params, escape_names=False, _check=False)
         if not self.expanding:
             return self.sql, [fn(values[name]) if fn else values[name] for name, fn in self.binds]
-        expanded = compiled._process_parameters_for_postcompile(values)
-        processors = {**compiled._bind_processors, **expanded.processors}
-        out = []
-        for name in expanded.positiontup or ():
-            value = expanded.parameters[name]
-            fn = processors.get(name)
-            out.append(fn(value) if fn else value)
-        return expanded.statement, out
+        if self.lists is None:
+            expanded = compiled._process_parameters_for_postcompile(values)
+            processors = {**compiled._bind_processors, **expanded.processors}
+            return expanded.statement, [processors[n](v) if processors.get(n) else v
+                                        for n in expanded.positiontup or () for v in (expanded.parameters[n],)]
+        key = tuple(len(values[name]) for name in self.lists)
+        shape = self.by_length.get(key)
+        if shape is None:
+            expanded = compiled._process_parameters_for_postcompile(dict(values))  # it takes the lists out
+            processors = {**compiled._bind_processors, **expanded.processors}
+            shape = self.by_length[key] = (expanded.statement,
+                                           [(n, processors.get(n)) for n in expanded.positiontup or ()],
+                                           dict(expanded.parameter_expansion))
+        sql, order, expansion = shape
+        flat = dict(values)
+        for name, names in expansion.items():
+            flat.update(zip(names, values[name]))
+        return sql, [fn(flat[n]) if fn else flat[n] for n, fn in order]
 
     def rows(self, raw: Iterable[Sequence[Any]]) -> list[Any]:
         make, readers = self.row, self.readers
