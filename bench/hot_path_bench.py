@@ -92,6 +92,8 @@ async def run(args) -> None:
                 profiler.enable()
                 await send(command, args.messages)
                 profiler.disable()
+                if args.profile_file:
+                    profiler.dump_stats(f"{args.profile_file}.{command}")
                 for key in ("cumulative", "tottime"):
                     out = io.StringIO()
                     pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(args.profile)
@@ -125,4 +127,6 @@ if __name__ == "__main__":
                         help="senders at once, each sending its next message when the last was answered")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="run each command once under cProfile and print the top N functions")
+    parser.add_argument("--profile-file", default="", metavar="PREFIX",
+                        help="with --profile, also write each command's profile to PREFIX.<command>")
     asyncio.run(run(parser.parse_args()))

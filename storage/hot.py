@@ -35,7 +35,7 @@ _KEY = "bangdai.hot"
 class _Plan:
     """One statement compiled for one dialect: its SQL, how to bind its values and read its rows."""
 
-    __slots__ = ("compiled", "sql", "binds", "expanding", "lists", "by_length", "row", "readers")
+    __slots__ = ("compiled", "sql", "binds", "fixed", "expanding", "lists", "by_length", "row", "readers")
 
     def __init__(self, statement: Any, dialect: Any, keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
@@ -47,6 +47,10 @@ class _Plan:
         self.lists = None if compiled.literal_execute_params else [p.key for p in compiled.post_compile_params]
         self.by_length: dict[tuple[int, ...], tuple[str, list, dict]] = {}
         processors = compiled._bind_processors
+        # Values the statement holds itself (``id == 1``); a value computed at each run falls back to
+        # SQLAlchemy's construct_params.
+        computed = any(b.callable is not None for b in compiled.binds.values())
+        self.fixed = None if computed else compiled.construct_params({}, escape_names=False, _check=False)
         self.binds = [(name, processors.get(name)) for name in (compiled.positiontup or ())]
         columns = compiled._result_columns
         self.row = namedtuple("Row", [c[0] for c in columns], rename=True) if columns else None  # type: ignore[misc]
@@ -55,7 +59,10 @@ class _Plan:
 
     def bind(self, params: dict[str, Any]) -> tuple[str, list[Any]]:
         compiled = self.compiled
-        values = compiled.construct_params(params, escape_names=False, _check=False)
+        if self.fixed is None:
+            values = compiled.construct_params(params, escape_names=False, _check=False)
+        else:
+            values = {**self.fixed, **params}
         if not self.expanding:
             return self.sql, [fn(values[name]) if fn else values[name] for name, fn in self.binds]
         if self.lists is None:
@@ -136,7 +143,7 @@ class Hot:
 async def _driver(session: _SAAsyncSession) -> tuple[Any, Any]:
     """(connection, run) for the connection this session's transaction holds, found once per transaction."""
     sync = session.sync_session
-    if sync.new or sync.dirty or sync.deleted:
+    if not sync._is_clean():  # (new, dirty or deleted objects, without building those sets)
         await session.flush()  # what the ORM holds reaches the database before a statement reads it
     transaction = sync.get_transaction()
     held = sync.info.get(_KEY)
