@@ -232,7 +232,7 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 async def prepare_database(url: str) -> None:
     from bot.clock import Clock
-    from handlers.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs, import_roster
     from storage.db import Database
     from storage.migrate import upgrade_async
 

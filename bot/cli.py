@@ -137,14 +137,14 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
-    from handlers.changqing_squads import import_squads
-    from handlers.imports import import_pairs, import_roster
-    from handlers.liaisons import import_liaisons
+    from handlers.changqing.squads import import_squads
+    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sanling.liaisons import import_liaisons
     from storage.db import Database
 
     from .clock import Clock
 
-    from handlers.sheets import SheetLimits
+    from handlers.sheets.reader import SheetLimits
 
     if args.full and args.kind != "roster":
         print("--full 只用于花名册：bangdai import roster 花名册.xlsx --full", file=sys.stderr)
@@ -169,7 +169,7 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    from handlers.export import export_workbook
+    from handlers.sheets.export import export_workbook
     from storage.db import Database
 
     from .clock import Clock
@@ -192,7 +192,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_cases(args: argparse.Namespace, config: Config) -> int:
-    from handlers.sanling_case_ops import copy_case_files
+    from handlers.sanling.case_ops import copy_case_files
     from storage.db import Database
     from storage.files import FileStore
 
@@ -325,7 +325,7 @@ async def _print_recipients(services, messages) -> None:
 
 def cmd_do(args: argparse.Namespace, config: Config) -> int:
     """Run one chat command as a roster person: the same router, checks and answers as in chat."""
-    from handlers.pairing_ops import NotFound, find_person
+    from handlers.mentoring.pairing import NotFound, find_person
 
     from .app import build_services
     from .gateway import Gateway
@@ -390,7 +390,7 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
     """Queues the broadcast; the running ``bangdai serve`` delivers it."""
-    from handlers.changqing_broadcast import PROGRAMMES, Actor, broadcast, status
+    from handlers.changqing.broadcast import PROGRAMMES, Actor, broadcast, status
     from .app import build_services
     from .router import Refusal, UsageError
 
@@ -426,7 +426,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_certificates(args: argparse.Namespace, config: Config) -> int:
     """Writes the year's 优秀导师 certificates and queues the private messages (the running serve sends them)."""
-    from handlers.certificates import CertificateSetupError, issue_certificates
+    from handlers.mentoring.certificates import CertificateSetupError, issue_certificates
 
     from .app import build_services
 

@@ -194,7 +194,7 @@ class SanlingConfig:
 @dataclass
 class ImportsConfig:
     """Limits on a spreadsheet before a row of it is read: a small .xlsx can declare a million rows or
-    unpack to gigabytes (``handlers.sheets``)."""
+    unpack to gigabytes (``handlers.sheets.reader``)."""
 
     max_rows: int = 100_000
     max_columns: int = 50

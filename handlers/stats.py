@@ -1,10 +1,7 @@
 """统计: the figures staff report upward, one section per programme.
 
-Each programme module registers a section; the command shows them in order::
-
-    @stats_section(order=20)
-    async def mailbox_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
-        return renderer.text("sanling/stats", ...)
+Each programme writes its section (``async def …(session, clock, config, renderer) -> str``);
+:func:`sections` lists them in the order staff read them. Nothing registers itself by being imported.
 """
 
 from __future__ import annotations
@@ -19,24 +16,22 @@ from bot.identity import STAFF_ROLES
 from bot.render import Renderer
 from bot.router import Answer, Router
 
-from .mentoring_queries import week_compliance
+from handlers.mentoring.queries import week_compliance
 
 router = Router()
 Section = Callable[[AsyncSession, Clock, Config, Renderer], Awaitable[str]]
-SECTIONS: list[tuple[int, Section]] = []
 
 
-def stats_section(order: int) -> Callable[[Section], Section]:
-    def register(fn: Section) -> Section:
-        if all(existing is not fn for _, existing in SECTIONS):
-            SECTIONS.append((order, fn))
-            SECTIONS.sort(key=lambda s: s[0])
-        return fn
+def sections() -> list[Section]:
+    """统计's sections in reading order: 帮带, 信箱, 预审, 常青藤, 走访."""
+    from handlers.changqing.signup import signup_figures
+    from handlers.sanling.case_figures import case_stats
+    from handlers.sanling.mailbox import mailbox_stats
+    from handlers.sanling.visits import visit_stats
 
-    return register
+    return [mentoring_figures, mailbox_stats, case_stats, signup_figures, visit_stats]
 
 
-@stats_section(order=10)
 async def mentoring_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     compliance = await week_compliance(session, clock.today(), lapsed_min=config.programme.lapsed_weeks)
     return renderer.text("stats/mentoring", c=compliance)
@@ -45,5 +40,5 @@ async def mentoring_figures(session: AsyncSession, clock: Clock, config: Config,
 @router.command("统计", "stats", roles=STAFF_ROLES, private_only=True, order=80, summary="工作统计（报名、信箱、周联、走访）",
                 usage="统计", examples=("统计",))
 async def stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> Answer:
-    parts = [await fn(session, clock, config, renderer) for _, fn in SECTIONS]
+    parts = [await fn(session, clock, config, renderer) for fn in sections()]
     return Answer.of("stats/all", parts=[p for p in parts if p], today=clock.today())

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from conftest import write
-from handlers.imports import import_roster
-from handlers.liaisons import import_liaisons
+from handlers.sheets.imports import import_roster
+from handlers.sanling.liaisons import import_liaisons
 
 RETIRED_ROSTER = """\
 姓名,手机,单位,职务,角色,本地ID

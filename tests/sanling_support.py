@@ -7,8 +7,8 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from conftest import write
-from handlers.imports import import_roster
-from handlers.liaisons import import_liaisons
+from handlers.sheets.imports import import_roster
+from handlers.sanling.liaisons import import_liaisons
 from scheduler.outbox import Dispatcher
 
 # 孙丽 is a second staff member (管理员), so notifications "to every staff member" are seen to reach two.

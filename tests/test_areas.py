@@ -8,8 +8,8 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.clock import TZ
-from handlers.area_queries import AreaError, extract_area
-from handlers.export import export_workbook
+from handlers.mentoring.areas import AreaError, extract_area
+from handlers.sheets.export import export_workbook
 from scheduler.runner import run_job
 from storage.models import ContactLog, OutboxMessage, PlanItem
 

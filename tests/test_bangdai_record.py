@@ -137,7 +137,7 @@ async def test_the_same_contact_sent_twice_is_recorded_once(chat, services, cloc
 async def test_dates_people_read_are_beijing_dates(chat, services, clock, tmp_path, hour, minute, day):
     from openpyxl import load_workbook
 
-    from handlers.export import export_workbook
+    from handlers.sheets.export import export_workbook
 
     await chat.say("u1", "计划 赵强 添加 熟悉信访工作流程")
     clock.set(dt.datetime(2026, 11, 20 if hour == 0 else 19, hour, minute, tzinfo=TZ))

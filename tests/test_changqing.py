@@ -18,8 +18,8 @@ from bot.app import build_services
 from bot.clock import TZ
 from bot.config import Secret
 from conftest import write
-from handlers.changqing_common import MAX_MESSAGE_BYTES, split_lines, utf8_len
-from handlers.imports import import_roster
+from handlers.changqing.common import MAX_MESSAGE_BYTES, split_lines, utf8_len
+from handlers.sheets.imports import import_roster
 from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
 from storage.models import (Achievement, AuditLog, Broadcast, Commitment, OutboxMessage, OutboxStatus, SignUp,
@@ -430,7 +430,7 @@ async def squad_members(services) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 async def test_import_squads_is_idempotent_and_shows_in_chat(chat, roster, services, tmp_path, fmt):
-    from handlers.changqing_squads import import_squads
+    from handlers.changqing.squads import import_squads
     from test_imports import to_xlsx
 
     path = write(tmp_path, "squads.csv", SQUADS_CSV) if fmt == "csv" else to_xlsx(tmp_path, "squads.xlsx", SQUADS_CSV)
@@ -449,7 +449,7 @@ async def test_import_squads_is_idempotent_and_shows_in_chat(chat, roster, servi
 
 
 async def test_import_squads_moves_and_reports_bad_rows_by_line(roster, services, tmp_path):
-    from handlers.changqing_squads import import_squads
+    from handlers.changqing.squads import import_squads
 
     now = services.clock.now()
     await import_squads(services.db, write(tmp_path, "a.csv", SQUADS_CSV), now=now)
@@ -477,7 +477,7 @@ async def test_import_squads_moves_and_reports_bad_rows_by_line(roster, services
 
 
 async def test_import_squads_refuses_a_file_without_its_columns(roster, services, tmp_path):
-    from handlers.changqing_squads import import_squads
+    from handlers.changqing.squads import import_squads
 
     report = await import_squads(services.db, write(tmp_path, "x.csv", "姓名,单位\n李忠兴,x\n"), now=services.clock.now())
     assert report.fatal and "组名" in report.fatal and "专班" in report.fatal

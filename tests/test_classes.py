@@ -9,7 +9,7 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.clock import TZ
-from handlers.export import export_workbook
+from handlers.sheets.export import export_workbook
 from scheduler.runner import run_job
 from storage.models import ClassSignUp, OpenClass, OutboxMessage
 

@@ -5,7 +5,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from handlers.export import export_workbook
+from handlers.sheets.export import export_workbook
 from storage.models import AuditLog, MentorCertificate, MentorIncentive, MentorNomination, OutboxMessage, PersonRole
 
 pytestmark = pytest.mark.usefixtures("seeded")

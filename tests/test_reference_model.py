@@ -25,9 +25,9 @@ from bot.clock import TZ
 from bot.gateway import Gateway
 from bot.inbound import InboundMessage
 from conftest import DEFAULT_NOW, PG_URL, write
-from handlers import mentoring_queries as Q
-from handlers.imports import import_roster
-from handlers.pairs import load_pairs
+from handlers.mentoring import queries as Q
+from handlers.sheets.imports import import_roster
+from handlers.mentoring.pairs import load_pairs
 
 MENTORS = ["张伟", "王芳", "刘洋", "陈杰", "杨帆", "赵磊", "黄勇"]
 MENTEES = ["李娜", "孙磊", "周敏", "吴静", "郑浩", "冯雪"]

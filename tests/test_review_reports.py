@@ -8,8 +8,8 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from bot.clock import TZ
-from handlers.export import export_workbook
-from handlers.review_queries import rematch_candidates
+from handlers.sheets.export import export_workbook
+from handlers.mentoring.reviews import rematch_candidates
 from scheduler.runner import run_job
 from storage.models import OutboxMessage, PairReview, ReviewReport
 

@@ -11,8 +11,8 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.clock import TZ
-from handlers.export import export_workbook
-from handlers.guides import load_guides
+from handlers.sheets.export import export_workbook
+from handlers.sanling.guides import load_guides
 from sanling_support import count, deliver, inboxes, rows, sanling  # noqa: F401
 from scheduler.runner import run_job
 from storage.files import FileStore
@@ -391,7 +391,7 @@ async def test_stats_and_export_count_cases_days_and_returns(chat, services, clo
 
 
 async def test_files_can_be_copied_out_for_staff(chat, services, clock, tmp_path, case_files):
-    from handlers.sanling_case_ops import copy_case_files
+    from handlers.sanling.case_ops import copy_case_files
     await filled_case(chat)
     async with services.db.transaction() as session:
         copied = await copy_case_files(session, case_files, 1, tmp_path / "out", clock.now())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from handlers.guides import load_guides
+from handlers.sanling.guides import load_guides
 
 pytestmark = pytest.mark.usefixtures("seeded")
 

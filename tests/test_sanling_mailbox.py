@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from openpyxl import load_workbook
 
-from handlers.export import export_workbook
-from handlers.mailbox import guess_category, take_ticket
+from handlers.sheets.export import export_workbook
+from handlers.sanling.mailbox import guess_category, take_ticket
 from sanling_support import STAFF, count, deliver, inboxes, rows, sanling  # noqa: F401
 from storage.models import AuditLog, Inquiry, InquiryAnswer, OutboxMessage, ProcessedMessage
 

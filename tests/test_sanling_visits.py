@@ -7,8 +7,8 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from conftest import write
-from handlers.export import export_workbook
-from handlers.liaisons import import_liaisons
+from handlers.sheets.export import export_workbook
+from handlers.sanling.liaisons import import_liaisons
 from sanling_support import LIAISONS_CSV, count, rows, sanling  # noqa: F401
 from storage.models import AuditLog, LiaisonLink, PersonRole, Unit, Visit
 

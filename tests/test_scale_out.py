@@ -29,7 +29,7 @@ from bot.clock import Clock
 from bot.inbound import Address
 from conftest import PG_URL, write
 from fakes.dingtalk import FakeDingTalk
-from handlers.imports import import_pairs, import_roster
+from handlers.sheets.imports import import_pairs, import_roster
 from storage.db import Database
 from storage.models import ContactLog, JobRun, OutboxMessage, ProcessedMessage
 

@@ -23,9 +23,9 @@ from bot.config import Config, Secret
 from bot.gateway import Gateway
 from bot.inbound import InboundMessage
 from conftest import write
-from handlers.export import export_workbook
-from handlers.imports import import_roster
-from handlers.liaisons import import_liaisons
+from handlers.sheets.export import export_workbook
+from handlers.sheets.imports import import_roster
+from handlers.sanling.liaisons import import_liaisons
 from storage.models import (BindAttempt, ChatIdentity, ContactLog, Inquiry, OutboxMessage, OutboxStatus, Person,
                             PersonRole)
 

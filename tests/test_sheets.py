@@ -13,9 +13,9 @@ from openpyxl import Workbook
 from sqlmodel import select
 
 from conftest import ROSTER_CSV, write
-from handlers.imports import ROSTER_COLUMNS, import_pairs, import_roster
-from handlers.liaisons import import_liaisons
-from handlers.sheets import SheetError, SheetLimits, read_sheet, sheet_date, sheet_phone
+from handlers.sheets.imports import ROSTER_COLUMNS, import_pairs, import_roster
+from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.reader import SheetError, SheetLimits, read_sheet, sheet_date, sheet_phone
 from storage.models import Pairing, Person, Unit
 
 # A county's own roster: title row merged across the columns, a blank line, then the header written
@@ -257,6 +257,6 @@ def test_columns_and_rows_over_limits_in_csv(tmp_path):
 def test_cells_take_only_ascii_digits(convert, value):
     """Digits of other scripts are refused as the cell's usual mistake, never a crash or a stored
     non-ASCII phone (issue 11 item 6: a birth year ፩፱፰፭ in a roster)."""
-    from handlers.sheets import CONVERTERS, CellError
+    from handlers.sheets.reader import CONVERTERS, CellError
     with pytest.raises(CellError):
         CONVERTERS[convert](value)

@@ -5,11 +5,11 @@ import datetime as dt
 import pytest
 
 from bot.dates import DateError, check_recent, parse_day
-from handlers.sheets import CellError, sheet_date
+from handlers.sheets.reader import CellError, sheet_date
 from bot.text import Args, clean, fold, mask_phone, md_escape
 from bot.clock import period_bounds
-from handlers.mentoring_queries import lapsed_weeks
-from handlers.pairs import PairView, Term
+from handlers.mentoring.queries import lapsed_weeks
+from handlers.mentoring.pairs import PairView, Term
 from handlers.people import lock_until
 
 TODAY = dt.date(2026, 11, 19)

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.phrases import PhraseError, read_contact
 from bot.text import near_miss
-from handlers.mentoring import MODE_WORDS
+from handlers.mentoring.contacts import MODE_WORDS
 from storage.models import ContactLog
 
 TODAY = dt.date(2026, 11, 19)  # a Thursday

@@ -1,8 +1,8 @@
 """The console's 帮带 pages, in one module so they follow the mentoring record: a 帮带 is the mentee's
 one continuing record (SPEC §3a) and who mentored it when is its dated mentor terms.
 
-Every figure comes from ``handlers.mentoring_queries`` — the functions the chat's 本周, 季评, 考核, the
-weekly jobs and the export call — on views from ``handlers.pairs``: lapsed weeks, contacts per week,
+Every figure comes from ``handlers.mentoring.queries`` — the functions the chat's 本周, 季评, 考核, the
+weekly jobs and the export call — on views from ``handlers.mentoring.pairs``: lapsed weeks, contacts per week,
 plan progress, the quarter's 季评 and 捆绑考核 are computed there once; this module only gathers and
 filters them for a page.
 """
@@ -17,10 +17,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import period_name
-from handlers.mentoring_queries import (ONE_DAY, MentorVerdict, ReviewStatus, WeekMark, bundled_assessment,
+from handlers.mentoring.queries import (ONE_DAY, MentorVerdict, ReviewStatus, WeekMark, bundled_assessment,
                                         last_face_before, lapsed_weeks, plan_progress, review_status, week_status,
                                         weekly_marks)
-from handlers.pairs import PairView, Term, load_pairs
+from handlers.mentoring.pairs import PairView, Term, load_pairs
 from storage.models import (AnnualGrade, AuditLog, ContactLog, ContactMentor, Pairing, PairingMentor, PairReview,
                             Person, PlanItem, Unit)
 

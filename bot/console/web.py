@@ -25,17 +25,17 @@ from aiohttp import web
 
 from sqlmodel import col, func, select
 
-from handlers.changqing import signup_counts
-from handlers.changqing_records import month_achievements, month_label, month_ranking
-from handlers.changqing_squads import import_squads, squad_summaries, squad_view
-from handlers.export import export_workbook
-from handlers.imports import import_pairs, import_roster
-from handlers.liaisons import import_liaisons
-from handlers.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
+from handlers.changqing.signup import signup_counts
+from handlers.changqing.records import month_achievements, month_label, month_ranking
+from handlers.changqing.squads import import_squads, squad_summaries, squad_view
+from handlers.sheets.export import export_workbook
+from handlers.sheets.imports import import_pairs, import_roster
+from handlers.sanling.liaisons import import_liaisons
+from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
-from handlers.mentoring_queries import review_status, week_compliance
-from handlers.pairs import load_pairs
-from handlers.visits import visit_figures
+from handlers.mentoring.queries import review_status, week_compliance
+from handlers.mentoring.pairs import load_pairs
+from handlers.sanling.visits import visit_figures
 from scheduler.calendar import calendar_for
 from scheduler.registry import JOBS
 from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person

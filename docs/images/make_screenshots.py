@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from bot import charts  # noqa: E402
 from bot.commands import present  # noqa: E402
 from bot.render import Renderer  # noqa: E402
-from handlers.changqing_records import RankRow, ranking_picture  # noqa: E402
+from handlers.changqing.records import RankRow, ranking_picture  # noqa: E402
 from storage.models.changqing import SIX_ROLES  # noqa: E402
 
 OUT = Path(__file__).resolve().parent

@@ -6,9 +6,9 @@ import logging
 
 from sqlmodel import col, select
 
-from handlers.changqing_common import split_lines
+from handlers.changqing.common import split_lines
 from bot.render import picture_body
-from handlers.changqing_records import month_label, month_ranking, ranking_picture
+from handlers.changqing.records import month_label, month_ranking, ranking_picture
 from storage.models import OutboxMessage
 
 from ..outbox import Outgoing

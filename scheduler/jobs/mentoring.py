@@ -13,10 +13,10 @@ from bot.charts import words
 from bot.clock import iso_week, week_start
 from bot.render import picture_body
 from bot.identity import staff_ids
-from handlers.mentoring_queries import reminder_targets, week_compliance
-from handlers.class_queries import classes_on, signups_of
-from handlers.review_queries import mentors_to_ask, rematch_candidates
-from handlers.pairs import load_pairs
+from handlers.mentoring.queries import reminder_targets, week_compliance
+from handlers.mentoring.class_queries import classes_on, signups_of
+from handlers.mentoring.reviews import mentors_to_ask, rematch_candidates
+from handlers.mentoring.pairs import load_pairs
 from storage.models import OutboxMessage, OutboxStatus, Person
 
 from ..outbox import Outgoing

@@ -8,15 +8,15 @@ from collections import defaultdict
 
 from sqlmodel import col, select
 
-from handlers.liaisons import linked_units, unit_status, visits_between
-from handlers.mentoring_staff import review_status
-from handlers.area_queries import area_coverage
-from handlers.pairs import load_pairs
-from handlers.review_queries import POOR, reports_of
+from handlers.sanling.liaisons import linked_units, unit_status, visits_between
+from handlers.mentoring.staff import review_status
+from handlers.mentoring.areas import area_coverage
+from handlers.mentoring.pairs import load_pairs
+from handlers.mentoring.reviews import POOR, reports_of
 from bot.clock import day_start, period_bounds, period_name
 from bot.identity import staff_ids
-from handlers.sanling_reports import open_requests, report_status, reports_for
-from handlers.mailbox import CATEGORIES, OVERDUE_WORKDAYS, is_overdue, mailbox_figures, staff_view
+from handlers.sanling.reports import open_requests, report_status, reports_for
+from handlers.sanling.mailbox import CATEGORIES, OVERDUE_WORKDAYS, is_overdue, mailbox_figures, staff_view
 from storage.models import Inquiry, InquiryStatus, Person, Unit
 
 from ..outbox import Outgoing

@@ -7,7 +7,7 @@ import logging
 from sqlmodel import select
 
 from bot.identity import staff_ids
-from handlers.sanling_case_ops import overdue_cases, pending_parts, purge_decided, staff_views
+from handlers.sanling.case_ops import overdue_cases, pending_parts, purge_decided, staff_views
 from storage.files import FileStore
 from storage.models import ReviewFile
 

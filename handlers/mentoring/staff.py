@@ -23,11 +23,11 @@ from scheduler.outbox import Outbox, Outgoing
 from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person,
                             PersonRole, ReviewReport, Role)
 
-from .mentoring_queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
-from .pairing_ops import (Actor, MentorChange, NotFound, active_pair_of, change_mentors, dismiss_mentor, end_pairing,
+from handlers.mentoring.queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
+from handlers.mentoring.pairing import (Actor, MentorChange, NotFound, active_pair_of, change_mentors, dismiss_mentor, end_pairing,
                           find_person)
-from .pairs import bangdai_of, load_pairs
-from .review_queries import POOR, report_quarter, reports_of
+from handlers.mentoring.pairs import bangdai_of, load_pairs
+from handlers.mentoring.reviews import POOR, report_quarter, reports_of
 
 __all__ = ["ReviewStatus", "bundled_assessment", "review_status"]
 

@@ -29,11 +29,11 @@ from bot.text import mask_phone
 from storage.db import Database
 from storage.models import AuditLog, ChatIdentity, LiaisonLink, Pairing, PairingMentor, Person, PersonRole, Role, Unit
 
-from .imports import (
+from handlers.sheets.imports import (
     CHUNK_ROWS, IDENTITY_FIELDS, PREVIEW_ROWS, ROSTER_COLUMNS, ImportReport, RowError, cell_text, import_audit,
     parse_roles, read,
 )
-from .sheets import Sheet, SheetError, SheetLimits
+from handlers.sheets.reader import Sheet, SheetError, SheetLimits
 
 _PERSON = Person.__table__  # type: ignore[attr-defined]
 _ROLE = PersonRole.__table__  # type: ignore[attr-defined]

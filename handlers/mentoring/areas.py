@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import day_start
 from storage.models import AREAS, ContactLog, PlanItem
 
-from .pairs import PairView
+from handlers.mentoring.pairs import PairView
 
 # "#党建" or the full name "#带基层党建筑堡垒"; "#12" (a ticket or plan number) is not a tag.
 _TAG = re.compile(r"[#＃]([^\s#＃,，。;；:：、0-9][^\s#＃,，。;；:：、]*)")

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scheduler.outbox import Outgoing
 from storage.models import MentorCertificate, Person
 
-from .mentoring_queries import bundled_assessment
+from handlers.mentoring.queries import bundled_assessment
 
 
 class CertificateSetupError(ValueError):

@@ -29,8 +29,8 @@ from storage.models import (AREAS, REVIEW_RATINGS, AnnualGrade, ContactLog, Cont
                             PlanItem)
 from storage.models.mentoring import FACE_TO_FACE
 
-from .class_queries import check_ins_by_host
-from .pairs import PairView, bangdai_of, load_pairs
+from handlers.mentoring.class_queries import check_ins_by_host
+from handlers.mentoring.pairs import PairView, bangdai_of, load_pairs
 
 ONE_DAY = dt.timedelta(days=1)
 

@@ -17,27 +17,27 @@ from bot.dates import beijing, beijing_day
 from storage.models import (AREAS, REPORT_ITEMS, ContactLog, OpenClass, ContactMentor, PairReview, Person, PersonRole, PlanItem,
                             ReviewReport, Unit)
 
-from .mentoring_queries import bundled_assessment, last_face_before, lapsed_weeks
-from .area_queries import area_coverage
-from .class_queries import signups_of
-from .mentor_pool_queries import incentive_rows, mentor_pool, pool_rows
-from .pairs import load_pairs
-from .review_queries import rematch_candidates
+from handlers.mentoring.queries import bundled_assessment, last_face_before, lapsed_weeks
+from handlers.mentoring.areas import area_coverage
+from handlers.mentoring.class_queries import signups_of
+from handlers.mentoring.pool_queries import incentive_rows, mentor_pool, pool_rows
+from handlers.mentoring.pairs import load_pairs
+from handlers.mentoring.reviews import rematch_candidates
 
-# Other programmes add their sheets here (title, header, rows), as stats sections do for 统计.
+# The other programmes' sheets (title, header, rows), after 帮带's own.
 SheetRows = list[tuple[str, list[str], list[list]]]
 SheetFn = Callable[[AsyncSession, Clock], Awaitable[SheetRows]]
-EXTRA_SHEETS: list[tuple[int, SheetFn]] = []
 
 
-def export_sheets(order: int) -> Callable[[SheetFn], SheetFn]:
-    def register(fn: SheetFn) -> SheetFn:
-        if all(existing is not fn for _, existing in EXTRA_SHEETS):
-            EXTRA_SHEETS.append((order, fn))
-            EXTRA_SHEETS.sort(key=lambda s: s[0])
-        return fn
+def other_sheets() -> list[SheetFn]:
+    """信箱, 预审, 三联 and 常青藤, in workbook order (listed here: nothing registers itself on import)."""
+    from handlers.sanling.case_figures import case_sheets
+    from handlers.sanling.liaisons import liaison_sheets
+    from handlers.sanling.mailbox import mailbox_sheet
 
-    return register
+    from .changqing import changqing_sheets
+
+    return [mailbox_sheet, case_sheets, liaison_sheets, changqing_sheets]
 
 
 async def export_workbook(db: Database, path: Path, clock: Clock, config: Config | None = None) -> dict[str, int]:
@@ -59,7 +59,7 @@ async def export_workbook(db: Database, path: Path, clock: Clock, config: Config
 
         for title, header, rows in await mentoring_sheets(session, clock, names, config):
             counts[title] = _sheet(wb.create_sheet(), title, header, rows)
-        for _, fn in EXTRA_SHEETS:
+        for fn in other_sheets():
             for title, header, rows in await fn(session, clock):
                 counts[title] = _sheet(wb.create_sheet(), title, header, rows)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,10 @@ from bot.dates import beijing_day
 from storage.models import (Achievement, Commitment, Person, ProjectFollowUp, SignUp, Squad, SquadMember, SquadProject,
                             Unit)
 
-from .changqing_common import retired_cadres
-from .changqing_queries import participants, person_scores
-from .export import export_sheets
+from handlers.changqing.common import retired_cadres
+from handlers.changqing.queries import participants, person_scores
 
 
-@export_sheets(order=40)
 async def changqing_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
     year = clock.today().year
     names = dict((await session.exec(select(Person.id, Person.name))).all())

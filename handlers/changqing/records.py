@@ -23,9 +23,9 @@ from bot.text import Args
 from storage.models import Achievement, AchievementMember, Person, Role, Squad, SquadMember, Unit
 from storage.models.changqing import COEFFICIENT_MAX, COEFFICIENT_MIN
 
-from .changqing_common import find_person, month_bounds, previous_month
-from .changqing_queries import participants, person_archive, person_scores
-from .changqing_squads import audit, squad_id_of
+from handlers.changqing.common import find_person, month_bounds, previous_month
+from handlers.changqing.queries import participants, person_archive, person_scores
+from handlers.changqing.squads import audit, squad_id_of
 
 router = Router()
 

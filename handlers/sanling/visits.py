@@ -17,8 +17,7 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import Role, Unit, Visit
 
-from .liaisons import LinkedUnit, linked_units, unit_status, visits_between
-from .stats import stats_section
+from handlers.sanling.liaisons import LinkedUnit, linked_units, unit_status, visits_between
 
 router = Router()
 _SEPARATORS = " \t\n:,;：，；、\u3000"
@@ -114,7 +113,6 @@ async def visit_figures(session: AsyncSession, today: dt.date) -> VisitFigures:
                         sum(len(v) for v in visits.values()), idle)
 
 
-@stats_section(order=30)
 async def visit_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     today = clock.today()
     f = await visit_figures(session, today)

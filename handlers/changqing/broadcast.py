@@ -27,7 +27,7 @@ from scheduler.outbox import Outbox, Outgoing
 from storage.models import AuditLog, Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
 from storage.models.changqing import SIX_ROLES
 
-from .changqing_common import MAX_MESSAGE_BYTES, retired_cadres, utf8_len
+from handlers.changqing.common import MAX_MESSAGE_BYTES, retired_cadres, utf8_len
 
 router = Router()
 

@@ -19,7 +19,7 @@ from bot.clock import TZ
 from bot.text import fold
 from storage.models import AuditLog, Pairing, PairingMentor, Person, PersonRole, Role, Unit
 
-from .pairs import PairView, bangdai_of, load_pairs
+from handlers.mentoring.pairs import PairView, bangdai_of, load_pairs
 
 
 _NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")

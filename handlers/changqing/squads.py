@@ -23,9 +23,9 @@ from storage.db import Database
 from storage.models import AuditLog, Commitment, Person, Role, SignUp, Squad, SquadMember, Unit
 from storage.models.changqing import TASK_FORCE_KIND
 
-from .changqing_common import find_person, is_retired
-from .imports import ImportReport, RowError, cell_text, run_import
-from .sheets import Sheet, SheetLimits
+from handlers.changqing.common import find_person, is_retired
+from handlers.sheets.imports import ImportReport, RowError, cell_text, run_import
+from handlers.sheets.reader import Sheet, SheetLimits
 
 router = Router()
 

@@ -19,10 +19,9 @@ from bot.clock import Clock
 from storage.db import Database
 from storage.models import AuditLog, LiaisonLink, Person, PersonRole, Role, Unit, Visit
 
-from .export import export_sheets
-from .imports import ImportReport, RowError, cell_text, run_import
-from .pairing_ops import NotFound, find_person
-from .sheets import SheetLimits
+from handlers.sheets.imports import ImportReport, RowError, cell_text, run_import
+from handlers.mentoring.pairing import NotFound, find_person
+from handlers.sheets.reader import SheetLimits
 
 LIAISON_COLUMNS = {
     "person": ["联系人", "三联联系人", "姓名", "liaison", "person", "name"],
@@ -163,7 +162,6 @@ def unit_status(units: list[LinkedUnit], visits: list[Visit]) -> list[dict]:
     return [{"unit": u, "visits": by_unit.get(u.id, [])} for u in units]
 
 
-@export_sheets(order=30)
 async def liaison_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
     """三联联系 (every link, ended ones kept) and 三联走访 (every visit) for the workbook."""
     people = dict((await session.exec(select(Person.id, Person.name))).all())

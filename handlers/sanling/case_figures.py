@@ -12,12 +12,9 @@ from bot.config import Config
 from bot.render import Renderer
 from storage.models import MonthlyReport, Person, ReviewCase, Unit
 
-from .export import export_sheets
-from .sanling_case_ops import STATUS_LABELS, CALENDAR, case_figures, is_overdue, local, people_labels
-from .stats import stats_section
+from handlers.sanling.case_ops import STATUS_LABELS, CALENDAR, case_figures, is_overdue, local, people_labels
 
 
-@stats_section(order=22)
 async def case_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     now = clock.now()
     today = now.date()
@@ -27,7 +24,6 @@ async def case_stats(session: AsyncSession, clock: Clock, config: Config, render
     return renderer.text("sanling/stats_cases", year=year, today=today)
 
 
-@export_sheets(order=22)
 async def case_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
     """预审 cases (the submitter is named: staff export, like the 台账) and the per-procedure figures."""
     now = clock.now()

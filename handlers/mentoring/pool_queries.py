@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (ContactLog, ContactMentor, MentorCertificate, MentorIncentive, MentorNomination, Person,
                             PersonRole, Role)
 
-from .pairs import PairView, load_pairs
+from handlers.mentoring.pairs import PairView, load_pairs
 
 
 @dataclass

@@ -25,8 +25,6 @@ from scheduler.calendar import WorkCalendar, calendar_for
 from scheduler.outbox import ANONYMOUS_SOURCE, Outbox, Outgoing, anonymous_key
 from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
-from .export import export_sheets
-from .stats import stats_section
 
 router = Router()
 CALENDAR = WorkCalendar()  # the export's: no config at hand (chat and jobs use [calendar] through calendar_for)
@@ -364,7 +362,6 @@ async def mailbox_figures(session: AsyncSession, first: dt.date, last: dt.date, 
     return f
 
 
-@stats_section(order=20)
 async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     now = clock.now()
     today = now.date()
@@ -374,7 +371,6 @@ async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, ren
     return renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)
 
 
-@export_sheets(order=20)
 async def mailbox_sheet(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
     """三联信箱 for the workbook: an anonymous submitter is 匿名 there too."""
     inquiries = list((await session.exec(select(Inquiry).order_by(Inquiry.id))).all())

@@ -23,7 +23,7 @@ from bot.text import Args, fold
 from scheduler.outbox import Outbox, Outgoing
 from storage.models import CaseStatus, JointPart, LiaisonLink, Person, ReviewCase, ReviewDecision, Unit
 
-from .sanling_case_ops import audit, files_of, local, people_labels, take_ticket
+from handlers.sanling.case_ops import audit, files_of, local, people_labels, take_ticket
 
 router = Router()
 
@@ -47,7 +47,7 @@ async def reviewers_for(session: AsyncSession, config: Config, department: str) 
 async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox: Outbox, config: Config,
                               sender: Sender, case: ReviewCase, now: dt.datetime) -> list[dict]:
     """一单抄告: one part per listed department, each copied privately to its reviewers right away."""
-    from .guides import load_guides
+    from handlers.sanling.guides import load_guides
 
     guide = next((g for g in load_guides(config.programme.guides_dir) if g.key == case.procedure), None)
     departments = guide.departments if guide is not None else ()

@@ -20,9 +20,9 @@ from scheduler.outbox import Outbox
 from storage.models import (INCENTIVE_KINDS, AuditLog, MentorIncentive, MentorNomination, NominationStatus, Person,
                             PersonRole, Role)
 
-from .certificates import CertificateSetupError, issue_certificates
-from .mentor_pool_queries import mentor_pool
-from .pairing_ops import NotFound, find_person
+from handlers.mentoring.certificates import CertificateSetupError, issue_certificates
+from handlers.mentoring.pool_queries import mentor_pool
+from handlers.mentoring.pairing import NotFound, find_person
 
 router = Router()
 

@@ -3,7 +3,7 @@
 
 Every import is idempotent (the same file twice changes nothing) and reports every bad row by sheet,
 line and column with the reason while the good rows still go in; ``dry_run`` reports what would happen
-and writes nothing. Reading the file (``handlers.sheets``) is bounded and refuses a file that cannot be
+and writes nothing. Reading the file (``handlers.sheets.reader``) is bounded and refuses a file that cannot be
 used before anything is written. Rows are written in short transactions of :data:`CHUNK_ROWS` rows:
 on SQLite the chat waits for at most one of them, never for the whole file. A crash part-way leaves the
 rows before it written; importing the file again completes it.
@@ -25,8 +25,8 @@ from bot.text import fold, mask_phone, md_unescape
 from storage.db import Database
 from storage.models import AuditLog, Person, Role
 
-from .pairing_ops import Actor, NotFound, find_person, set_mentors
-from .sheets import CellError, Sheet, SheetError, SheetLimits, read_sheet, sheet_date
+from handlers.mentoring.pairing import Actor, NotFound, find_person, set_mentors
+from handlers.sheets.reader import CellError, Sheet, SheetError, SheetLimits, read_sheet, sheet_date
 
 ROSTER_COLUMNS = {
     "name": ["姓名", "名字", "name"],
@@ -47,7 +47,7 @@ PAIR_COLUMNS = {
     "agreement": ["协议签订日期", "协议日期", "签订日期", "agreement_date", "agreement"],
     "mentee_unit": ["徒弟单位", "mentee_unit"],
 }
-# How typed columns are read (handlers.sheets.CONVERTERS); the same field name means the same kind everywhere.
+# How typed columns are read (handlers.sheets.reader.CONVERTERS); the same field name means the same kind everywhere.
 FIELD_KINDS = {"phone": "phone", "birth_year": "year", "start": "date", "agreement": "date"}
 WHAT = {"roster": "花名册", "pairs": "结对表", "liaisons": "三联名单", "squads": "编组表"}
 CHUNK_ROWS = 500
@@ -289,4 +289,4 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
                              reason="导入调整帮带关系", actor=Actor(actor), now=now)
 
 
-from .roster_import import import_roster  # noqa: E402  (the roster's own module; imported here as before)
+from handlers.sheets.roster import import_roster  # noqa: E402  (the roster's own module; imported here as before)

@@ -20,8 +20,8 @@ from storage.hot import Hot
 from storage.models import AREAS, ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
-from .area_queries import AreaError, area_coverage, extract_area
-from .mentoring_queries import week_compliance, week_status
+from handlers.mentoring.areas import AreaError, area_coverage, extract_area
+from handlers.mentoring.queries import week_compliance, week_status
 
 router = Router()
 

@@ -18,7 +18,7 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
 from storage.models import ClassSignUp, OpenClass, Person, Role
 
-from .class_queries import classes_attended, signups_of
+from handlers.mentoring.class_queries import classes_attended, signups_of
 
 router = Router()
 

@@ -15,8 +15,8 @@ from bot.clock import period_name
 from bot.dates import beijing_day
 from storage.models import PairReview, Person, ReviewReport
 
-from .mentoring_queries import quarter_bounds
-from .pairs import PairView, load_pairs
+from handlers.mentoring.queries import quarter_bounds
+from handlers.mentoring.pairs import PairView, load_pairs
 
 POOR = "差"
 

@@ -20,8 +20,8 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
 from storage.models import AuditLog, MonthlyReport, Person, Role
 
-from .liaisons import LinkedUnit, linked_units
-from .sanling_case_ops import local, take_ticket
+from handlers.sanling.liaisons import LinkedUnit, linked_units
+from handlers.sanling.case_ops import local, take_ticket
 
 router = Router()
 

@@ -33,10 +33,10 @@ from scheduler.outbox import Outbox, Outgoing
 from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
-from .guides import Guide, find_guides, load_guides
-from .sanling_case_ops import (CALENDAR, STATUS_LABELS, audit, checklist, due_after, files_of, local, people_labels, queue,
+from handlers.sanling.guides import Guide, find_guides, load_guides
+from handlers.sanling.case_ops import (CALENDAR, STATUS_LABELS, audit, checklist, due_after, files_of, local, people_labels, queue,
                                staff_views, take_ticket)
-from .sanling_joint import copy_to_departments
+from handlers.sanling.joint import copy_to_departments
 
 log = logging.getLogger(__name__)
 router = Router()

@@ -14,8 +14,8 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import Person, ProjectFollowUp, Role, SquadProject
 
-from .changqing_queries import projects
-from .changqing_squads import audit, find_squad, squad_id_of
+from handlers.changqing.queries import projects
+from handlers.changqing.squads import audit, find_squad, squad_id_of
 
 router = Router()
 

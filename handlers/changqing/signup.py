@@ -1,8 +1,7 @@
 """常青藤 (Changshan): retired leading cadres answer the call (集结) and serve as one of the 六大员.
 
 This module holds 报名, 岗位 and the 集结 figures for 统计; the broadcast, the groups with their
-commitments, and the achievements with the ranking live in the ``changqing_*`` modules beside it, and
-``router`` carries all of them.
+commitments, the achievements with the ranking and the projects live in the modules beside it.
 """
 
 from __future__ import annotations
@@ -23,9 +22,7 @@ from bot.text import Args, ascii_number
 from storage.models import Broadcast, BroadcastStatus, Person, PersonRole, Role, SignUp
 from storage.models.changqing import SIX_ROLES
 
-from . import changqing_broadcast, changqing_projects, changqing_records, changqing_squads
-from .changqing_common import retired_cadres
-from .stats import stats_section
+from handlers.changqing.common import retired_cadres
 
 router = Router()
 FIRST_SHOWN = 5
@@ -94,7 +91,6 @@ async def posts() -> Answer:
     return Answer.of("changqing/posts", roles=SIX_ROLES).as_card()  # WeCom: a 报名 button per post
 
 
-@stats_section(order=30)
 async def signup_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     """集结: how many of the retired cadres answered, for which roles, and how fast."""
     signed, total = await signup_counts(session)
@@ -132,5 +128,3 @@ def _after(call: dt.datetime, at: dt.datetime) -> str:
         return f"广播后 {minutes} 分钟"
     return f"广播后 {minutes // 60} 小时 {minutes % 60} 分"
 
-
-router.include(changqing_broadcast.router, changqing_squads.router, changqing_records.router, changqing_projects.router)
