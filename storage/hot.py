@@ -68,8 +68,8 @@ class _Plan:
         if self.lists is None:
             expanded = compiled._process_parameters_for_postcompile(values)
             processors = {**compiled._bind_processors, **expanded.processors}
-            return expanded.statement, [processors[n](v) if processors.get(n) else v
-                                        for n in expanded.positiontup or () for v in (expanded.parameters[n],)]
+            order = [(n, processors.get(n)) for n in expanded.positiontup or ()]
+            return expanded.statement, [fn(expanded.parameters[n]) if fn else expanded.parameters[n] for n, fn in order]
         key = tuple(len(values[name]) for name in self.lists)
         shape = self.by_length.get(key)
         if shape is None:
