@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import Integer, bindparam, insert, text
 from sqlmodel import col, select
 from sqlalchemy.exc import IntegrityError
 
@@ -99,3 +99,16 @@ async def test_an_idle_postgresql_connection_the_server_dropped_is_replaced(serv
         await other.close()
     async with db.transaction() as session:
         assert (await session.exec(text("SELECT 1"))).scalar() == 1
+
+
+async def test_a_value_rendered_into_the_sql_is_rendered_at_each_run(services):
+    """A literal_execute parameter (some dialects render LIMIT so) is part of the SQL: not cached by shape."""
+    db = services.db
+    async with db.transaction() as session:
+        for n in range(4):
+            await REMEMBER.rows(session, _message(f"r{n}"))
+        first = Hot(select(T.c.msg_id).where(col(T.c.msg_id).in_(bindparam("ids", expanding=True)))
+                    .order_by(T.c.msg_id).limit(bindparam("n", type_=Integer, literal_execute=True)))
+        ids = ["r0", "r1", "r2", "r3"]
+        assert [r.msg_id for r in await first.rows(session, {"ids": ids, "n": 1})] == ["r0"]
+        assert [r.msg_id for r in await first.rows(session, {"ids": ids, "n": 3})] == ["r0", "r1", "r2"]
