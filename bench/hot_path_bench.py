@@ -15,8 +15,8 @@ Each command is measured ``--repeat`` times; the table gives the lowest and the 
 the least disturbed by neighbours). ``--profile N`` instead runs each command once under cProfile and
 prints the N functions with the most cumulative and own time.
 
-SQLite (a fresh file) unless ``--database-url`` names a PostgreSQL database, which is migrated, emptied
-of earlier bench rows is not attempted: give it a fresh database.
+SQLite (a fresh file) unless ``--database-url`` names a PostgreSQL database: a fresh one, as the
+roster and pairs are imported into it.
 """
 
 from __future__ import annotations
