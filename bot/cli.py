@@ -233,7 +233,7 @@ def parse_at(value: str | None, clock: "Clock") -> dt.datetime:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
-    from scheduler.calendar import calendar_for
+    from bot.calendar import calendar_for
     from scheduler.service import ScheduleError, load_schedules
 
     from .clock import Clock

@@ -249,10 +249,12 @@ class Gateway:
             "args": args,
             "session": session,
             "clock": s.clock,
+            "calendar": s.calendar,
             "config": s.config,
             "command": command,
             "renderer": s.renderer,
             "outbox": s.outbox,
+            "notify": s.notify,
             "commands": s.router,  # as a Commands: find and list, nothing to register
             "fetch": fetch,
         }

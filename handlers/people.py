@@ -15,7 +15,7 @@ from bot.inbound import InboundMessage
 from bot.render import Renderer
 from bot.router import Answer, Commands, Router, UsageError
 from bot.text import Args
-from scheduler.outbox import Outbox, Outgoing
+from bot.inbound import OutboxWriter, Outgoing
 from storage.models import AuditLog, BindAttempt, ChatIdentity, Person
 
 router = Router()
@@ -55,7 +55,7 @@ def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int,
 )
 async def bind(
     msg: InboundMessage, sender: Sender | None, args: Args, session: AsyncSession, clock: Clock, config: Config,
-    renderer: Renderer, outbox: Outbox,
+    renderer: Renderer, outbox: OutboxWriter,
 ) -> Answer:
     """Two locks, both ``bind_max_failures`` wrong tries within ``bind_lock_minutes``: one per chat
     account, and one per roster person named, counted over every account and channel — otherwise a
@@ -119,7 +119,7 @@ async def bind(
     return Answer.of("people/bound", name=person.name)
 
 
-async def _failed(session: AsyncSession, renderer: Renderer, outbox: Outbox, clock: Clock, msg: InboundMessage,
+async def _failed(session: AsyncSession, renderer: Renderer, outbox: OutboxWriter, clock: Clock, msg: InboundMessage,
                   person_name: str | None,
                   tries: list[tuple[dt.datetime, str]], account: list[dt.datetime],
                   now: dt.datetime, window: dt.timedelta, limit: int) -> Answer:

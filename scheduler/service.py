@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from bot.clock import TZ, PeriodKind, period_bounds, period_name
 
-from .calendar import WorkCalendar, calendar_for
+from bot.calendar import WorkCalendar
 from .registry import JOBS
 from .runner import has_run, installed_on, last_runs, load_jobs, run_job
 
@@ -122,7 +122,7 @@ class Scheduler:
 
     def __init__(self, services, calendar: WorkCalendar | None = None) -> None:
         self.services = services
-        self.calendar = calendar or calendar_for(services.config)
+        self.calendar = calendar or services.calendar
         self.schedules = load_schedules(services.config, self.calendar)
         self.aps: AsyncIOScheduler | None = None
         self.leader = False

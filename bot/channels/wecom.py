@@ -39,7 +39,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from scheduler.outbox import Outgoing
+from bot.inbound import Outgoing
 from storage.models import ChatIdentity, OutboxMessage
 
 from .. import charts

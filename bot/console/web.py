@@ -36,7 +36,6 @@ from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABEL
 from handlers.mentoring.queries import review_status, week_compliance
 from handlers.mentoring.pairs import load_pairs
 from handlers.sanling.visits import visit_figures
-from scheduler.calendar import calendar_for
 from scheduler.registry import JOBS
 from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
 
@@ -227,7 +226,7 @@ class Console:
             views = await load_pairs(session, active_only=False)  # one read for both figures
             week = await week_compliance(session, today, views=views)
             reviews = await review_status(session, period_name("quarter", today), views)
-            queue = await open_queue(session, now, calendar_for(self.services.config))
+            queue = await open_queue(session, now, self.services.calendar)
             signed, retired = await signup_counts(session)
             visits = await visit_figures(session, today)
         runs = sorted(((at, name) for name, at in self.scheduler.next_runs().items() if at), key=lambda x: x[0])
@@ -273,12 +272,12 @@ class Console:
         show = request.query.get("show", "open")
         page = max(_int(request.query.get("page"), 1) or 1, 1)
         async with self.services.db.transaction() as session:
-            queue = await open_queue(session, now, calendar_for(self.services.config))
+            queue = await open_queue(session, now, self.services.calendar)
             if show == "all":
                 total = (await session.exec(select(func.count()).select_from(Inquiry))).one()
                 rows = list((await session.exec(select(Inquiry).order_by(col(Inquiry.id).desc())
                                                 .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all())
-                views = await staff_view(session, rows, now, calendar_for(self.services.config))
+                views = await staff_view(session, rows, now, self.services.calendar)
             else:
                 show, total = "open", len(queue)
                 views = queue[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
@@ -293,7 +292,7 @@ class Console:
             inquiry = await session.get(Inquiry, number)
             if inquiry is None:
                 return self.render("not_found.html", visit=visit, status=404, what=f"来信 #{number}")
-            view = (await staff_view(session, [inquiry], self.services.clock.now(), calendar_for(self.services.config)))[0]
+            view = (await staff_view(session, [inquiry], self.services.clock.now(), self.services.calendar))[0]
             answers = (await session.exec(select(InquiryAnswer, Person.name).join(Person, Person.id == InquiryAnswer.author_id)
                                           .where(InquiryAnswer.inquiry_id == number).order_by(InquiryAnswer.id))).all()
         return self.render("inquiry.html", visit, status=status, v=view, labels=STATUS_LABELS, categories=CATEGORIES,
@@ -419,7 +418,7 @@ class Console:
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self._upload_dir))
         try:
             path = folder / "帮带台账.xlsx"
-            counts = await export_workbook(self.services.db, path, self.services.clock)
+            counts = await export_workbook(self.services.db, path, self.services.clock, self.services.config)
             async with self.services.db.transaction() as session:
                 auth.audit(session, now, visit.sender, "console.export", target=path.name, rows=sum(counts.values()))
             body = path.read_bytes()

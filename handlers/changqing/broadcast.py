@@ -23,7 +23,7 @@ from bot.identity import STAFF_ROLES, Sender
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
-from scheduler.outbox import Outbox, Outgoing
+from bot.inbound import OutboxWriter, Outgoing
 from storage.models import AuditLog, Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
 from storage.models.changqing import SIX_ROLES
 
@@ -80,7 +80,7 @@ async def sent_today(session: AsyncSession, digest: str, now: dt.datetime) -> Br
     ).first()
 
 
-async def queue(session: AsyncSession, outbox: Outbox, clock: Clock, config: Config, broadcast: Broadcast,
+async def queue(session: AsyncSession, outbox: OutboxWriter, clock: Clock, config: Config, broadcast: Broadcast,
                 body: str) -> dict:
     """Queue one broadcast's messages in the caller's transaction; returns what the reply reports."""
     now = clock.now()
@@ -105,7 +105,7 @@ async def queue(session: AsyncSession, outbox: Outbox, clock: Clock, config: Con
             "groups": [f"{name}（{'钉钉' if ch == 'dingtalk' else '企业微信'}）" for ch, name in targets]}
 
 
-async def broadcast(session: AsyncSession, text: str, actor: Actor, *, renderer: Renderer, outbox: Outbox,
+async def broadcast(session: AsyncSession, text: str, actor: Actor, *, renderer: Renderer, outbox: OutboxWriter,
                     clock: Clock, config: Config, confirmed: bool = False) -> Answer:
     """Send a broadcast now; an identical one already sent today waits for confirmation instead
     (in chat a pending row for 广播 确认; at the CLI ``confirmed`` comes from ``--confirm``)."""
@@ -177,7 +177,7 @@ async def status(session: AsyncSession, tz: dt.tzinfo, limit: int = STATUS_SHOWN
     examples=("广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结", "广播 状态"),
 )
 async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                            renderer: Renderer, outbox: Outbox) -> Answer:
+                            renderer: Renderer, outbox: OutboxWriter) -> Answer:
     word = args.take()
     if word is None:
         raise UsageError("请写上广播对象和文案")

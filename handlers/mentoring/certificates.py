@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from scheduler.outbox import Outgoing
+from bot.inbound import Outgoing
 from storage.models import MentorCertificate, Person
 
 from handlers.mentoring.queries import bundled_assessment

@@ -18,8 +18,8 @@ from bot.identity import STAFF_ROLES, Sender
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
-from scheduler.calendar import WorkCalendar
-from scheduler.outbox import Outbox, Outgoing
+from bot.calendar import WorkCalendar
+from bot.inbound import OutboxWriter, Outgoing
 from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person,
                             PersonRole, ReviewReport, Role)
 
@@ -34,7 +34,6 @@ __all__ = ["ReviewStatus", "bundled_assessment", "review_status"]
 router = Router()
 _MENTOR_SPLIT = re.compile(r"[、,，;；/]+")
 _QUARTER = re.compile(r"^(\d{4})[-年]?[Qq季]?([1-4])季?度?$")
-CALENDAR = WorkCalendar()
 
 
 def _actor(sender: Sender) -> Actor:
@@ -48,7 +47,7 @@ async def _person(session: AsyncSession, name: str) -> Person:
         raise Refusal("staff/not_found", reason=str(exc)) from None
 
 
-async def notify(renderer: Renderer, outbox: Outbox, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
+async def notify(renderer: Renderer, outbox: OutboxWriter, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
     """Tell the mentee and each mentor who joined or left, privately, what changed and from when."""
     if change.view is None or not (change.joined or change.left):
         return 0
@@ -73,7 +72,7 @@ async def notify(renderer: Renderer, outbox: Outbox, session: AsyncSession, chan
     examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配", "结对 结束 赵强 调离本县"),
 )
 async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-               outbox: Outbox) -> Answer:
+               outbox: OutboxWriter) -> Answer:
     first = args.take()
     if first is None:
         raise UsageError("请写上徒弟和导师的姓名")
@@ -130,13 +129,13 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
                      reason=reason or "组织部调整帮带关系", change=change)
 
 
-def reviewable_quarters(today: dt.date, grace_days: int) -> list[str]:
+def reviewable_quarters(today: dt.date, grace_days: int, calendar: WorkCalendar) -> list[str]:
     """The quarters a 季评 may be given for today: this one, and the last one until ``grace_days``
     working days after it ended."""
     this_first, _ = period_bounds("quarter", today)
     last_end = this_first - dt.timedelta(days=1)
     quarters = [period_name("quarter", today)]
-    deadline = CALENDAR.add_workdays(dt.datetime.combine(last_end, dt.time()), grace_days).date()
+    deadline = calendar.add_workdays(dt.datetime.combine(last_end, dt.time()), grace_days).date()
     if today <= deadline:
         quarters.append(period_name("quarter", last_end))
     return quarters
@@ -180,10 +179,11 @@ def split_report(text: str) -> dict[str, str]:
     examples=("季评 汇报 李娜 问题 群众工作经验不足", "季评", "季评 李娜", "季评 李娜 较好 帮带扎实，下季度重点补群众工作",
               "季评 2026Q3 李娜 好"),
 )
-async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
+async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
+                 config: Config) -> Answer:
     today = clock.today()
     quarter = period_name("quarter", today)
-    allowed = reviewable_quarters(today, config.programme.review_grace_working_days)
+    allowed = reviewable_quarters(today, config.programme.review_grace_working_days, calendar)
     if args.peek() in ("汇报", "report"):
         args.take()
         return await _report(sender, args, session, clock, allowed)
@@ -338,7 +338,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     summary="清退不合格导师（组工干部）", usage="清退 导师姓名 原因", examples=("清退 张伟 连续两个季度帮带不到位",),
 )
 async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-                  outbox: Outbox) -> Answer:
+                  outbox: OutboxWriter) -> Answer:
     name, reason = args.take(), args.rest()
     if not name or not reason:
         raise UsageError("请写上导师姓名和清退原因")

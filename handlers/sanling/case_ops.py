@@ -20,12 +20,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import TZ, day_start
 from bot.identity import Sender
 from bot.text import fold
-from scheduler.calendar import WorkCalendar
+from bot.calendar import WorkCalendar
 from storage.files import FileStore
 from storage.models import (AuditLog, CaseStatus, JointPart, Person, ReviewCase, ReviewDecision, ReviewFile,
                             ReviewItem, Unit)
 
-CALENDAR = WorkCalendar()
 
 STATUS_LABELS = {
     CaseStatus.DRAFT: "填写中", CaseStatus.SUBMITTED: "待预审", CaseStatus.RETURNED: "已退回待补充",

@@ -22,6 +22,7 @@ from typing import Awaitable, Callable
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import calendar_for
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
@@ -29,12 +30,12 @@ from bot.inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMess
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from scheduler.outbox import Outbox, Outgoing
+from bot.inbound import OutboxWriter, Outgoing
 from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
 from handlers.sanling.guides import Guide, find_guides, load_guides
-from handlers.sanling.case_ops import (CALENDAR, STATUS_LABELS, audit, checklist, due_after, files_of, local, people_labels, queue,
+from handlers.sanling.case_ops import (STATUS_LABELS, audit, checklist, due_after, files_of, local, people_labels, queue,
                                staff_views, take_ticket)
 from handlers.sanling.joint import copy_to_departments
 
@@ -88,7 +89,7 @@ def hint_name(guide: Guide) -> str:
     examples=("预审 借用顶岗", "预审 提交", "预审 查询"),
 )
 async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: AsyncSession, clock: Clock,
-                    config: Config, renderer: Renderer, outbox: Outbox, fetch: Fetch | None) -> Answer:
+                    config: Config, renderer: Renderer, outbox: OutboxWriter, fetch: Fetch | None) -> Answer:
     if msg.attachments and not args:
         return await _attach(sender, session, clock, config, msg.attachments, fetch)
     if not args:
@@ -113,7 +114,7 @@ class Call:
     clock: Clock
     config: Config
     renderer: Renderer
-    outbox: Outbox
+    outbox: OutboxWriter
     tail: str
     verb: str
 
@@ -247,12 +248,12 @@ async def _submit(c: Call) -> Answer:
     again = case.status == CaseStatus.RETURNED
     case.status, case.submitted_at = CaseStatus.SUBMITTED, now
     case.first_submitted_at = case.first_submitted_at or now
-    case.due_at = due_after(now, case.limit_days, CALENDAR)
+    case.due_at = due_after(now, case.limit_days, calendar_for(c.config))
     session.add(case)
     session.add(ReviewDecision(case_id=case.id, action="提交", actor_id=sender.id, at=now))  # type: ignore[arg-type]
     entry = audit(session, now, sender, "case.submit", case, again=again)
     await session.flush()
-    view = (await staff_views(session, [case], now, CALENDAR))[0]
+    view = (await staff_views(session, [case], now, calendar_for(c.config)))[0]
     body = c.renderer.text("sanling/case_new_staff", v=view, again=again)
     await c.outbox.enqueue_many(session, [
         Outgoing(key=f"case-new:{entry.id}:{pid}", person_id=pid, body=body, source="case")
@@ -390,7 +391,7 @@ async def _transfer(c: Call) -> Answer:
 
 
 async def _todo(c: Call) -> Answer:
-    views = await staff_views(c.session, await queue(c.session), c.clock.now(), CALENDAR)
+    views = await staff_views(c.session, await queue(c.session), c.clock.now(), calendar_for(c.config))
     return Answer.of("sanling/case_todo", views=views[:30], total=len(views), overdue=sum(v["overdue"] for v in views))
 
 

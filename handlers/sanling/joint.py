@@ -20,7 +20,7 @@ from bot.identity import Sender, staff_ids
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from scheduler.outbox import Outbox, Outgoing
+from bot.inbound import OutboxWriter, Outgoing
 from storage.models import CaseStatus, JointPart, LiaisonLink, Person, ReviewCase, ReviewDecision, Unit
 
 from handlers.sanling.case_ops import audit, files_of, local, people_labels, take_ticket
@@ -44,7 +44,7 @@ async def reviewers_for(session: AsyncSession, config: Config, department: str) 
     return sorted(set(rows.all()))
 
 
-async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox: Outbox, config: Config,
+async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox: OutboxWriter, config: Config,
                               sender: Sender, case: ReviewCase, now: dt.datetime) -> list[dict]:
     """一单抄告: one part per listed department, each copied privately to its reviewers right away."""
     from handlers.sanling.guides import load_guides
@@ -76,7 +76,7 @@ async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox:
     examples=("联审 #9 同意 编制已核准", "联审"),
 )
 async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-                outbox: Outbox) -> Answer:
+                outbox: OutboxWriter) -> Answer:
     raw = args.rest()
     if not raw:
         return await _mine(sender, session)

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import WorkCalendar
 from bot.clock import Clock
 from storage.db import Database
 from storage.models import AuditLog, LiaisonLink, Person, PersonRole, Role, Unit, Visit
@@ -162,7 +163,7 @@ def unit_status(units: list[LinkedUnit], visits: list[Visit]) -> list[dict]:
     return [{"unit": u, "visits": by_unit.get(u.id, [])} for u in units]
 
 
-async def liaison_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
+async def liaison_sheets(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> list[tuple[str, list[str], list[list]]]:
     """三联联系 (every link, ended ones kept) and 三联走访 (every visit) for the workbook."""
     people = dict((await session.exec(select(Person.id, Person.name))).all())
     units = {u.id: u for u in (await session.exec(select(Unit))).all()}

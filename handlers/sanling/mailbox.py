@@ -21,13 +21,12 @@ from bot.config import Config
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from scheduler.calendar import WorkCalendar, calendar_for
-from scheduler.outbox import ANONYMOUS_SOURCE, Outbox, Outgoing, anonymous_key
+from bot.calendar import WorkCalendar, calendar_for
+from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, Outgoing, anonymous_key
 from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 
 router = Router()
-CALENDAR = WorkCalendar()  # the export's: no config at hand (chat and jobs use [calendar] through calendar_for)
 
 MAX_INQUIRY_CHARS = 2000
 OVERDUE_WORKDAYS = 3  # SPEC §4: unanswered for more than 3 working days
@@ -139,7 +138,7 @@ async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
     examples=("信箱 退出现职后的待遇如何落实？", "信箱 匿名 希望自荐参加招商专班", "信箱 查询"),
 )
 async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                  renderer: Renderer, outbox: Outbox) -> Answer:
+                  renderer: Renderer, outbox: OutboxWriter) -> Answer:
     raw = args.rest()
     if not raw:
         raise UsageError("请写上您要咨询的内容")
@@ -174,7 +173,7 @@ def _staff_only(sender: Sender, what: str) -> None:
 
 
 async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
-                  outbox: Outbox, text: str, anonymous: bool) -> Answer:
+                  outbox: OutboxWriter, text: str, anonymous: bool) -> Answer:
     if not text:
         raise UsageError("请写上您要咨询的内容", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
     if len(text) > MAX_INQUIRY_CHARS:
@@ -234,7 +233,7 @@ async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int
                      closed_at=local(inquiry.closed_at) if inquiry.closed_at else None)
 
 
-async def open_queue(session: AsyncSession, now: dt.datetime, calendar: WorkCalendar = CALENDAR) -> list[dict]:
+async def open_queue(session: AsyncSession, now: dt.datetime, calendar: WorkCalendar) -> list[dict]:
     """Every inquiry waiting for an answer, oldest first, as staff see it (``staff_view``): the queue
     ``信箱 待办`` lists and the console shows, so both count the same open and overdue."""
     inquiries = list((await session.exec(
@@ -266,7 +265,7 @@ async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tai
     return Answer.of("sanling/mailbox_recategorized", q=inquiry, old=old)
 
 
-async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: Renderer, outbox: Outbox,
+async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: Renderer, outbox: OutboxWriter,
                  tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
@@ -293,7 +292,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: 
     examples=("答复 #12 已转人社局，本周内回复",),
 )
 async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                 renderer: Renderer, outbox: Outbox) -> Answer:
+                 renderer: Renderer, outbox: OutboxWriter) -> Answer:
     ticket = take_ticket(args.rest())
     if ticket is None:
         raise UsageError("请写上要答复的来信编号")
@@ -371,8 +370,8 @@ async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, ren
     return renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)
 
 
-async def mailbox_sheet(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
-    """三联信箱 for the workbook: an anonymous submitter is 匿名 there too."""
+async def mailbox_sheet(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> list[tuple[str, list[str], list[list]]]:
+    """三联信箱 for the workbook: an anonymous submitter is 匿名 there too; 超期 by the configured calendar."""
     inquiries = list((await session.exec(select(Inquiry).order_by(Inquiry.id))).all())
     labels = await submitter_labels(session, inquiries)
     answers: dict[int, list[str]] = {}
@@ -381,7 +380,7 @@ async def mailbox_sheet(session: AsyncSession, clock: Clock) -> list[tuple[str, 
     now = clock.now()
     rows = [
         [i.id, local(i.created_at).date(), i.category, labels[i.id], STATUS_LABELS.get(i.status, i.status),  # type: ignore[index]
-         "是" if is_overdue(i, now, CALENDAR) else "", i.text, "\n".join(answers.get(i.id, [])),  # type: ignore[arg-type]
+         "是" if is_overdue(i, now, calendar) else "", i.text, "\n".join(answers.get(i.id, [])),  # type: ignore[arg-type]
          local(i.answered_at).date() if i.answered_at else "", i.close_reason]
         for i in inquiries
     ]

@@ -11,7 +11,7 @@ from bot.render import picture_body
 from handlers.changqing.records import month_label, month_ranking, ranking_picture
 from storage.models import OutboxMessage
 
-from ..outbox import Outgoing
+from bot.inbound import Outgoing
 from ..registry import JobContext, job
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from handlers.mentoring.reviews import mentors_to_ask, rematch_candidates
 from handlers.mentoring.pairs import load_pairs
 from storage.models import OutboxMessage, OutboxStatus, Person
 
-from ..outbox import Outgoing
+from bot.inbound import Outgoing
 from ..registry import JOBS, JobContext, job
 
 

@@ -19,7 +19,7 @@ from handlers.sanling.reports import open_requests, report_status, reports_for
 from handlers.sanling.mailbox import CATEGORIES, OVERDUE_WORKDAYS, is_overdue, mailbox_figures, staff_view
 from storage.models import Inquiry, InquiryStatus, Person, Unit
 
-from ..outbox import Outgoing
+from bot.inbound import Outgoing
 
 from ..registry import JobContext, job
 

@@ -11,7 +11,7 @@ from handlers.sanling.case_ops import overdue_cases, pending_parts, purge_decide
 from storage.files import FileStore
 from storage.models import ReviewFile
 
-from ..outbox import Outgoing
+from bot.inbound import Outgoing
 from ..registry import JobContext, job
 
 log = logging.getLogger(__name__)
