@@ -440,7 +440,7 @@ def cmd_certificates(args: argparse.Namespace, config: Config) -> int:
                 return 2
             async with services.db.transaction() as session:
                 issued = await issue_certificates(session, args.year, config=services.config, clock=services.clock,
-                                                  renderer=services.renderer, outbox=services.outbox,
+                                                  renderer=services.renderer, notify=services.notify,
                                                   reissue=args.reissue)
             if not issued:
                 print(f"{args.year} 年捆绑考核中没有“优先确定为优秀”的导师，没有证书可生成")

@@ -16,7 +16,7 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.config import Config
 from bot.render import Renderer
 from bot.text import Args
-from bot.inbound import OutboxWriter
+from bot.notify import Notifier
 from storage.models import (INCENTIVE_KINDS, AuditLog, MentorIncentive, MentorNomination, NominationStatus, Person,
                             PersonRole, Role)
 
@@ -60,7 +60,7 @@ async def _is_mentor(session: AsyncSession, person_id: int) -> bool:
               "导师 激励 张伟 补助 2026-11 300"),
 )
 async def mentor(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                 renderer: Renderer, outbox: OutboxWriter) -> Answer:
+                 renderer: Renderer, notify: Notifier) -> Answer:
     word = args.take()
     if word is None or word not in ACTIONS:
         raise UsageError("导师后面请写 自荐、推荐、通过、不通过、库、激励 或 证书", "导师 自荐 在乡镇工作二十年，愿意带年轻干部")
@@ -125,7 +125,7 @@ async def mentor(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         year = int(token[:4])
     try:
         issued = await issue_certificates(session, year, config=config, clock=clock, renderer=renderer,
-                                            outbox=outbox)
+                                            notify=notify)
     except CertificateSetupError as exc:
         raise Refusal("mentor/certificate_setup", reason=str(exc)) from None
     return Answer.of("mentor/certificates", year=year, issued=issued)

@@ -15,11 +15,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock, period_bounds, period_name
 from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender
-from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from bot.calendar import WorkCalendar
-from bot.inbound import OutboxWriter, Outgoing
+from bot.notify import Notice, Notifier
 from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person,
                             PersonRole, ReviewReport, Role)
 
@@ -47,22 +46,21 @@ async def _person(session: AsyncSession, name: str) -> Person:
         raise Refusal("staff/not_found", reason=str(exc)) from None
 
 
-async def notify(renderer: Renderer, outbox: OutboxWriter, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
+async def tell_change(notify: Notifier, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
     """Tell the mentee and each mentor who joined or left, privately, what changed and from when."""
     if change.view is None or not (change.joined or change.left):
         return 0
     view = change.view.as_of(None)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    render = renderer.text
-    messages = [Outgoing(key=f"bangdai-change:{view.id}:{change.mentee.id}:{stamp}", person_id=change.mentee.id,
-                         body=render("staff/notice_mentee", c=change, view=view), source="pairing")]
-    for m in change.joined:
-        messages.append(Outgoing(key=f"bangdai-change:{view.id}:{m.id}:{stamp}", person_id=m.id,
-                                 body=render("staff/notice_joined", c=change, view=view, mentor=m), source="pairing"))
-    for m in change.left:
-        messages.append(Outgoing(key=f"bangdai-change:{view.id}:{m.id}:{stamp}", person_id=m.id,
-                                 body=render("staff/notice_left", c=change, view=view, mentor=m), source="pairing"))
-    return await outbox.enqueue_many(session, messages)
+    notices = [Notice(f"bangdai-change:{view.id}:{change.mentee.id}:{stamp}",
+                      Answer.of("staff/notice_mentee", c=change, view=view), person_id=change.mentee.id, source="pairing")]
+    notices += [Notice(f"bangdai-change:{view.id}:{m.id}:{stamp}", Answer.of("staff/notice_joined", c=change, view=view,
+                                                                             mentor=m), person_id=m.id, source="pairing")
+                for m in change.joined]
+    notices += [Notice(f"bangdai-change:{view.id}:{m.id}:{stamp}", Answer.of("staff/notice_left", c=change, view=view,
+                                                                           mentor=m), person_id=m.id, source="pairing")
+                for m in change.left]
+    return await notify.many(session, notices)
 
 
 @router.command(
@@ -71,8 +69,7 @@ async def notify(renderer: Renderer, outbox: OutboxWriter, session: AsyncSession
     usage="结对 徒弟 导师[、导师…] [原因]；结束：结对 结束 徒弟 原因；授予导师角色：结对 确认 徒弟 导师 [原因]",
     examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配", "结对 结束 赵强 调离本县"),
 )
-async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-               outbox: OutboxWriter) -> Answer:
+async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     first = args.take()
     if first is None:
         raise UsageError("请写上徒弟和导师的姓名")
@@ -88,7 +85,7 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
             raise Refusal("staff/no_active_pair", name=mentee.name)
         label = view.as_of(None).label  # before the terms end
         change = await end_pairing(session, view, clock.today(), reason, _actor(sender), now)
-        await notify(renderer, outbox, session, change, now)
+        await tell_change(notify, session, change, now)
         return Answer.of("staff/pair_ended", label=label, reason=reason)
     confirmed = first in ("确认", "confirm")
     if confirmed:
@@ -124,7 +121,7 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
     before = view.as_of(None).mentor_names if view is not None and view.pairing.active else None
     change = await change_mentors(session, mentee, mentors, mentors[0], start=clock.today(), agreement=None,
                                   reason=reason or "组织部调整帮带关系", actor=_actor(sender), now=now)
-    await notify(renderer, outbox, session, change, now)
+    await tell_change(notify, session, change, now)
     return Answer.of("staff/paired", outcome=change.outcome, mentee=mentee, mentors=mentors, before=before,
                      reason=reason or "组织部调整帮带关系", change=change)
 
@@ -337,8 +334,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     "清退", "dismiss", roles=STAFF_ROLES, private_only=True, order=63,
     summary="清退不合格导师（组工干部）", usage="清退 导师姓名 原因", examples=("清退 张伟 连续两个季度帮带不到位",),
 )
-async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-                  outbox: OutboxWriter) -> Answer:
+async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     name, reason = args.take(), args.rest()
     if not name or not reason:
         raise UsageError("请写上导师姓名和清退原因")
@@ -350,6 +346,6 @@ async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     changes = await dismiss_mentor(session, mentor, reason, _actor(sender), now)
     for change in changes:
         change.view = (await load_pairs(session, pairing_ids=[change.view.id], active_only=False))[0]  # type: ignore[union-attr]
-        await notify(renderer, outbox, session, change, now)
+        await tell_change(notify, session, change, now)
     return Answer.of("staff/dismissed", mentor=mentor, orphans=[c.view for c in changes if c.outcome == "ended"],
                      changed=[c.view for c in changes])

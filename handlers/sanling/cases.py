@@ -27,10 +27,9 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
 from bot.inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage
-from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from bot.inbound import OutboxWriter, Outgoing
+from bot.notify import Notifier
 from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
@@ -89,7 +88,7 @@ def hint_name(guide: Guide) -> str:
     examples=("预审 借用顶岗", "预审 提交", "预审 查询"),
 )
 async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: AsyncSession, clock: Clock,
-                    config: Config, renderer: Renderer, outbox: OutboxWriter, fetch: Fetch | None) -> Answer:
+                    config: Config, notify: Notifier, fetch: Fetch | None) -> Answer:
     if msg.attachments and not args:
         return await _attach(sender, session, clock, config, msg.attachments, fetch)
     if not args:
@@ -102,7 +101,7 @@ async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: As
     handler, alone = SUBCOMMANDS[verb]
     if alone:
         _no_tail(tail, alone)
-    return await handler(Call(sender, session, clock, config, renderer, outbox, tail, verb))
+    return await handler(Call(sender, session, clock, config, notify, tail, verb))
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,7 @@ class Call:
     session: AsyncSession
     clock: Clock
     config: Config
-    renderer: Renderer
-    outbox: OutboxWriter
+    notify: Notifier
     tail: str
     verb: str
 
@@ -254,11 +252,9 @@ async def _submit(c: Call) -> Answer:
     entry = audit(session, now, sender, "case.submit", case, again=again)
     await session.flush()
     view = (await staff_views(session, [case], now, calendar_for(c.config)))[0]
-    body = c.renderer.text("sanling/case_new_staff", v=view, again=again)
-    await c.outbox.enqueue_many(session, [
-        Outgoing(key=f"case-new:{entry.id}:{pid}", person_id=pid, body=body, source="case")
-        for pid in await staff_ids(session) if pid != sender.id
-    ])
+    await c.notify.everyone(session, Answer.of("sanling/case_new_staff", v=view, again=again),
+                            {pid: f"case-new:{entry.id}:{pid}" for pid in await staff_ids(session) if pid != sender.id},
+                            source="case")
     return Answer.of("sanling/case_submitted", c=case, due=local(case.due_at), again=again)
 
 
@@ -336,10 +332,9 @@ async def _decide(session: AsyncSession, call: Call, sender: Sender, case: Revie
     session.add(ReviewDecision(case_id=case.id, action=action, actor_id=sender.id, reason=reason, at=now))  # type: ignore[arg-type]
     entry = audit(session, now, sender, f"case.{notice}", case, step=action, reason=reason)
     await session.flush()
-    body = call.renderer.text(f"sanling/case_{notice}_notice", c=case, reason=reason,
-                              items=await checklist(session, case), **values)
-    await call.outbox.enqueue(session, Outgoing(key=f"case-{notice}:{entry.id}", person_id=case.submitter_id,
-                                                body=body, source="case"))
+    await call.notify(session, f"case-{notice}:{entry.id}", case.submitter_id,
+                      Answer.of(f"sanling/case_{notice}_notice", c=case, reason=reason,
+                                items=await checklist(session, case), **values), source="case")
 
 
 async def _approve(c: Call) -> Answer:
@@ -349,7 +344,7 @@ async def _approve(c: Call) -> Answer:
     case = await _waiting(session, sender, number)
     now = clock.now()
     if case.joint:
-        parts = await copy_to_departments(session, c.renderer, c.outbox, config, sender, case, now)
+        parts = await copy_to_departments(session, c.notify, config, sender, case, now)
         case.status = CaseStatus.JOINT
         session.add(case)
         await _decide(session, c, sender, case, now, "受理", opinion, "accepted", parts=parts)

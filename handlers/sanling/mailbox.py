@@ -22,7 +22,8 @@ from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
 from bot.calendar import WorkCalendar, calendar_for
-from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, Outgoing, anonymous_key
+from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, anonymous_key
+from bot.notify import Notice, Notifier
 from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 
@@ -138,7 +139,7 @@ async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
     examples=("信箱 退出现职后的待遇如何落实？", "信箱 匿名 希望自荐参加招商专班", "信箱 查询"),
 )
 async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                  renderer: Renderer, outbox: OutboxWriter) -> Answer:
+                  notify: Notifier) -> Answer:
     raw = args.rest()
     if not raw:
         raise UsageError("请写上您要咨询的内容")
@@ -158,13 +159,13 @@ async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
         return await _recategorize(sender, session, clock, tail)
     if first in _CLOSE:
         _staff_only(sender, "信箱 关闭")
-        return await _close(sender, session, clock, renderer, outbox, tail)
+        return await _close(sender, session, clock, notify, tail)
     own = take_ticket(raw)
     if own is not None and not own[1]:
         return await _show(sender, session, clock, own[0], config)
     # Anything else is the inquiry itself ("信箱 查询一下职级晋升的条件" included).
     anonymous = first in _ANON
-    return await _submit(sender, session, clock, config, renderer, outbox, tail if anonymous else raw, anonymous)
+    return await _submit(sender, session, clock, config, notify, tail if anonymous else raw, anonymous)
 
 
 def _staff_only(sender: Sender, what: str) -> None:
@@ -172,8 +173,8 @@ def _staff_only(sender: Sender, what: str) -> None:
         raise Refusal("sanling/mailbox_staff_only", what=what)
 
 
-async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
-                  outbox: OutboxWriter, text: str, anonymous: bool) -> Answer:
+async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, notify: Notifier,
+                  text: str, anonymous: bool) -> Answer:
     if not text:
         raise UsageError("请写上您要咨询的内容", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
     if len(text) > MAX_INQUIRY_CHARS:
@@ -190,10 +191,8 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: C
     staff = [pid for pid in await staff_ids(session) if anonymous or pid != sender.id]
     calendar = calendar_for(config)
     view = (await staff_view(session, [inquiry], now, calendar))[0]
-    body = renderer.text("sanling/mailbox_new_staff", v=view)
-    await outbox.enqueue_many(session, [
-        Outgoing(key=f"mailbox-new:{inquiry.id}:{pid}", person_id=pid, body=body, source="mailbox") for pid in staff
-    ])
+    await notify.everyone(session, Answer.of("sanling/mailbox_new_staff", v=view),
+                          {pid: f"mailbox-new:{inquiry.id}:{pid}" for pid in staff}, source="mailbox")
     return Answer.of("sanling/mailbox_submitted", q=inquiry, deadline=overdue_after(inquiry, calendar))
 
 
@@ -265,8 +264,7 @@ async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tai
     return Answer.of("sanling/mailbox_recategorized", q=inquiry, old=old)
 
 
-async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: Renderer, outbox: OutboxWriter,
-                 tail: str) -> Answer:
+async def _close(sender: Sender, session: AsyncSession, clock: Clock, notify: Notifier, tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
         raise UsageError("请写上编号和关闭原因", "信箱 关闭 #12 已当面答复")
@@ -281,8 +279,8 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: 
     session.add(inquiry)
     entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
     await session.flush()
-    body = renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
-    await outbox.enqueue(session, _to_writer(inquiry, "closed", entry.id, body))  # type: ignore[arg-type]
+    notice = Answer.of("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
+    await notify.many(session, [_to_writer(inquiry, "closed", entry.id, notice)])  # type: ignore[arg-type]
     return Answer.of("sanling/mailbox_closed", q=inquiry)
 
 
@@ -292,7 +290,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: 
     examples=("答复 #12 已转人社局，本周内回复",),
 )
 async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                 renderer: Renderer, outbox: OutboxWriter) -> Answer:
+                 notify: Notifier, outbox: OutboxWriter) -> Answer:
     ticket = take_ticket(args.rest())
     if ticket is None:
         raise UsageError("请写上要答复的来信编号")
@@ -314,21 +312,21 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         session.add(inquiry)
     await session.flush()
     audit(session, now, sender, "mailbox.answer", inquiry, answer_id=reply.id, first=first)
-    body = renderer.text("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
-    await outbox.enqueue(session, _to_writer(inquiry, "answer", reply.id, body))  # type: ignore[arg-type]
+    notice = Answer.of("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
+    await notify.many(session, [_to_writer(inquiry, "answer", reply.id, notice)])  # type: ignore[arg-type]
     reachable = inquiry.submitter_id in await outbox.accounts(session, [inquiry.submitter_id])
     label = (await submitter_labels(session, [inquiry]))[inquiry.id]  # type: ignore[index]
     return Answer.of("sanling/mailbox_answered", q=inquiry, sender=label, first=first, reachable=reachable)
 
 
-def _to_writer(inquiry: Inquiry, kind: str, entry: int, body: str) -> Outgoing:
+def _to_writer(inquiry: Inquiry, kind: str, entry: int, notice: Answer) -> Notice:
     """A notice to the letter's writer. The outbox row must carry their address to reach them; for an
     anonymous letter it is marked so every operator view (``bangdai outbox``, logs) masks the address
     and shows only "匿名来信答复 #12". Keys of signed letters' notices do not name the inquiry."""
     if inquiry.anonymous:
-        return Outgoing(key=anonymous_key(inquiry.id, kind, entry), person_id=inquiry.submitter_id,  # type: ignore[arg-type]
-                        body=body, source=ANONYMOUS_SOURCE)
-    return Outgoing(key=f"mailbox-{kind}:{entry}", person_id=inquiry.submitter_id, body=body, source="mailbox")
+        return Notice(anonymous_key(inquiry.id, kind, entry), notice, person_id=inquiry.submitter_id,  # type: ignore[arg-type]
+                      source=ANONYMOUS_SOURCE)
+    return Notice(f"mailbox-{kind}:{entry}", notice, person_id=inquiry.submitter_id, source="mailbox")
 
 
 # --- figures for 统计, the overdue job and the quarterly summary -----------------------------------------
