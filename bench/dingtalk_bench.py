@@ -101,10 +101,17 @@ async def channel_bot(api_base: str, client_id: str, secret: str, url: str) -> N
     ding = config.dingtalk
     ding.enabled, ding.client_id, ding.client_secret, ding.api_base = True, client_id, Secret(secret), api_base
 
-    async def handle(msg):
-        return [Reply(msg.text)]
+    class Echo:  # the channel alone: every message answered with its own text, nothing remembered
+        async def handle(self, msg, as_person=None, outcome=None):
+            return [Reply(msg.text)]
 
-    channel = DingTalkChannel(build_services(config), handle)
+        async def answered(self, msg):
+            return None
+
+        async def remember(self, msg, replies):
+            return replies
+
+    channel = DingTalkChannel(build_services(config), Echo())
     await channel.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
