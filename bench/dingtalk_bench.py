@@ -216,7 +216,8 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 async def prepare_database(url: str) -> None:
     from bot.clock import Clock
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
     from storage.db import Database
     from storage.migrate import upgrade_async
 

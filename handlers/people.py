@@ -8,6 +8,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
@@ -15,7 +16,7 @@ from bot.inbound import InboundMessage
 from bot.router import Answer, Commands, Router, UsageError
 from bot.text import Args
 from bot.notify import Notifier
-from storage.models import AuditLog, BindAttempt, ChatIdentity, Person
+from storage.models import BindAttempt, ChatIdentity, Person
 
 router = Router()
 
@@ -111,10 +112,7 @@ async def bind(
             channel=msg.channel, platform_user_id=msg.sender_id, person_id=person.id, linked_by="bind", created_at=now
         )
     )
-    session.add(
-        AuditLog(at=now, actor_id=person.id, actor_label=person.name, action="bind",
-                 target=f"person:{person.id}", detail={"channel": msg.channel})
-    )
+    audit(session, now, person, "bind", f"person:{person.id}", channel=msg.channel)
     return Answer.of("people/bound", name=person.name)
 
 

@@ -45,7 +45,8 @@ GROUP = "cidQingLanGroup01"
 @pytest.fixture
 async def roster(services, tmp_path):
     """The standard programme (see conftest) with DingTalk ids instead of local ones; 周敏 has none."""
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     now = services.clock.now()
     r = await import_roster(services.db, write(tmp_path, "roster.csv", ROSTER), now=now)
@@ -316,7 +317,8 @@ def big_programme(mentors: int, staff: int) -> tuple[str, str]:
 
 
 async def test_a_reminder_round_goes_out_as_batch_sends(dingtalk, services, clock, tmp_path):
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     roster_csv, pairs_csv = big_programme(mentors=15, staff=22)
     now = clock.now()

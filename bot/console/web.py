@@ -29,7 +29,8 @@ from handlers.changqing.signup import signup_counts
 from handlers.changqing.records import month_achievements, month_label, month_ranking
 from handlers.changqing.squads import import_squads, squad_summaries, squad_view
 from handlers.sheets.export import export_workbook
-from handlers.sheets.imports import import_pairs, import_roster
+from handlers.sheets.imports import import_pairs
+from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
@@ -39,6 +40,7 @@ from handlers.sanling.visits import visit_figures
 from scheduler.registry import JOBS
 from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
 
+from ..audit import audit
 from ..clock import period_name
 from ..inbound import InboundMessage
 from ..render import _cn_date, _percent, _weekday
@@ -211,7 +213,7 @@ class Console:
         now = self.services.clock.now()
         async with self.services.db.transaction() as session:
             await auth.end_session(session, visit.cookie, now)
-            auth.audit(session, now, visit.sender, "console.logout", via="page")
+            audit(session, now, visit.sender, "console.logout", via="page")
         response = self.render("signed_out.html", bye=True)
         response.del_cookie(COOKIE, path="/console")
         return response
@@ -388,7 +390,7 @@ class Console:
         report = await self._import_fn(kind)(self.services.db, path, now=now, dry_run=True,
                                              actor=visit.sender.name)
         async with self.services.db.transaction() as session:  # the dry run's own audit entry rolled back
-            auth.audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
+            audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
                        errors=len(report.errors), fatal=bool(report.fatal))
         return self.render("import_report.html", visit, report=report, kind=kind, kinds=IMPORT_KINDS, key=key,
                            name=name, rows=_report_rows(report), dry_run=True)
@@ -407,7 +409,7 @@ class Console:
         finally:
             shutil.rmtree(upload.path.parent, ignore_errors=True)
         async with self.services.db.transaction() as session:
-            auth.audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
+            audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
                        created=report.created, updated=report.updated, errors=len(report.errors))
         return self.render("import_report.html", visit, report=report, kind=upload.kind, kinds=IMPORT_KINDS,
                            key="", name=upload.path.name, rows=_report_rows(report), dry_run=False)
@@ -420,7 +422,7 @@ class Console:
             path = folder / "帮带台账.xlsx"
             counts = await export_workbook(self.services.db, path, self.services.clock, self.services.config)
             async with self.services.db.transaction() as session:
-                auth.audit(session, now, visit.sender, "console.export", target=path.name, rows=sum(counts.values()))
+                audit(session, now, visit.sender, "console.export", target=path.name, rows=sum(counts.values()))
             body = path.read_bytes()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -446,7 +448,7 @@ class Console:
         ids = [i for i in (_int(v) for v in visit.form.getall("id", [])) if i is not None]
         retried = await self.services.outbox.retry(ids) if ids else 0
         async with self.services.db.transaction() as session:
-            auth.audit(session, self.services.clock.now(), visit.sender, "console.outbox_retry",
+            audit(session, self.services.clock.now(), visit.sender, "console.outbox_retry",
                        ids=ids, retried=retried)
         return await Console.outbox.__wrapped__(self, request, visit, retried=retried)  # type: ignore[attr-defined]
 

@@ -12,6 +12,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import Clock, period_bounds, period_name
 from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender
@@ -19,12 +20,12 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from bot.calendar import WorkCalendar
 from bot.notify import Notice, Notifier
-from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person,
+from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, PairReview, Person,
                             PersonRole, ReviewReport, Role)
 
 from handlers.mentoring.queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
-from handlers.mentoring.pairing import (Actor, MentorChange, NotFound, active_pair_of, change_mentors, dismiss_mentor, end_pairing,
-                          find_person)
+from bot.identity import NotFound, find_person
+from handlers.mentoring.pairing import MentorChange, active_pair_of, change_mentors, dismiss_mentor, end_pairing
 from handlers.mentoring.pairs import bangdai_of, load_pairs
 from handlers.mentoring.reviews import POOR, report_quarter, reports_of
 
@@ -36,7 +37,7 @@ _QUARTER = re.compile(r"^(\d{4})[-年]?[Qq季]?([1-4])季?度?$")
 
 
 def _actor(sender: Sender) -> Actor:
-    return Actor(sender.name, sender.id)
+    return Actor.of(sender)
 
 
 async def _person(session: AsyncSession, name: str) -> Person:
@@ -228,8 +229,7 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         existing.rating, existing.comment, existing.reviewer_id, existing.created_at = rating, comment, sender.id, now
         updated = True
     session.add(existing)
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="pairing.review",
-                         target=f"pairing:{view.id}", detail={"quarter": quarter, "rating": rating}))
+    audit(session, now, sender, "pairing.review", f"pairing:{view.id}", quarter=quarter, rating=rating)
     return Answer.of("staff/reviewed", view=view, quarter=quarter, rating=rating, updated=updated,
                      current=quarter == period_name("quarter", today), poor=rating == POOR,
                      active=view.pairing.active)
@@ -325,8 +325,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     ).first() or AnnualGrade(person_id=mentee.id, year=year, grade=level, created_at=now)  # type: ignore[arg-type]
     existing.grade, existing.commended, existing.recorded_by, existing.created_at = level, extra == "表彰", sender.id, now
     session.add(existing)
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="grade.set",
-                         target=f"person:{mentee.id}", detail={"year": year, "grade": level, "commended": extra == "表彰"}))
+    audit(session, now, sender, "grade.set", f"person:{mentee.id}", year=year, grade=level, commended=extra == "表彰")
     return Answer.of("staff/graded", mentee=mentee, year=year, grade=existing)
 
 

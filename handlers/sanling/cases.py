@@ -22,6 +22,7 @@ from typing import Awaitable, Callable
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.calendar import calendar_for
 from bot.clock import Clock
 from bot.config import Config
@@ -34,7 +35,7 @@ from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
 from handlers.sanling.guides import Guide, find_guides, load_guides
-from handlers.sanling.case_ops import (STATUS_LABELS, audit, checklist, due_after, files_of, local, people_labels, queue,
+from handlers.sanling.case_ops import (STATUS_LABELS, checklist, due_after, files_of, local, people_labels, queue,
                                staff_views, take_ticket)
 from handlers.sanling.joint import copy_to_departments
 
@@ -163,7 +164,7 @@ async def _open(sender: Sender, session: AsyncSession, clock: Clock, config: Con
     await session.flush()
     for number, material in enumerate(guide.materials, start=1):
         session.add(ReviewItem(case_id=case.id, number=number, material=material[:200]))  # type: ignore[arg-type]
-    audit(session, now, sender, "case.open", case, procedure=guide.key)
+    audit(session, now, sender, "case.open", f"case:{case.id}", procedure=guide.key)
     await session.flush()
     return Answer.of("sanling/case_opened", c=case, g=guide, items=await checklist(session, case))
 
@@ -249,7 +250,7 @@ async def _submit(c: Call) -> Answer:
     case.due_at = due_after(now, case.limit_days, calendar_for(c.config))
     session.add(case)
     session.add(ReviewDecision(case_id=case.id, action="提交", actor_id=sender.id, at=now))  # type: ignore[arg-type]
-    entry = audit(session, now, sender, "case.submit", case, again=again)
+    entry = audit(session, now, sender, "case.submit", f"case:{case.id}", again=again)
     await session.flush()
     view = (await staff_views(session, [case], now, calendar_for(c.config)))[0]
     await c.notify.everyone(session, Answer.of("sanling/case_new_staff", v=view, again=again),
@@ -264,7 +265,7 @@ async def _withdraw(c: Call) -> Answer:
     now = clock.now()
     case.status, case.decided_at = CaseStatus.WITHDRAWN, now
     session.add(case)
-    audit(session, now, sender, "case.withdraw", case)
+    audit(session, now, sender, "case.withdraw", f"case:{case.id}")
     return Answer.of("sanling/case_withdrawn", c=case)
 
 
@@ -330,7 +331,7 @@ async def _decide(session: AsyncSession, call: Call, sender: Sender, case: Revie
                   reason: str, notice: str, **values) -> None:
     """Record a staff decision, audit it and tell the submitter privately."""
     session.add(ReviewDecision(case_id=case.id, action=action, actor_id=sender.id, reason=reason, at=now))  # type: ignore[arg-type]
-    entry = audit(session, now, sender, f"case.{notice}", case, step=action, reason=reason)
+    entry = audit(session, now, sender, f"case.{notice}", f"case:{case.id}", step=action, reason=reason)
     await session.flush()
     await call.notify(session, f"case-{notice}:{entry.id}", case.submitter_id,
                       Answer.of(f"sanling/case_{notice}_notice", c=case, reason=reason,

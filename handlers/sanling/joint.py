@@ -14,6 +14,7 @@ import datetime as dt
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
@@ -22,7 +23,7 @@ from bot.text import Args, fold
 from bot.notify import Notifier
 from storage.models import CaseStatus, JointPart, LiaisonLink, Person, ReviewCase, ReviewDecision, Unit
 
-from handlers.sanling.case_ops import audit, files_of, local, people_labels, take_ticket
+from handlers.sanling.case_ops import files_of, local, people_labels, take_ticket
 
 router = Router()
 
@@ -62,7 +63,7 @@ async def copy_to_departments(session: AsyncSession, notify: Notifier, config: C
                          files=files, many=sum(1 for _ in departments) > 1)
         await notify.everyone(session, copy, {pid: f"joint-copy:{part.id}:{pid}" for pid in reviewers}, source="case")
         out.append({"department": department, "reviewers": len(reviewers)})
-    audit(session, now, sender, "case.joint_copy", case, departments=list(departments))
+    audit(session, now, sender, "case.joint_copy", f"case:{case.id}", departments=list(departments))
     return out
 
 
@@ -109,13 +110,13 @@ async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     now = clock.now()
     part.result, part.note, part.by_id, part.at = result, note, sender.id, now
     session.add(part)
-    audit(session, now, sender, "case.joint_part", case, department=part.department, result=result)
+    audit(session, now, sender, "case.joint_part", f"case:{case.id}", department=part.department, result=result)
     pending = [p for p in parts if not p.result]
     if not pending:
         case.status, case.decided_at = CaseStatus.CLOSED, now
         session.add(case)
         session.add(ReviewDecision(case_id=case.id, action="办结", actor_id=sender.id, at=now))  # type: ignore[arg-type]
-        audit(session, now, sender, "case.joint_close", case)
+        audit(session, now, sender, "case.joint_close", f"case:{case.id}")
         # Keyed by the case alone: the applicant is told once, however the last part arrives.
         await notify(session, f"joint-closed:{case.id}", case.submitter_id,
                      Answer.of("sanling/joint_closed_notice", c=case, parts=parts), source="case")

@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import TZ, Clock, day_start
 from bot.identity import STAFF_ROLES, Sender, staff_ids
 from bot.config import Config
@@ -24,7 +25,7 @@ from bot.text import Args, fold
 from bot.calendar import WorkCalendar, calendar_for
 from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, anonymous_key
 from bot.notify import Notice, Notifier
-from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
+from storage.models import Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 
 router = Router()
@@ -113,16 +114,6 @@ async def staff_view(session: AsyncSession, inquiries: list[Inquiry], now: dt.da
     ]
 
 
-def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, inquiry: Inquiry,
-          **detail: object) -> AuditLog:
-    """An audit entry for a state change. The inquiry's text is never copied here, and for an
-    anonymous submission neither is the submitter."""
-    entry = AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else ANONYMOUS,
-                     action=action, target=f"inquiry:{inquiry.id}", detail=dict(detail))
-    session.add(entry)
-    return entry
-
-
 async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
     inquiry = await session.get(Inquiry, number)
     if inquiry is None:
@@ -184,7 +175,8 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: C
                       created_at=now)
     session.add(inquiry)
     await session.flush()
-    audit(session, now, None if anonymous else sender, "mailbox.submit", inquiry,
+    # An anonymous submission is audited without its writer (nor is any letter's text ever copied).
+    audit(session, now, Actor(ANONYMOUS) if anonymous else sender, "mailbox.submit", f"inquiry:{inquiry.id}",
           category=inquiry.category, anonymous=anonymous)
     # An anonymous letter goes to every staff member, its writer included: leaving the writer out
     # would single them out to their colleagues (issue 11). A signed letter need not tell its writer.
@@ -260,7 +252,7 @@ async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tai
     if old != category:
         inquiry.category = category
         session.add(inquiry)
-        audit(session, clock.now(), sender, "mailbox.category", inquiry, old=old, new=category)
+        audit(session, clock.now(), sender, "mailbox.category", f"inquiry:{inquiry.id}", old=old, new=category)
     return Answer.of("sanling/mailbox_recategorized", q=inquiry, old=old)
 
 
@@ -277,7 +269,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, notify: No
     now = clock.now()
     inquiry.status, inquiry.closed_at, inquiry.close_reason = InquiryStatus.CLOSED, now, reason
     session.add(inquiry)
-    entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
+    entry = audit(session, now, sender, "mailbox.close", f"inquiry:{inquiry.id}", reason=reason)
     await session.flush()
     notice = Answer.of("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
     await notify.many(session, [_to_writer(inquiry, "closed", entry.id, notice)])  # type: ignore[arg-type]
@@ -311,7 +303,7 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         inquiry.status, inquiry.answered_at = InquiryStatus.ANSWERED, now
         session.add(inquiry)
     await session.flush()
-    audit(session, now, sender, "mailbox.answer", inquiry, answer_id=reply.id, first=first)
+    audit(session, now, sender, "mailbox.answer", f"inquiry:{inquiry.id}", answer_id=reply.id, first=first)
     notice = Answer.of("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
     await notify.many(session, [_to_writer(inquiry, "answer", reply.id, notice)])  # type: ignore[arg-type]
     reachable = inquiry.submitter_id in await outbox.accounts(session, [inquiry.submitter_id])
