@@ -284,6 +284,11 @@ class Scheduler:
         now = self.services.clock.now()
         return {name: s.next_at_or_after(now) for name, s in self.schedules.items()}
 
+    def upcoming(self) -> list[tuple[dt.datetime, str, str]]:
+        """(next run, job name, what the job does), soonest first: what the console's 概览 lists."""
+        runs = sorted(((at, name) for name, at in self.next_runs().items() if at), key=lambda x: x[0])
+        return [(at, name, JOBS[name].description) for at, name in runs]
+
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "scheduler": {

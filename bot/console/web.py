@@ -37,7 +37,6 @@ from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABEL
 from handlers.mentoring.queries import review_status, week_compliance
 from handlers.mentoring.pairs import load_pairs
 from handlers.sanling.visits import visit_figures
-from scheduler.registry import JOBS
 from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
 
 from ..audit import audit
@@ -231,13 +230,12 @@ class Console:
             queue = await open_queue(session, now, self.services.calendar)
             signed, retired = await signup_counts(session)
             visits = await visit_figures(session, today)
-        runs = sorted(((at, name) for name, at in self.scheduler.next_runs().items() if at), key=lambda x: x[0])
+        runs = self.scheduler.upcoming()
         counts = await self.services.outbox.counts()
         problems = await self.services.outbox.problems(limit=5)
         return self.render("overview.html", visit, week=week, reviews=reviews, queue=queue,
                            overdue=sum(v["overdue"] for v in queue), signed=signed, retired=retired, visits=visits,
-                           runs=[(at.astimezone(self.services.clock.tz), name, JOBS[name].description)
-                                 for at, name in runs[:6]],
+                           runs=[(at.astimezone(self.services.clock.tz), name, what) for at, name, what in runs[:6]],
                            scheduling=self.services.config.schedule.enabled,
                            counts=counts, problems=problems, labels=OUTBOX_LABELS)
 
