@@ -1,15 +1,15 @@
 """No module imports upward. The layers are docs/ARCHITECTURE.md's, top to bottom:
 
-0. wiring — ``bot/app.py``, ``bot/cli.py`` and ``bot/demo.py`` (the CLI's ``demo`` command: it builds a
+1. wiring — ``bot/app.py``, ``bot/cli.py`` and ``bot/demo.py`` (the CLI's ``demo`` command: it builds a
    whole service with sample data, as ``serve`` does) may import anything;
-1. ``scheduler/`` (jobs, the outbox and its dispatchers, which hand rows to the channels);
-2. the front ends — ``bot/channels/`` and ``bot/console/`` (its pages, which call the domain query modules);
-3. ``bot/gateway.py``;
-4. ``handlers/`` (commands, and the domain query modules jobs and the console call);
-5. the core every layer above uses — the rest of ``bot/`` (router, render, notify, audit, identity,
+2. ``scheduler/`` (jobs, the outbox and its dispatchers, which hand rows to the channels);
+3. the front ends — ``bot/channels/`` and ``bot/console/`` (its pages, which call the domain query modules);
+4. ``bot/gateway.py``;
+5. ``handlers/`` (commands, and the domain query modules jobs and the console call);
+6. the core every layer above uses — the rest of ``bot/`` (router, render, notify, audit, identity,
    calendar, clock, config, the inbound/outbound contracts, services) and ``bot/console/auth.py`` (sign-in
    links and sessions, shared by the 控制台 command and the pages);
-6. ``storage/``, which imports nothing above it.
+7. ``storage/``, which imports nothing above it.
 
 A module may import its own layer or any below. Every ``import`` counts, those inside functions too:
 a lazy import upward is still the lower layer knowing the upper one.
@@ -30,21 +30,21 @@ WIRING = {"bot.app", "bot.cli", "bot.demo"}
 def layer(module: str) -> int:
     """The layer of a dotted module name of ours (see the module docstring)."""
     if module in WIRING:
-        return 0
-    if module == "bot.console.auth":
-        return 5
-    if module.startswith("scheduler"):
         return 1
-    if module.startswith(("bot.channels", "bot.console")):
-        return 2
-    if module == "bot.gateway":
-        return 3
-    if module.startswith("handlers"):
-        return 4
-    if module.startswith("bot"):
-        return 5
-    if module.startswith("storage"):
+    if module == "bot.console.auth":
         return 6
+    if module.startswith("scheduler"):
+        return 2
+    if module.startswith(("bot.channels", "bot.console")):
+        return 3
+    if module == "bot.gateway":
+        return 4
+    if module.startswith("handlers"):
+        return 5
+    if module.startswith("bot"):
+        return 6
+    if module.startswith("storage"):
+        return 7
     raise ValueError(module)
 
 
