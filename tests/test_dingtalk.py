@@ -22,10 +22,9 @@ from bot.channels.dingtalk import DingTalkChannel
 from bot.channels.dingtalk_api import ApiUsage, markdown_title, message_param
 from bot.channels.dingtalk_stream import StreamConnection
 from bot.clock import TZ
-from bot.inbound import Address, InboundMessage
+from bot.inbound import Address, InboundMessage, Outgoing
 from conftest import PAIRS_CSV, write
 from fakes.dingtalk_fixtures import configure_dingtalk
-from scheduler.outbox import Outgoing
 from scheduler.runner import run_job
 from storage.models import (ChatIdentity, ContactLog, DingTalkApiUsage, OutboxMessage, OutboxStatus, Person,
                             PlanItem, ProcessedMessage)

@@ -18,7 +18,8 @@ from bot.app import Bangdai
 from bot.channels.wecom_api import split_message
 from bot.config import Config, ConfigError, Secret
 from fakes.wecom import FakeWeCom, WeComCallbacks, point_at, serving
-from scheduler.outbox import Dispatcher, Outbox, Outgoing
+from bot.inbound import Outgoing
+from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
 from storage.models import ChatIdentity, ContactLog, OutboxMessage, OutboxStatus, Person, ProcessedMessage
 
