@@ -90,12 +90,15 @@ class Renderer:
 
     def text(self, template: str, **values: Any) -> Trusted:
         """The rendered message; Trusted, so a message built from other rendered pieces keeps them."""
-        return self._render(self.env.get_template(f"{template}.md"), values)
+        compiled = self.env.get_template(f"{template}.md")
+        return self._render(compiled, dict(compiled.globals), values)
 
-    def _render(self, compiled: jinja2.Template, values: dict[str, Any]) -> Trusted:
-        """The one place a template becomes text (replies, notices, jobs' messages)."""
+    def _render(self, compiled: jinja2.Template, globals_: dict[str, Any], values: dict[str, Any]) -> Trusted:
+        """The one place a template becomes text (replies, notices, jobs' messages). ``globals_`` is
+        the template's globals as one dict, which a caller rendering many times builds once."""
         try:
-            return Trusted("".join(compiled.root_render_func(compiled.new_context(values))).strip())
+            context = compiled.new_context({**globals_, **values}, shared=True)
+            return Trusted("".join(compiled.root_render_func(context)).strip())
         except Exception:
             self.env.handle_exception()  # re-raises with the template's own line in the traceback
 
@@ -107,7 +110,7 @@ class Renderer:
     def replies(self, answers: Iterable[Answer | Picture]) -> list[Reply]:
         """Many answers at once (a job writing to thousands of people): each template is loaded once
         and each distinct answer object rendered once — the same output as :meth:`reply`."""
-        compiled: dict[str, jinja2.Template] = {}
+        compiled: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
         done: dict[int, Reply] = {}
         out = []
         for answer in answers:
@@ -117,8 +120,9 @@ class Renderer:
                     reply = Reply(picture_body(answer.spec), "image")
                 else:
                     if answer.template not in compiled:
-                        compiled[answer.template] = self.env.get_template(f"{answer.template}.md")
-                    reply = Reply(self._render(compiled[answer.template], answer.values), answer.format)
+                        template = self.env.get_template(f"{answer.template}.md")
+                        compiled[answer.template] = template, dict(template.globals)
+                    reply = Reply(self._render(*compiled[answer.template], answer.values), answer.format)
                 done[id(answer)] = reply
             out.append(reply)
         return out
