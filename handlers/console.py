@@ -7,9 +7,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.console.auth import audit, console_base, end_sessions_of, issue_link
+from bot.audit import audit
+from bot.console.auth import console_base, end_sessions_of, issue_link
 from bot.identity import STAFF_ROLES, Sender
-from bot.router import Answer, Refusal, Router, UsageError
+from bot.router import Answer, Refusal, Router
 from bot.text import Args
 from handlers.args import nothing_more
 
