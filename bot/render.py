@@ -106,8 +106,8 @@ class Renderer:
 
     def reply(self, answer: Answer | Picture) -> Reply:
         if isinstance(answer, Picture):
-            return Reply(picture_body(answer.spec), "image")
-        return Reply(self.text(answer.template, **answer.values), answer.format)
+            return Reply(picture_body(answer.spec), "image", answer)
+        return Reply(self.text(answer.template, **answer.values), answer.format, answer)
 
 
 def picture_body(spec: dict[str, Any]) -> str:

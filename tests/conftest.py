@@ -23,6 +23,8 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import metadata
 
+from harness import Bot
+
 from fakes.dingtalk_fixtures import dingtalk, dingtalk_fake  # noqa: F401  (fixtures: a loopback DingTalk)
 
 PG_URL = os.environ.get("BANGDAI_TEST_DATABASE_URL", "")
@@ -110,6 +112,12 @@ async def services(config: Config, clock: FrozenClock):
     services = build_services(config, clock)
     yield services
     await services.db.close()
+
+
+@pytest.fixture
+def bot(services) -> Bot:
+    """The bot in process (tests/harness.py): ``await bot.ask("u1", "本周")`` gives the answers."""
+    return Bot(services)
 
 
 @pytest.fixture
