@@ -28,7 +28,11 @@ from harness import Bot
 
 from fakes.dingtalk_fixtures import dingtalk, dingtalk_fake  # noqa: F401  (fixtures: a loopback DingTalk)
 
-PG_URL = os.environ.get("BANGDAI_TEST_DATABASE_URL", "")
+# The PostgreSQL database .ci/run made; with pytest-xdist each worker (gw0, gw1…) has its own beside it,
+# made by ``template_db``, so workers never empty each other's tables.
+SHARED_PG_URL = os.environ.get("BANGDAI_TEST_DATABASE_URL", "")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+PG_URL = f"{SHARED_PG_URL}_{WORKER}" if SHARED_PG_URL and WORKER else SHARED_PG_URL
 # Thursday of ISO week 47, 2026: a working day, mid-quarter, far from holidays.
 DEFAULT_NOW = dt.datetime(2026, 11, 19, 10, 0, tzinfo=TZ)
 
@@ -52,6 +56,8 @@ PAIRS_CSV = """\
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Migrated once per run; each test gets a fresh copy (SQLite) or truncated tables (PostgreSQL)."""
     if PG_URL:
+        if PG_URL != SHARED_PG_URL:
+            _recreate_worker_database()
         upgrade(PG_URL)
         return PG_URL
     path = tmp_path_factory.mktemp("template") / "template.db"
@@ -61,6 +67,25 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     with sqlite3.connect(path) as raw:
         raw.execute("UPDATE installation SET created_at = ?", (INSTALLED,))
     return str(path)
+
+
+def _recreate_worker_database() -> None:
+    """This xdist worker's own PostgreSQL database, new for the run."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = make_url(PG_URL).database
+
+    async def run() -> None:
+        engine = create_async_engine(SHARED_PG_URL, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(run())
 
 
 _counter = itertools.count()
