@@ -1,7 +1,7 @@
 """DingTalk channel benchmark — run by hand, not a test.
 
     python bench/dingtalk_bench.py [--messages 3000] [--concurrency 50] [--rates 100,20] [--seconds 10]
-                                   [--database-url URL] [--hog] [--no-channel-row]
+                                   [--database-url URL] [--hog] [--no-channel-row] [--profile-serve FILE]
 
 Side by side in one run, each bot in its own process against the loopback fake DingTalk
 (``tests/fakes/dingtalk.py``) running in this process, all through the real ``dingtalk-stream`` SDK:
@@ -54,6 +54,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 from hog import Hog, LoadSampler, machine_line  # noqa: E402
 
 MENTEES = 100
+# ``bangdai`` under cProfile timed by CPU, not the wall clock: on a shared machine a wall-clock profile
+# charges the time the process waited for a core to whatever call it was preempted in.
+PROFILED = """import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["bangdai", *sys.argv[2:]]
+profile = cProfile.Profile(time.process_time)
+profile.enable()
+try:
+    runpy.run_module("bot.cli", run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
 
 
 # --- the echo bot (runs in its own process: ``--echo-bot API_BASE CLIENT_ID SECRET``) ---------------
@@ -183,6 +198,14 @@ async def measure(name: str, fake: FakeDingTalk, users: list[str], text, args, p
     return row
 
 
+def distinct(template: str):
+    """Texts that are never the same twice in a run (warm-up, saturated and paced phases alike): 记录
+    answers a repeat of the same contact within minutes with "只记一次" and writes nothing, which is
+    right for a person's double tap and wrong for a benchmark of the write."""
+    seq = itertools.count()
+    return lambda _i: template.format(next(seq))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -282,11 +305,12 @@ async def run_rows(args, work: Path, users: list[str], rows: list[dict]) -> None
             await fake.close()
     fake = await FakeDingTalk(ack_timeout=60).start()
     cfg = serve_config(work, "serve", url, fake)
-    proc = await start_process([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)], fake, str(work),
+    serve = ["-c", PROFILED, args.profile_serve] if args.profile_serve else ["-m", "bot.cli"]
+    proc = await start_process([sys.executable, *serve, "serve", "--config", str(cfg)], fake, str(work),
                                work / "serve.log")
     try:
         rows.append(await measure("Bangdai 本周", fake, users, lambda i: "本周", args, [proc.pid]))
-        rows.append(await measure("Bangdai 记录", fake, users, lambda i: f"记录 面谈 第{i}次交流", args, [proc.pid]))
+        rows.append(await measure("Bangdai 记录", fake, users, distinct("记录 面谈 第{}次交流"), args, [proc.pid]))
         wrong = [s.text for s in fake.sent if "已记录" not in s.text and "本周帮带情况" not in s.text]
         assert not wrong, wrong[:3]
     finally:
@@ -301,7 +325,7 @@ async def run_rows(args, work: Path, users: list[str], rows: list[dict]) -> None
                 cfg = serve_config(work, f"serve{n}", url, fake)
                 procs.append(await start_process([sys.executable, "-m", "bot.cli", "serve", "--config", str(cfg)],
                                                  fake, str(work), work / f"serve{n}.log", connections=n))
-            rows.append(await measure("Bangdai 记录, 2 processes", fake, users, lambda i: f"记录 电话 第{i}次沟通",
+            rows.append(await measure("Bangdai 记录, 2 processes", fake, users, distinct("记录 电话 第{}次沟通"),
                                       args, [p.pid for p in procs]))
         finally:
             for p in procs:
@@ -348,4 +372,7 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default="")
     parser.add_argument("--hog", action="store_true", help="keep one core busy with an unrelated process meanwhile")
     parser.add_argument("--no-channel-row", action="store_true", help="skip the channel-without-gateway row")
+    parser.add_argument("--profile-serve", default="", metavar="FILE",
+                        help="run the one-process `serve` under cProfile and write its profile to FILE "
+                             "(read it with python -m pstats; the CPU figures of that run are cProfile's)")
     asyncio.run(main(parser.parse_args()))

@@ -137,7 +137,7 @@ class ProgrammeConfig:
     lapsed_weeks: int = 2  # a 帮带 this many whole weeks without 面谈 is listed as lapsed
     duplicate_contact_minutes: int = 10  # the same contact sent again within this is recorded once
     county: str = "本县"  # the county's name, on pictures such as the monthly ranking
-    certificate_dir: str = "certificates"  # where 优秀导师 certificate PDFs are written (relative: to the working dir)
+    certificate_dir: str = "certificates"  # where 优秀导师 certificate PDFs are written (relative: to the config file)
     certificate_font: str = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"  # Debian fonts-noto-cjk
 
 
@@ -307,7 +307,9 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
             if not hasattr(config, section) or not isinstance(values, dict):
                 raise ConfigError(f"未知配置节 [{section}]")
             _apply(getattr(config, section), values, section)
-        config.database.url = sqlite_url_from(config.database.url, Path(path).resolve().parent)
+        folder = Path(path).resolve().parent
+        config.database.url = sqlite_url_from(config.database.url, folder)
+        config.programme.certificate_dir = str(folder / config.programme.certificate_dir)  # an absolute one stays
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.hot import Hot
 from storage.models import ProcessedMessage
 
 from .identity import Sender, resolve_sender, sender_for_person
@@ -28,7 +29,8 @@ from .text import Args, Trusted, clean, near_miss, normalise_inbound
 
 log = logging.getLogger(__name__)
 
-_REMEMBER = insert(ProcessedMessage.__table__)  # type: ignore[arg-type]
+_REMEMBER = Hot(insert(ProcessedMessage.__table__),  # type: ignore[arg-type]
+                keys=("channel", "sender_id", "msg_id", "received_at", "replies"))
 
 MESSAGES = Counter("bangdai_messages_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
 
@@ -156,10 +158,9 @@ class Gateway:
     async def _remember(self, session: AsyncSession, msg: InboundMessage, replies: list[Reply]) -> None:
         """Record the message as handled, with its replies, in the transaction of its effects. A
         concurrent copy of the same message fails here on the primary key, and its effects roll back."""
-        connection = await session.connection()  # Core, built once: every message runs it
-        await connection.execute(_REMEMBER, {"channel": msg.channel, "sender_id": msg.sender_id, "msg_id": msg.msg_id,
-                                             "received_at": self.services.clock.now(),
-                                             "replies": [r.as_dict() for r in replies]})
+        await _REMEMBER.rows(session, {"channel": msg.channel, "sender_id": msg.sender_id, "msg_id": msg.msg_id,
+                                       "received_at": self.services.clock.now(),
+                                       "replies": [r.as_dict() for r in replies]})
 
     async def _handle_once(self, msg: InboundMessage, as_person: int | None, said: list[str],
                            fetch: "_Prefetched | None" = None) -> list[Reply]:

@@ -123,6 +123,18 @@ class Commands(Protocol):
 class Router:
     def __init__(self) -> None:
         self.commands: list[Command] = []
+        self._words: tuple[int, dict[str, list[tuple[str, bool, Command]]]] | None = None
+
+    def _by_first_character(self) -> dict[str, list[tuple[str, bool, Command]]]:
+        """Every command word under its first character, in declaration order (rebuilt when commands
+        are added): :meth:`match` runs on every message and looks at the few words that can fit."""
+        if self._words is None or self._words[0] != len(self.commands):
+            words: dict[str, list[tuple[str, bool, Command]]] = {}
+            for cmd in self.commands:
+                for word, ascii_word in ((cmd.keyword, False), (cmd.alias, True)):
+                    words.setdefault(word[:1], []).append((word, ascii_word, cmd))
+            self._words = (len(self.commands), words)
+        return self._words[1]
 
     def command(
         self,
@@ -209,15 +221,15 @@ class Router:
         """
         head = fold(text[:16]).lower()
         best: tuple[int, Command] | None = None
-        for cmd in self.commands:
-            for word, ascii_word in ((cmd.keyword, False), (cmd.alias, True)):
-                if not head.startswith(word):
-                    continue
-                nxt = head[len(word):len(word) + 1]
-                if ascii_word and nxt and (nxt.isalnum() and nxt.isascii()):
-                    continue
-                if best is None or len(word) > best[0]:
-                    best = (len(word), cmd)
+        words = self._by_first_character()
+        for word, ascii_word, cmd in (*words.get("", ()), *(words.get(head[:1], ()) if head else ())):
+            if not head.startswith(word):
+                continue
+            nxt = head[len(word):len(word) + 1]
+            if ascii_word and nxt and (nxt.isalnum() and nxt.isascii()):
+                continue
+            if best is None or len(word) > best[0]:
+                best = (len(word), cmd)
         if best is None:
             return None
         length, cmd = best

@@ -16,11 +16,11 @@ def build_router() -> Router:
     """Every chat command, in the order 帮助 lists them within a role."""
     from handlers import console, people, stats
     from handlers.changqing import broadcast, projects, records, signup, squads
-    from handlers.mentoring import classes, contacts, pool, principles, staff
+    from handlers.mentoring import classes, contacts, pool, principles, staff, tags
     from handlers.sanling import cases, guides, joint, mailbox, reports, visits
 
     router = Router()
-    router.include(people.router, contacts.router, staff.router, principles.router, stats.router)
+    router.include(people.router, contacts.router, tags.router, staff.router, principles.router, stats.router)
     router.include(mailbox.router, visits.router, guides.router)
     router.include(cases.router, joint.router, reports.router)
     router.include(signup.router, broadcast.router, squads.router, records.router, projects.router)

@@ -29,6 +29,7 @@ from sqlalchemy import TextClause, event, select
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.hot import Hot
 from storage.models.system import DirectoryVersion
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ T = TypeVar("T")
 DIRECTORY_TABLES = ("unit", "person", "personrole", "chatidentity", "pairing", "pairingmentor")
 
 _KEY = "bangdai.directory"
-_VERSION = select(DirectoryVersion.__table__.c.value).where(DirectoryVersion.__table__.c.id == 1)  # type: ignore[attr-defined]
+_VERSION = Hot(select(DirectoryVersion.__table__.c.value).where(DirectoryVersion.__table__.c.id == 1))  # type: ignore[attr-defined]
 _WRITES = re.compile(r"\s*(insert|update|delete|replace|with)\b", re.IGNORECASE)
 MAX_ENTRIES = 20_000  # a county's roster is a few thousand people; past this the memo starts over
 
@@ -50,8 +51,10 @@ class DirectoryCache:
 
     async def begin(self, session: AsyncSession) -> None:
         """Read the directory version in this session's transaction and let the session use the memo."""
-        connection = await session.connection()
-        version = (await connection.execute(_VERSION)).scalar() or 0
+        self.use(session, await _VERSION.scalar(session) or 0)
+
+    def use(self, session: AsyncSession, version: int) -> None:
+        """Let the session use the memo as of ``version``, the directory version its transaction read."""
         if self.version is None or version > self.version:
             self.entries.clear()
             self.version = version

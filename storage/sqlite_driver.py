@@ -56,6 +56,10 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
         "database is locked" in str(exc)
 
 
+def _begin_immediate(raw: sqlite3.Connection, _method: str, operation: str, _parameters: Any) -> None:
+    raw.execute(operation)
+
+
 class Cursor:
     """A cursor whose ``execute`` runs the statement and fetches its first rows in one trip to the
     thread — all of them for the usual small result; a big one (an export, ``stream()``) stays open in
@@ -197,6 +201,10 @@ class Connection:
                     raw.set_progress_handler(None, 0)
             await asyncio.sleep(delay)  # another process holds the write lock: wait without the loop
             delay = min(delay * 2, 0.05)
+
+    async def begin_immediate(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting (off the loop) while another process holds the write lock."""
+        await self.statement(_begin_immediate, "execute", "BEGIN IMMEDIATE", ())
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         raw = self._connection

@@ -113,6 +113,15 @@ class Browser:
 
         return urlsplit(await self._run(lambda: self.driver.current_url)).path
 
+    async def resize(self, size: tuple[int, int]) -> None:
+        await self._run(self.driver.set_window_size, *size)
+
+    async def overflow(self) -> int:
+        """How many pixels the page is wider than the window (0: nothing to scroll sideways but tables,
+        which scroll inside their own box)."""
+        return await self._run(lambda: self.driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
     async def shot(self, name: str, size: tuple[int, int] = DESKTOP) -> None:
         """Keep a screenshot of the whole page (when BANGDAI_CONSOLE_SHOTS names a folder)."""
         if not SHOTS:

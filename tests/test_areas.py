@@ -95,3 +95,62 @@ async def test_quarter_coverage_flags_untouched_areas_and_is_exported(chat, serv
     assert sheet[("2026-Q3", "李娜")] == [1, 1, 1, 1, 1, None]
     assert sheet[("2026-Q3", "赵强")] == [0, 0, 1, 0, 0, "思想、群众、财富、治理"]
     assert sheet[("2026-Q4", "赵强")][-1] == "思想、群众、党建、财富、治理"
+
+
+# --- the one-tap picker: 标注 -----------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("seeded")
+async def test_each_offered_area_sent_back_tags_the_last_contact_or_plan_item(chat, services):
+    from test_hints_sendable import hints
+
+    logged = await chat.say("u3", "记录 面谈 一起研究支部换届")
+    offered = [h for h in hints(logged) if h.startswith("标注")]
+    assert offered == [f"标注 #{tag}" for tag in ("思想", "群众", "党建", "财富", "治理")]
+    for hint, tag in zip(offered, ("思想", "群众", "党建", "财富", "治理")):
+        reply = await chat.say("u3", hint)  # sent back verbatim, as a tap sends it
+        assert reply.startswith("已把 11月19日 的面谈记录（一起研究支部换届）标为 #" + tag), reply
+        [log] = await rows(services, ContactLog)
+        assert log.area == tag
+    assert "标为 #思想（带思想情怀助扎根），原为 #治理" in await chat.say("u3", "标注 #思想")
+    assert "标注" not in await chat.say("u3", "记录 电话 #群众 下村接访")  # tagged already: nothing offered
+    assert "标为 #党建" in await chat.say("u3", "标注 党建")  # the bare word and the full name do too
+    assert "标为 #治理（带基层治理促和谐）" in await chat.say("u3", "标注 #带基层治理促和谐")
+    assert [c.area for c in await rows(services, ContactLog)] == ["思想", "治理"]  # only the latest one changed
+
+    added = await chat.say("u3", "计划 添加 跑一个村集体经济项目")
+    offered = [h for h in hints(added) if h.startswith("标注")]
+    assert offered == [f"标注 计划 #{tag}" for tag in ("思想", "群众", "党建", "财富", "治理")]
+    assert "已把培养计划第 1 项（跑一个村集体经济项目）标为 #财富" in await chat.say("u3", offered[3])
+    [item] = await rows(services, PlanItem)
+    assert item.area == "财富"
+    staff = await chat.say("u5", "本周")
+    assert "思想 1、群众 0、党建 0、财富 1、治理 1" in staff  # coverage counts what was tapped
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize("user,text,expect", [
+    ("u3", "标注", "请写上领域标签"),
+    ("u3", "标注 计划", "请写上领域标签"),
+    ("u3", "标注 #经济", "不认识领域标签“经济”"),
+    ("u3", "标注 #党建 #治理", "且只写一个"),
+    ("u3", "标注 #党建 多写了", "标注只写一个领域标签"),
+    ("u3", "标注 #党建", "您还没有记录过联系"),
+    ("u3", "标注 计划 #财富", "您还没有添加过培养计划"),
+    ("u5", "标注 #党建", "仅限"),
+])
+async def test_tag_wrong_forms(chat, services, user, text, expect):
+    assert expect in await chat.say(user, text)
+    assert await rows(services, ContactLog) == [] and await rows(services, PlanItem) == []
+
+
+async def test_a_tap_on_an_area_in_dingtalk_tags_the_contact(dingtalk, seeded, services):
+    fake = dingtalk.fake
+    assert "绑定成功" in await fake.say("dt_lina", "绑定 李娜 3456")
+    pushed = await fake.push_text("dt_lina", "记录 面谈 谈心谈话")
+    [logged] = await fake.wait_reply(pushed)
+    assert logged.links()["#党建"] == "标注 #党建" and len(logged.links()) == 6  # 本周 and the five areas
+    tapped = await fake.tap(logged, "#党建")  # DingTalk sends the link's content as 李娜's own message
+    [answer] = await fake.wait_reply(tapped)
+    assert "标为 #党建" in answer.text
+    [log] = await rows(services, ContactLog)
+    assert log.area == "党建"

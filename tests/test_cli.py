@@ -198,8 +198,8 @@ def test_certificates_from_the_cli(cfg, tmp_path):
     this_year = str(dt.date.today().year)
     unset = bangdai("certificates", this_year, "--config", str(cfg))
     assert unset.returncode == 2 and "[programme] county" in unset.stderr
-    cfg.write_text(cfg.read_text(encoding="utf-8") + f'[programme]\ncounty = "常山县"\ncertificate_dir = "{tmp_path}/certs"\n',
-                   encoding="utf-8")
+    cfg.write_text(cfg.read_text(encoding="utf-8") + f'[programme]\ncounty = "常山县"\ncertificate_dir = "certs"\n',
+                   encoding="utf-8")  # relative: beside the config file, not where the command runs
     bangdai("do", "--as", "陈静", "考核", "李娜", "优秀", "--config", str(cfg))
     made = bangdai("certificates", this_year, "--config", str(cfg))
     assert made.returncode == 0 and "王芳：" in made.stdout and "新颁发，已排队私信" in made.stdout, made.stderr

@@ -65,9 +65,11 @@ def test_example_file_documents_every_key_with_its_default():
         obj = getattr(defaults, section)
         assert set(values) == {f.name for f in dataclasses.fields(obj)}, section
     loaded = load_config(REPO_ROOT / "config.example.toml", environ={})
-    # The one difference: its relative SQLite file is the config file's neighbour.
+    # The differences: its relative SQLite file and certificate folder are the config file's neighbours.
     assert loaded.database.url == f"sqlite+aiosqlite:///{REPO_ROOT}/bangdai.db"
+    assert loaded.programme.certificate_dir == f"{REPO_ROOT}/certificates"
     loaded.database.url = Config().database.url
+    loaded.programme.certificate_dir = Config().programme.certificate_dir
     assert loaded == load_config(None, environ={})
 
 
@@ -78,6 +80,7 @@ def test_a_relative_sqlite_file_is_beside_the_config_and_console_numbers_are_tak
                     'corp_id = "ww1"\n', encoding="utf-8")
     config = load_config(path, environ={})
     assert config.database.url == f"sqlite+aiosqlite:///{tmp_path}/conf/data/b.db"
+    assert config.programme.certificate_dir == f"{tmp_path}/conf/certificates"  # wherever the command runs
     assert config.wecom.agent_id == "1000002"
     env = {"BANGDAI_DATABASE__URL": "sqlite+aiosqlite:////srv/b.db"}
     assert load_config(path, environ=env).database.url == "sqlite+aiosqlite:////srv/b.db"

@@ -14,7 +14,8 @@ from console_support import STAFF, chat_link, programme  # noqa: F401  (fixture)
 from storage.models import AuditLog, ConsoleLink, ConsoleSession, Inquiry, InquiryStatus, PersonRole
 
 PAGES = ["/console/", "/console/pairs", "/console/pairs/3", "/console/mailbox", "/console/mailbox/1",
-         "/console/changqing", "/console/data", "/console/outbox", "/console/data/export.xlsx"]
+         "/console/changqing", "/console/data", "/console/outbox", "/console/data/export.xlsx", "/console/mentors",
+         "/console/changqing/people/7"]
 
 
 def token(link: str) -> str:
@@ -360,3 +361,137 @@ async def test_pair_figures_are_the_exports(client, chat, programme, tmp_path):
     html = await (await client.get("/console/pairs")).text()
     shown = dict(re.findall(r'/console/pairs/\d+">([^<]+)</a>.*?<td class="num">(?:<span class="warn">)?(\d+)', html, re.S))
     assert shown == {name: str(weeks) for name, weeks in exported.items()} == {"李娜": "0", "赵强": "38"}
+
+
+# --- issue 18's figures: each is the chat's (or the export's) for the same data ------------------------------
+
+async def exported(client, tmp_path, sheet: str) -> list[dict]:
+    from openpyxl import load_workbook
+
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(await (await client.get("/console/data/export.xlsx")).read())
+    rows = list(load_workbook(path)[sheet].iter_rows(values_only=True))
+    return [dict(zip(rows[0], row)) for row in rows[1:]]
+
+
+def section(html: str, element_id: str) -> str:
+    return re.search(rf'<(\w+) id="{element_id}"[^>]*>(.*?)</\1>', html, re.S).group(2)
+
+
+async def test_overview_lists_a_poor_review_for_re_pairing_with_the_mentors_report(client, chat, programme, tmp_path):
+    assert "徒弟 赵强" in await chat.say("u1", "季评 汇报 赵强 工作：见面少 问题：<b>群众工作</b>经验不足 整改：每周面谈")
+    assert "待调整结对" in await chat.say(STAFF, "季评 赵强 差 帮带不到位")
+    await log_in(client, chat)
+    overview = await (await client.get("/console/")).text()
+    listed = re.findall(r'href="/console/pairs/(\d+)"', section(overview, "rematch"))
+    marked = [r["徒弟"] for r in await exported(client, tmp_path, "季评") if r["待调整结对"] == "是"]
+    assert marked == ["赵强"] and listed == ["4"] and cell(overview, "rematch-count") == "1"
+    shown = plain(section(overview, "rematch"))
+    assert "张伟 — 赵强" in shown and "2026-Q4 差 帮带不到位" in shown
+    assert "导师 张伟 的季评汇报" in shown and "存在问题 &lt;b&gt;群众工作&lt;/b&gt;经验不足" in shown and "整改方向 每周面谈" in shown
+    assert "<b>群众工作" not in overview  # the report is escaped
+    assert "李娜" not in shown  # rated 较好
+    # a new mentor takes 赵强 off the list, on the page as in the export
+    assert "由 张伟 改为 王芳" in await chat.say(STAFF, "结对 赵强 王芳 调整导师")
+    overview = await (await client.get("/console/")).text()
+    assert cell(overview, "rematch-count") == "0" and "没有季评为“差”" in overview
+    assert [r for r in await exported(client, tmp_path, "季评") if r["待调整结对"] == "是"] == []
+
+
+async def test_the_mentor_pool_and_classes_page_shows_the_chats_figures(client, chat, programme):
+    assert "已收到您的导师自荐" in await chat.say("u6", "导师 自荐 在乡镇工作<i>二十年</i>")
+    assert "已记录导师激励" in await chat.say(STAFF, "导师 激励 张伟 补助 2026-11 300")
+    assert "已记录导师激励" in await chat.say(STAFF, "导师 激励 张伟 体检 2026年度健康体检")
+    reply = await chat.say("u1", "课堂 新建 12月5日 14:30 湖镇镇现场教学点 基层信访工作方法")
+    assert "已新建开放型课堂 #1" in reply
+    assert "已报名课堂 #1" in await chat.say("u2", "课堂 报名 #1")
+    pool = await chat.say(STAFF, "导师 库")
+    one = await chat.say(STAFF, "课堂 #1")
+    await log_in(client, chat)
+    page = await (await client.get("/console/mentors")).text()
+    assert '<a href="/console/mentors" class="on">导师库</a>' in page
+    rows = {plain(m.group(2)).split()[0]: m.group(2)
+            for m in re.finditer(r'<tr data-person="(\d+)">(.*?)</tr>', section(page, "pool"), re.S)}
+    assert list(rows) == ["张伟", "王芳", "周敏"]  # mentors first, then the pending application
+    for name in ("张伟", "王芳"):
+        year, total = re.search(rf"- {name}.*?2026 年辅导 (\d+) 次（累计 (\d+) 次）", pool).groups()
+        assert (cell(rows[name], "") if False else re.search(r'contacts-year">(\d+)', rows[name]).group(1),
+                re.search(r'contacts-total">(\d+)', rows[name]).group(1)) == (year, total)
+    assert "补助 1 次共 300 元" in pool and "补助合计 300 元" in rows["张伟"] and "体检" in rows["张伟"]
+    assert "李娜" in plain(rows["张伟"]) and "赵强" in plain(rows["张伟"])
+    assert "待审核" in rows["周敏"] and "&lt;i&gt;二十年" in rows["周敏"]
+    signed, came = re.search(r"报名 (\d+) 人，已签到 (\d+) 人：(\S+)。", one).groups()[:2]
+    row = re.search(r'<tr data-class="1">(.*?)</tr>', page, re.S).group(1)
+    assert re.search(r'class="num signed">(\d+)', row).group(1) == signed == "1"
+    assert re.search(r'class="num came">(\d+)', row).group(1) == came == "0"
+    assert "李娜" in plain(row) and "湖镇镇现场教学点" in row and "2026-12-05 14:30" in row
+    assert one.split("签到码：")[1][:4] not in page  # the check-in code stays in the chat
+
+
+async def test_the_changqing_page_shows_scores_archives_and_follow_ups(client, chat, programme):
+    assert "已登记实绩 #1 的参与人：李忠兴、赵建国" in await chat.say("r1", "实绩 参与 #1 李忠兴、赵建国")
+    assert "已为 招商一组 关联" in await chat.say(STAFF, "跟进 关联 招商一组 万洋众创、华友钴业")
+    assert "已记录 万洋众创 的跟进" in await chat.say("r2", "跟进 万洋众创 协调二期厂房验收")
+    scores = await chat.say(STAFF, "实绩 考核")
+    archive = await chat.say(STAFF, "实绩 档案 赵建国")
+    follow_ups = await chat.say(STAFF, "跟进")
+    await log_in(client, chat)
+    page = await (await client.get("/console/changqing")).text()
+    shown = [plain(r).split() for r in re.findall(r"<tr><td class=\"num\">(.*?)</tr>", section(page, "scores"), re.S)]
+    said = re.findall(r"^(\d+)\. (\S+?)(?:（(\S+)）)?：(\S+) 分，(\d+) 项$", scores, re.M)
+    assert [(r[0], r[1], r[2] if r[2] != "—" else "", float(r[4]), r[3]) for r in shown] == [
+        (rank, name, squad, float(score), count) for rank, name, squad, score, count in said]
+    assert said[0][:2] == ("1", "李忠兴") and len(said) == 3
+    person = re.search(r'href="(/console/changqing/people/\d+\?year=2026)">赵建国<', page).group(1)
+    mine = await (await client.get(person)).text()
+    count, score, rank = re.search(r"参与实绩 (\d+) 项，专项考核得分 (\S+)（第 (\d+) 名）", archive).groups()
+    assert (cell(mine, "archive-count"), cell(mine, "archive-score"), cell(mine, "archive-rank")) == (count, score, rank)
+    assert "协调万洋众创项目土地指标" in section(mine, "archive") and "李忠兴、赵建国" in section(mine, "archive")
+    projects = plain(section(page, "projects"))
+    for name, n in re.findall(r"- (\S+)（招商一组）：跟进 (\d+) 次", follow_ups):
+        assert f"{name} 招商一组 {n}" in projects
+    assert "万洋众创 招商一组 1 11月19日 ：协调二期厂房验收" in projects and "华友钴业 招商一组 0 还没有跟进" in projects
+    # another year: nothing counted yet, as the chat says
+    assert "2025 年还没有常青藤成员和实绩" not in await chat.say(STAFF, "实绩 考核 2025")
+    earlier = await (await client.get("/console/changqing?year=2025")).text()
+    assert "2025 年专项考核" in earlier and "0 分" not in earlier
+
+
+async def test_the_pairs_show_five_area_coverage_and_flag_a_quarter_untouched(client, chat, programme, tmp_path):
+    assert "#党建" in await chat.say("u1", "记录 李娜 面谈 #党建 一起研究支部换届")
+    assert "#财富" in await chat.say("u1", "计划 李娜 添加 #财富 跑一个村集体经济项目")
+    staff_week = await chat.say(STAFF, "本周")
+    await log_in(client, chat)
+    listing = await (await client.get("/console/pairs")).text()
+    cells = dict(re.findall(r'data-pair="(\d+)">(.*?)</td>', listing, re.S))
+    coverage = {(r["季度"], r["徒弟"]): r for r in await exported(client, tmp_path, "五带覆盖")}
+    per_area = dict(re.findall(r"(思想|群众|党建|财富|治理) (\d+)", staff_week.split("五带覆盖")[1]))
+    for pid, name in (("1", "李娜"), ("2", "赵强")):
+        now = coverage[("2026-Q4", name)]
+        for tag, full in (("思想", "带思想情怀助扎根"), ("党建", "带基层党建筑堡垒"), ("财富", "带财富振兴强成长")):
+            assert f">{tag} {now[full]}<" in cells[pid]
+        # 2026-Q3 went by with no tagged contact: every area flagged, as the export's 未涉及 says
+        assert f"2026-Q3 未涉及：{coverage[('2026-Q3', name)]['未涉及']}" in plain(cells[pid])
+    assert per_area["党建"] == "1" and ">党建 1<" in cells["1"] and ">党建 0<" in cells["2"]
+    assert ">财富 1<" in cells["1"] and per_area["财富"] == "1"
+    pair = await (await client.get("/console/pairs/3")).text()
+    row = plain(re.search(r'<tr id="areas-2026-Q4">(.*?)</tr>', pair, re.S).group(1))
+    assert row.strip() == "2026-Q4 （至今） 0 0 1 1 0 思想、群众、治理"
+    assert "#党建" in section(pair, "contacts")
+
+
+async def test_wrong_page_and_year_parameters_get_a_clear_page(client, chat, programme):
+    await log_in(client, chat)
+    for path in ("/console/changqing?year=abc", "/console/changqing?year=1999", "/console/changqing?year=2099",
+                 "/console/changqing/people/7?year=%3Cb%3E"):
+        resp = await client.get(path)
+        text = await resp.text()
+        assert resp.status == 200 and "不对（可查 2000 年至今年），下面是 2026 年" in text, path
+    assert "“&lt;b&gt;”不对" in text  # what was asked is shown escaped
+    for path in ("/console/changqing?spage=-1&ppage=x&page=0", "/console/mentors?page=0&cpage=abc",
+                 "/console/mentors?page=99999999999999999999&cpage=1e9", "/console/pairs?page=99999999999999999999"):
+        resp = await client.get(path)
+        assert resp.status == 200, (path, await resp.text())
+    assert "导师库还是空的" not in await (await client.get("/console/mentors?page=0")).text()
+    assert (await client.get("/console/changqing/people/999")).status == 404
+    assert (await client.get("/console/changqing/people/99999999999999999999")).status == 404

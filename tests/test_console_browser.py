@@ -167,3 +167,74 @@ async def test_reused_and_expired_links_are_refused_in_the_browser(driver, clien
     assert "已过期" in await b.text("#refused")
     await b.open("/console/")
     assert "请先登录" in await b.text()
+
+
+async def test_the_programme_pages_at_phone_width_show_the_chats_figures(driver, client, chat, programme):
+    """Issue 18's pages on a phone: the 待调整 list with the mentor's report, the pool and classes, the
+    专项考核 and a person's archive, the five areas — each figure as the chat gives it."""
+    said = [  # what each says, and what the answer says when it was done
+        ("u1", "季评 汇报 赵强 工作：见面少 问题：群众工作经验不足 整改：每周面谈 下步：多下村", "已收到"),
+        ("u5", "季评 赵强 差 帮带流于形式", "待调整结对"),
+        ("u1", "记录 李娜 面谈 #党建 一起研究支部换届", "#党建"),
+        ("u6", "导师 自荐 在乡镇工作二十年，愿意带年轻干部", "已收到您的导师自荐"),
+        ("u5", "导师 激励 张伟 补助 2026-11 300", "已记录导师激励"),
+        ("u1", "课堂 新建 12月5日 14:30 湖镇镇现场教学点 基层信访工作方法", "已新建开放型课堂 #1"),
+        ("u2", "课堂 报名 #1", "已报名课堂 #1"),
+        ("r1", "实绩 参与 #1 李忠兴、赵建国", "已登记实绩 #1 的参与人"),
+        ("u5", "跟进 关联 招商一组 万洋众创、华友钴业", "已为 招商一组 关联"),
+        ("r2", "跟进 万洋众创 协调二期厂房验收", "已记录 万洋众创 的跟进"),
+    ]
+    for user, text, done in said:
+        reply = await chat.say(user, text)
+        assert done in reply, (user, text, reply)
+    pool = await chat.say("u5", "导师 库")
+    archive = await chat.say("u5", "实绩 档案 赵建国")
+    b = Browser(driver, client)
+    await b._run(driver.delete_all_cookies)
+    await b.open(await chat_link(chat))
+    await b.click("#enter")
+    await b.resize(PHONE)
+
+    # 概览: the 待调整 list, the mentor's report in view
+    rematch = await b.text("#rematch")
+    assert "张伟 — 赵强" in rematch and "2026-Q4 差" in rematch and "群众工作经验不足" in rematch
+    assert await b.text("#rematch-count") == "1" and await b.overflow() == 0
+    await b.shot("overview-rematch-phone", PHONE)
+
+    # 导师库 / 课堂, from the nav
+    await b.click("header nav a[href='/console/mentors']")
+    assert await b.path() == "/console/mentors" and await b.overflow() == 0
+    year, total = re.search(r"- 张伟.*?2026 年辅导 (\d+) 次（累计 (\d+) 次）", pool).groups()
+    assert await b.text("#pool tr[data-person='1'] .contacts-year") == year
+    assert await b.text("#pool tr[data-person='1'] .contacts-total") == total
+    assert "补助合计 300 元" in await b.text("#pool tr[data-person='1']")
+    assert "待审核" in await b.text("#pool tr[data-person='6']")
+    assert await b.text("#classes tr[data-class='1'] .signed") == "1" and "李娜" in await b.text("#classes")
+    await b.shot("mentors-phone", PHONE)
+    await b.shot("mentors")
+
+    # 常青藤: 专项考核, then a person's archive
+    await b.resize(PHONE)
+    await b.open("/console/changqing")
+    assert "李忠兴" in (await b.texts("#scores tr"))[1] and await b.overflow() == 0
+    assert "万洋众创" in await b.text("#projects") and "协调二期厂房验收" in await b.text("#projects")
+    await b.shot("changqing-phone", PHONE)
+    await b.click("#scores a[href^='/console/changqing/people/8']")  # 赵建国
+    count, score, rank = re.search(r"参与实绩 (\d+) 项，专项考核得分 (\S+)（第 (\d+) 名）", archive).groups()
+    assert (await b.text("#archive-count"), await b.text("#archive-rank")) == (count, rank)
+    assert float(await b.text("#archive-score")) == float(score)
+    assert "协调万洋众创项目土地指标" in await b.text("#archive") and await b.overflow() == 0
+    await b.shot("changqing-person-phone", PHONE)
+
+    # 帮带: five areas this quarter, last quarter's gaps flagged
+    await b.resize(PHONE)
+    await b.open("/console/pairs")
+    cells = await b.texts("#pairs .area-cell")
+    assert any("党建 1" in c for c in cells) and all("2026-Q3 未涉及" in c for c in cells)
+    assert await b.overflow() == 0
+    await b.shot("pairs-areas-phone", PHONE)
+    await b.shot("pairs-areas")
+    await b.open("/console/pairs/3")
+    assert "0 0 1 0 0" in await b.text("#areas-2026-Q4")
+    await b.shot("pair-areas-phone", PHONE)
+    await b.resize((1280, 900))

@@ -161,7 +161,7 @@ async def test_a_pending_directory_change_is_seen_by_its_own_session(services):
 
 
 class _VersionOnly:
-    """Just enough of a session for DirectoryCache.begin and memo: a version read that returns ``v``."""
+    """Just enough of a session for DirectoryCache.use and memo, as of directory version ``version``."""
 
     class _Sync:
         def __init__(self) -> None:
@@ -175,18 +175,6 @@ class _VersionOnly:
         self.version = version
         self.sync_session = self._Sync()
 
-    async def connection(self):
-        version = self.version
-
-        class _Connection:
-            async def execute(self, _statement):
-                class _Result:
-                    def scalar(self):
-                        return version
-                return _Result()
-
-        return _Connection()
-
 
 async def test_the_memo_never_goes_back_to_an_older_version():
     """Found in review: on PostgreSQL two messages' version reads can finish out of order; the one that
@@ -197,11 +185,11 @@ async def test_the_memo_never_goes_back_to_an_older_version():
         return v
 
     cache = DirectoryCache()
-    await cache.begin(_VersionOnly(5))
+    cache.use(_VersionOnly(5), 5)  # type: ignore[arg-type]
     newer = _VersionOnly(6)
-    await cache.begin(newer)
+    cache.use(newer, 6)  # type: ignore[arg-type]
     older = _VersionOnly(5)
-    await cache.begin(older)  # its read started before the change committed and arrived last
+    cache.use(older, 5)  # type: ignore[arg-type]  # its read started before the change committed and arrived last
     assert cache.version == 6
     assert await memo(older, "k", lambda: value("OLD"), lambda v: []) == "OLD"
     _after_commit(older.sync_session)  # type: ignore[arg-type]

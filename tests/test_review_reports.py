@@ -88,6 +88,11 @@ async def test_a_poor_review_lists_the_bangdai_for_re_pairing_until_re_paired(ch
     await chat.say("u5", "结对 赵强 王芳 季评为差")
     async with services.db.transaction() as s:
         assert await rematch_candidates(s, clock.today()) == []
+    await chat.say("u5", "季评 赵强 差")  # rated 差 and re-paired later the same day: cleared too (terms are dated by day)
+    clock.set(at(2026, 11, 24, 11))
+    await chat.say("u5", "结对 赵强 张伟 再次调整")
+    async with services.db.transaction() as s:
+        assert await rematch_candidates(s, clock.today()) == []
     clock.set(at(2026, 11, 30, 9))
     await run_job(services, "weekly_digest", clock.now())
     digests = await rows(services, OutboxMessage, OutboxMessage.source == "weekly_digest", OutboxMessage.format != "image")

@@ -38,14 +38,14 @@ from handlers.mentoring.pairs import load_pairs
 from handlers.sanling.visits import visit_figures
 from scheduler.calendar import calendar_for
 from scheduler.registry import JOBS
-from storage.models import Inquiry, InquiryAnswer, OutboxStatus, Person
+from storage.models import AREAS, REPORT_ITEMS, Inquiry, InquiryAnswer, OutboxStatus, Person
 
 from ..clock import period_name
 from ..inbound import InboundMessage
 from ..render import _cn_date, _percent, _weekday
 from ..services import Services
 from ..text import mask_phone
-from . import auth, mentoring_view
+from . import auth, mentoring_view, programme_view
 
 COOKIE = "bangdai_console"
 PAGE_SIZE = 50
@@ -54,6 +54,7 @@ UPLOAD_SUFFIXES = (".xlsx", ".csv")
 UPLOAD_MINUTES = 30
 OUTBOX_LABELS = {"queued": "排队", "sending": "发送中", "sent": "已发送", "failed": "失败", "undeliverable": "无法送达"}
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+_YEAR = re.compile(r"^\d{4}$")
 _SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
 
 
@@ -151,7 +152,9 @@ class Console:
         r.add_get("/console/mailbox", self.mailbox)
         r.add_get("/console/mailbox/{number:\\d+}", self.inquiry)
         r.add_post("/console/mailbox/{number:\\d+}/{action:answer|category|close}", self.inquiry_action)
+        r.add_get("/console/mentors", self.mentors)
         r.add_get("/console/changqing", self.changqing)
+        r.add_get("/console/changqing/people/{person_id:\\d{1,9}}", self.changqing_person)
         r.add_get("/console/data", self.data)
         r.add_post("/console/data/check", self.data_check)
         r.add_post("/console/data/confirm", self.data_confirm)
@@ -230,6 +233,7 @@ class Console:
             queue = await open_queue(session, now, calendar_for(self.services.config))
             signed, retired = await signup_counts(session)
             visits = await visit_figures(session, today)
+            rematch = await programme_view.rematch_rows(session, today, views)
         runs = sorted(((at, name) for name, at in self.scheduler.next_runs().items() if at), key=lambda x: x[0])
         counts = await self.services.outbox.counts()
         problems = await self.services.outbox.problems(limit=5)
@@ -238,7 +242,8 @@ class Console:
                            runs=[(at.astimezone(self.services.clock.tz), name, JOBS[name].description)
                                  for at, name in runs[:6]],
                            scheduling=self.services.config.schedule.enabled,
-                           counts=counts, problems=problems, labels=OUTBOX_LABELS)
+                           counts=counts, problems=problems, labels=OUTBOX_LABELS, rematch=rematch,
+                           items=REPORT_ITEMS)
 
     # --- 帮带 ------------------------------------------------------------------------------------
 
@@ -247,12 +252,13 @@ class Console:
         today = self.services.clock.today()
         unit_id = _int(request.query.get("unit"))
         state = request.query.get("state") if request.query.get("state") in mentoring_view.STATES else None
-        page = max(_int(request.query.get("page"), 1) or 1, 1)
+        page = _page(request, "page")
         async with self.services.db.transaction() as session:
             records, total, units = await mentoring_view.mentee_records(
                 session, today, unit_id=unit_id, state=state, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+            areas = await programme_view.areas_of(session, [r.view for r in records], today)
         return self.render("pairs.html", visit, records=records, total=total, units=units, unit_id=unit_id,
-                           state=state, states=mentoring_view.STATES, page=page,
+                           state=state, states=mentoring_view.STATES, page=page, areas=areas, area_names=AREAS,
                            query={"unit": unit_id or "", "state": state or ""})
 
     @staff_only
@@ -261,9 +267,23 @@ class Console:
         async with self.services.db.transaction() as session:
             history = await mentoring_view.mentee_history(session, int(request.match_info["mentee_id"]), today,
                                                           self.services.config.programme.bundle_min_months)
+            areas = await programme_view.areas_of(session, [history.record.view], today) if history else None
         if history is None:
             return self.render("not_found.html", visit=visit, status=404, what="帮带")
-        return self.render("pair.html", visit, h=history)
+        return self.render("pair.html", visit, h=history, areas=areas, area_names=AREAS)
+
+    # --- 导师库 / 课堂 -------------------------------------------------------------------------------
+
+    @staff_only
+    async def mentors(self, request: web.Request, visit: StaffVisit) -> web.Response:
+        """导师库 (``导师 库``) and the open classes (``课堂 #编号``), each paged on its own."""
+        today = self.services.clock.today()
+        page, cpage = _page(request, "page"), _page(request, "cpage")
+        async with self.services.db.transaction() as session:
+            entries, total = await programme_view.pool_page(session, today, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+            classes, classes_total = await programme_view.class_page(session, (cpage - 1) * PAGE_SIZE, PAGE_SIZE)
+        return self.render("mentors.html", visit, entries=entries, total=total, page=page, classes=classes,
+                           classes_total=classes_total, cpage=cpage, query={"cpage": cpage}, cquery={"page": page})
 
     # --- 信箱 ------------------------------------------------------------------------------------
 
@@ -271,7 +291,7 @@ class Console:
     async def mailbox(self, request: web.Request, visit: StaffVisit) -> web.Response:
         now = self.services.clock.now()
         show = request.query.get("show", "open")
-        page = max(_int(request.query.get("page"), 1) or 1, 1)
+        page = _page(request, "page")
         async with self.services.db.transaction() as session:
             queue = await open_queue(session, now, calendar_for(self.services.config))
             if show == "all":
@@ -333,8 +353,12 @@ class Console:
             year, month = int(m.group(1)), int(m.group(2))
             if 1 <= month <= 12 and dt.date(year, month, 1) <= today and year >= 2000:
                 day = dt.date(year, month, 1)
-        page = max(_int(request.query.get("page"), 1) or 1, 1)
+        page = _page(request, "page")
+        year, bad_year = self._year(request)
+        spage, ppage = _page(request, "spage"), _page(request, "ppage")
         async with self.services.db.transaction() as session:
+            scores, scores_total = await programme_view.score_page(session, year, (spage - 1) * PAGE_SIZE, PAGE_SIZE)
+            projects, projects_total = await programme_view.project_page(session, (ppage - 1) * PAGE_SIZE, PAGE_SIZE)
             ranking = await month_ranking(session, day)
             by_tf = await squad_summaries(session)
             squads = {s["name"]: await squad_view(session, s["squad"], today.year) for rows in by_tf.values() for s in rows}
@@ -348,7 +372,31 @@ class Console:
         return self.render("changqing.html", visit, ranking=ranking, month=day, month_label=month_label(day),
                            months=months, by_tf=by_tf, squads=squads, achievements=achievements[:PAGE_SIZE],
                            more=len(achievements) > PAGE_SIZE, page=page, signed=signed, retired=retired,
-                           query={"month": f"{day.year}-{day.month:02d}"})
+                           query={"month": f"{day.year}-{day.month:02d}"}, year=year, bad_year=bad_year,
+                           years=range(today.year, today.year - 5, -1), scores=scores, scores_total=scores_total,
+                           spage=spage, projects=projects, projects_total=projects_total, ppage=ppage)
+
+    def _year(self, request: web.Request) -> tuple[int, str]:
+        """The ``year`` asked for (2000 up to this year, as ``实绩 考核 年份`` takes it), or this year and
+        the word that was not a year."""
+        today = self.services.clock.today()
+        word = request.query.get("year", "")
+        if _YEAR.match(word) and 2000 <= int(word) <= today.year:
+            return int(word), ""
+        return today.year, word[:20]
+
+    @staff_only
+    async def changqing_person(self, request: web.Request, visit: StaffVisit) -> web.Response:
+        """个人实绩档案 (``实绩 档案 姓名 年份``)."""
+        year, bad_year = self._year(request)
+        page = _page(request, "page")
+        async with self.services.db.transaction() as session:
+            archive = await programme_view.archive_of(session, int(request.match_info["person_id"]), year,
+                                                      (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        if archive is None:
+            return self.render("not_found.html", visit=visit, status=404, what="这个人")
+        return self.render("changqing_person.html", visit, a=archive, bad_year=bad_year, page=page,
+                           years=range(self.services.clock.today().year, self.services.clock.today().year - 5, -1))
 
     # --- 导入/导出 -------------------------------------------------------------------------------
 
@@ -435,7 +483,7 @@ class Console:
 
     @staff_only
     async def outbox(self, request: web.Request, visit: StaffVisit, retried: int | None = None) -> web.Response:
-        page = max(_int(request.query.get("page"), 1) or 1, 1)
+        page = _page(request, "page")
         counts = await self.services.outbox.counts()
         problems = await self.services.outbox.problems(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         total = counts.get(OutboxStatus.FAILED, 0) + counts.get(OutboxStatus.UNDELIVERABLE, 0)
@@ -450,6 +498,11 @@ class Console:
             auth.audit(session, self.services.clock.now(), visit.sender, "console.outbox_retry",
                        ids=ids, retried=retried)
         return await Console.outbox.__wrapped__(self, request, visit, retried=retried)  # type: ignore[attr-defined]
+
+
+def _page(request: web.Request, key: str) -> int:
+    """A page number from the query: anything but a whole number from 1 up is the first page."""
+    return min(max(_int(request.query.get(key), 1) or 1, 1), 100_000)
 
 
 def _report_rows(report: Any) -> list[tuple[int, str, str]]:

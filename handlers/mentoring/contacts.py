@@ -16,6 +16,7 @@ from bot.identity import STAFF_ROLES, Sender
 from bot.phrases import PhraseError, read_contact, space_out
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, ascii_number
+from storage.hot import Hot
 from storage.models import AREAS, ContactLog, ContactMentor, PlanItem, Role
 
 from . import pairs as P
@@ -31,10 +32,11 @@ MODE_WORDS = {
     "线上": "线上", "微信": "线上", "钉钉": "线上", "online": "线上",
 }
 PAIR_ROLES = (Role.MENTOR, Role.MENTEE)
-_LOG_CONTACT = insert(ContactLog.__table__)  # type: ignore[arg-type]
-_TOOK_PART = insert(ContactMentor.__table__)  # type: ignore[arg-type]
+_LOG_CONTACT = Hot(insert(ContactLog.__table__).returning(ContactLog.__table__.c.id),  # type: ignore[arg-type,attr-defined]
+                   keys=("pairing_id", "author_id", "day", "mode", "note", "area", "counterpart_id", "created_at"))
+_TOOK_PART = Hot(insert(ContactMentor.__table__), keys=("contact_id", "person_id"))  # type: ignore[arg-type]
 # The same contact sent again (a double tap, a resend after a slow answer) by the same person.
-_SAME_CONTACT = (
+_SAME_CONTACT = Hot(
     select(ContactLog.id).where(
         ContactLog.pairing_id == bindparam("pairing_id"), ContactLog.author_id == bindparam("author_id"),
         ContactLog.day == bindparam("day"), ContactLog.mode == bindparam("mode"), ContactLog.note == bindparam("note"),
@@ -106,14 +108,13 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
     else:
         took_part = [m.id for m in view.mentors]
     now = clock.now()
-    connection = await session.connection()  # Core, built once: the busiest write there is
     values = {"pairing_id": view.id, "author_id": sender.id, "day": day, "mode": mode, "note": note, "area": area}
     since = now - dt.timedelta(minutes=config.programme.duplicate_contact_minutes)
-    repeated = (await connection.execute(_SAME_CONTACT, {**values, "since": since})).first() is not None
+    # Core statements built once, on the session's connection (storage.hot): the busiest write there is.
+    repeated = await _SAME_CONTACT.first(session, {**values, "since": since}) is not None
     if not repeated:
-        result = await connection.execute(_LOG_CONTACT, {**values, "counterpart_id": counterpart, "created_at": now})
-        contact_id = result.inserted_primary_key[0]
-        await connection.execute(_TOOK_PART, [{"contact_id": contact_id, "person_id": m} for m in took_part])
+        contact_id = await _LOG_CONTACT.scalar(session, {**values, "counterpart_id": counterpart, "created_at": now})
+        await _TOOK_PART.run_each(session, [{"contact_id": contact_id, "person_id": m} for m in took_part])
     status = (await week_status(session, [view], today))[0]
     return Answer.of("mentoring/logged", day=day, mode=mode, status=status, me=sender.id,
                      this_week=day >= week_start(today), repeated=repeated, area=area, areas=AREAS)

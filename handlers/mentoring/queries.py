@@ -17,11 +17,14 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Row, bindparam, func
+from typing import Any
+
+from sqlalchemy import bindparam, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import day_start, period_bounds, week_start
+from storage.hot import Hot
 from storage.models import (AREAS, REVIEW_RATINGS, AnnualGrade, ContactLog, ContactMentor, PairReview, Person,
                             PlanItem)
 from storage.models.mentoring import FACE_TO_FACE
@@ -31,7 +34,7 @@ from handlers.mentoring.pairs import PairView, bangdai_of, load_pairs
 
 ONE_DAY = dt.timedelta(days=1)
 
-_CONTACTS = (
+_CONTACTS = Hot(
     # Plain rows (``row.day``, ``row.mode``…), not ORM objects: a 帮带's quarter can hold dozens.
     select(ContactLog.id, ContactLog.pairing_id, ContactLog.author_id, ContactLog.day, ContactLog.mode, ContactLog.note,
            ContactLog.area)
@@ -39,16 +42,19 @@ _CONTACTS = (
            col(ContactLog.day) >= bindparam("first"), col(ContactLog.day) <= bindparam("last"))
     .order_by(ContactLog.day, ContactLog.id)
 )
+# 本周's plan progress and the quarter's 五带 counts.
+_PLAN_ITEMS = Hot(select(PlanItem.pairing_id, PlanItem.area, PlanItem.created_at, PlanItem.done_at)
+                  .where(col(PlanItem.pairing_id).in_(bindparam("ids", expanding=True))))
 
 
 async def contacts_between(
     session: AsyncSession, pairing_ids: list[int], first: dt.date, last: dt.date
-) -> dict[int, list[Row]]:
+) -> dict[int, list[Any]]:
     """Per 帮带, its contacts between ``first`` and ``last`` in order, as read-only rows."""
     if not pairing_ids:
         return {}
-    rows = (await session.exec(_CONTACTS, params={"ids": pairing_ids, "first": first, "last": last})).all()
-    out: dict[int, list[Row]] = defaultdict(list)
+    rows = await _CONTACTS.rows(session, {"ids": pairing_ids, "first": first, "last": last})
+    out: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
         out[row.pairing_id].append(row)
     return out
@@ -81,7 +87,7 @@ async def last_face_before(session: AsyncSession, pairing_ids: list[int], before
     return dict(rows.all())
 
 
-def met(contacts: list[Row]) -> bool:
+def met(contacts: list[Any]) -> bool:
     """周联 is met by a 面谈, whichever mentor took part."""
     return any(c.mode == FACE_TO_FACE for c in contacts)
 
@@ -104,7 +110,7 @@ async def weekly_marks(session: AsyncSession, views: list[PairView], today: dt.d
     contacts = await contacts_between(session, [v.id for v in views], first, today)
     out: dict[int, list[WeekMark]] = {}
     for v in views:
-        per_week: dict[dt.date, list[Row]] = defaultdict(list)
+        per_week: dict[dt.date, list[Any]] = defaultdict(list)
         for c in contacts.get(v.id, []):
             per_week[week_start(c.day)].append(c)
         starts = [t.start for t in v.terms if t.overlaps(t.start, today)]
@@ -147,9 +153,7 @@ async def week_status(session: AsyncSession, views: list[PairView], today: dt.da
     areas: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(AREAS, 0))
     lo, hi = day_start(q_first), day_start(q_last + ONE_DAY)
     if ids:
-        for pid, area, created, done in (await session.exec(
-            select(PlanItem.pairing_id, PlanItem.area, PlanItem.created_at, PlanItem.done_at)
-            .where(col(PlanItem.pairing_id).in_(ids)))).all():
+        for pid, area, created, done in await _PLAN_ITEMS.rows(session, {"ids": ids}):
             plans[pid][1] += 1
             plans[pid][0] += done is not None
             if area in AREAS and (lo <= created < hi or (done is not None and lo <= done < hi)):

@@ -69,8 +69,8 @@ async def rematch_candidates(session: AsyncSession, today: dt.date,
         _, q_last = quarter_bounds(review.quarter)
         since = min(q_last, beijing_day(review.created_at))
         view = current[pid]
-        if any(t.start > since for t in view.terms):
-            continue  # re-paired after the review
+        if any(t.start >= since for t in view.terms):
+            continue  # re-paired after the review (terms are dated by day: the same day counts)
         out.append(Rematch(view.as_of(today), review))
     return sorted(out, key=lambda r: (r.review.quarter, r.view.id))
 
