@@ -99,7 +99,7 @@ INSTALLED = "2026-01-01 00:00:00.000000"
 async def reset_postgres(snapshot: dict | None = None) -> str:
     """Empty every table of the PostgreSQL test database (a test starts from nothing) and record it as
     created on 2026-01-01, before the frozen clock, so jobs may run for the test's periods. With a
-    ``snapshot`` (:func:`seeded_template`), put its rows back instead: the standard programme."""
+    ``snapshot`` (:class:`SeedTemplates`), put its rows back instead: a programme of :data:`SEEDS`."""
     db = Database(PG_URL)
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     async with db.engine.begin() as conn:
