@@ -122,7 +122,8 @@ async def reset_postgres(snapshot: dict | None = None) -> str:
 
 async def seed_standard(db: Database, directory: Path) -> None:
     """The standard test programme (``seeded``), imported as an operator would, at DEFAULT_NOW."""
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     r = await import_roster(db, write(directory, "roster.csv", ROSTER_CSV), now=DEFAULT_NOW)
     p = await import_pairs(db, write(directory, "pairs.csv", PAIRS_CSV), now=DEFAULT_NOW)

@@ -19,7 +19,7 @@ import pytest
 from conftest import PG_URL, write
 from handlers.changqing.squads import import_squads
 from handlers.sanling.liaisons import import_liaisons
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
