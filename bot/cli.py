@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from .config import Config, ConfigError, load_config
 
@@ -89,7 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run one ``bangdai`` command and return its exit code. What it prints goes to ``stdout`` and
+    ``stderr`` when given (run in process: tests, a wrapper), else to the process's own streams."""
+    with contextlib.redirect_stdout(stdout or sys.stdout), contextlib.redirect_stderr(stderr or sys.stderr):
+        try:
+            return _main(argv)
+        except SystemExit as exc:  # argparse: --help (0) or words it cannot read (2), already printed
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # The service logs what it does; one-shot commands print their result and log only problems.
     level = logging.INFO if args.command == "serve" else logging.WARNING

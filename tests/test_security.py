@@ -22,7 +22,7 @@ from bot.cli import main
 from bot.config import Config, Secret
 from bot.gateway import Gateway
 from bot.inbound import InboundMessage
-from conftest import write
+from conftest import DEFAULT_NOW, SEEDS, seeded_with, write
 from handlers.sheets.export import export_workbook
 from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
@@ -45,13 +45,18 @@ LIAISONS = """\
 """
 
 
-@pytest.fixture
-async def everyone(seeded, tmp_path):
-    now = seeded.clock.now()
-    r = await import_roster(seeded.db, write(tmp_path, "more.csv", MORE_ROSTER), now=now)
-    links = await import_liaisons(seeded.db, write(tmp_path, "links.csv", LIAISONS), now=now)
+async def add_everyone(db, directory) -> None:
+    r = await import_roster(db, write(directory, "more.csv", MORE_ROSTER), now=DEFAULT_NOW)
+    links = await import_liaisons(db, write(directory, "links.csv", LIAISONS), now=DEFAULT_NOW)
     assert r.ok and links.ok, (r.lines(), links.lines())
-    return seeded
+
+
+SEEDS["everyone"] = ("seeded", add_everyone)
+
+
+@pytest.fixture
+async def everyone(seeded, request, tmp_path):
+    return await seeded_with("everyone", request, seeded, tmp_path)
 
 
 # --- 0. the local channel stays local ----------------------------------------------------------------

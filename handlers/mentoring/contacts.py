@@ -65,7 +65,9 @@ async def choose_pair(
     if name is None:
         if len(views) == 1:
             return views[0]
-        examples = [example.format(name=v.counterparts(sender.id)[0].name) for v in views]
+        # Not str.format: the example may carry what the person typed ("计划 添加 {x}").
+        head, _, tail = example.partition("{name}")
+        examples = [head + v.counterparts(sender.id)[0].name + tail for v in views]
         raise Refusal("mentoring/which_pair", count=len(views), examples=examples)
     matches = [v for v in views if any(p.name == name for p in v.counterparts(sender.id))]
     if len(matches) == 1:
