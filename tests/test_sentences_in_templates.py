@@ -1,6 +1,6 @@
 """Every sentence a person reads lives in templates/: no handler passes Chinese text to an error it
-raises, and every template key the code names exists — a reworded or renamed template fails here, not
-on someone's message."""
+raises. (That every template key the code names exists is checked once, for all production code, in
+``tests/test_declared.py``.)"""
 
 from __future__ import annotations
 
@@ -63,18 +63,6 @@ def test_no_handler_passes_a_sentence_to_an_error():
             if any(_CJK.search(t) for t in _texts(arg)):
                 offenders.append(f"{path.relative_to(ROOT)}:{line} {name}({ast.unparse(arg)[:50]})")
     assert not offenders, "sentences belong in templates/:\n" + "\n".join(offenders)
-
-
-def test_every_template_key_the_code_names_exists():
-    missing = []
-    for path in SOURCES:
-        for line, name, arg in _keyed_arguments(ast.parse(path.read_text(encoding="utf-8"))):
-            for key in _texts(arg):
-                if isinstance(arg, ast.JoinedStr) or not key:
-                    continue  # a key built at run time is checked where it is built
-                if not (TEMPLATES / f"{key}.md").is_file():
-                    missing.append(f"{path.relative_to(ROOT)}:{line} {name}({key!r})")
-    assert not missing, "templates missing:\n" + "\n".join(missing)
 
 
 def test_the_walk_finds_what_it_looks_for():
