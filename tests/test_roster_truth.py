@@ -157,7 +157,7 @@ def test_cli_full_sheet_and_do_as_follow_the_roster(tmp_path):
 
 
 async def test_a_liaison_import_audits_the_role_it_grants(services, tmp_path):
-    from handlers.sanling.liaisons import import_liaisons
+    from handlers.sheets.liaisons import import_liaisons
 
     path = write(tmp_path, "l.csv", "联系人,单位,类型\n周敏,华埠镇,乡镇\n")
     assert (await import_liaisons(services.db, path, now=services.clock.now())).ok

@@ -27,11 +27,12 @@ from sqlmodel import col, func, select
 
 from handlers.changqing.signup import signup_counts
 from handlers.changqing.records import month_achievements, month_label, month_ranking
-from handlers.changqing.squads import import_squads, squad_summaries, squad_view
+from handlers.changqing.squads import squad_summaries, squad_view
+from handlers.sheets.squads import import_squads
 from handlers.sheets.export import export_workbook
 from handlers.sheets.imports import import_pairs
 from handlers.sheets.roster import import_roster
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.liaisons import import_liaisons
 from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
 from handlers.mentoring.queries import review_status, week_compliance
