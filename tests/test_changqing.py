@@ -481,7 +481,7 @@ async def test_import_squads_refuses_a_file_without_its_columns(roster, services
     from handlers.sheets.squads import import_squads
 
     report = await import_squads(services.db, write(tmp_path, "x.csv", "姓名,单位\n李忠兴,x\n"), now=services.clock.now())
-    assert report.fatal and "组名" in report.fatal and "专班" in report.fatal
+    assert report.fatal and "组名" in report.fatal_text() and "专班" in report.fatal_text()
 
 
 # --- config ----------------------------------------------------------------------------------------

@@ -440,7 +440,8 @@ class Console:
             audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
                        errors=len(report.errors), fatal=bool(report.fatal))
         return self.render("import_report.html", visit, report=report, kind=kind, kinds=IMPORT_KINDS, key=key,
-                           name=name, rows=_report_rows(report), dry_run=True)
+                           name=name, rows=_report_rows(report), dry_run=True,
+                           fatal=report.fatal_text(), warnings=report.warning_texts())
 
     @staff_only
     async def data_confirm(self, request: web.Request, visit: StaffVisit) -> web.Response:
@@ -459,7 +460,8 @@ class Console:
             audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
                        created=report.created, updated=report.updated, errors=len(report.errors))
         return self.render("import_report.html", visit, report=report, kind=upload.kind, kinds=IMPORT_KINDS,
-                           key="", name=upload.path.name, rows=_report_rows(report), dry_run=False)
+                           key="", name=upload.path.name, rows=_report_rows(report), dry_run=False,
+                           fatal=report.fatal_text(), warnings=report.warning_texts())
 
     @staff_only
     async def export(self, request: web.Request, visit: StaffVisit) -> web.StreamResponse:
