@@ -221,6 +221,7 @@ class Gateway:
             usage=command.usage if command else "",
             example=exc.example or (command.examples[0] if command else Trusted("")),
             children=getattr(exc, "children", []),
+            why=exc.reason,  # the reason's key, for whoever reads the answer rather than its text
         )
 
     async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None,

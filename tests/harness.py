@@ -47,6 +47,11 @@ class Said(list):
         return self.answer.values
 
     @property
+    def why(self) -> str | None:
+        """A usage answer's reason (its template key, ``errors/usage/…``); None for any other answer."""
+        return self.values.get("why") if self.key == "errors/usage" else None
+
+    @property
     def text(self) -> str:
         """What the local channel shows: the text replies joined, one-tap commands in bold."""
         return "\n".join(present(r.text, "plain") for r in self if r.format != "image")
