@@ -130,65 +130,68 @@ async def test_broadcast_to_159_retired_cadres_and_2_groups(chat, big_roster, ba
     assert await count(services, AuditLog, AuditLog.action == "changqing.broadcast") == 1
 
 
-async def test_same_broadcast_twice_a_day_needs_confirmation(chat, roster, services, clock):
-    await chat.say("s1", f"广播 常青藤 {TEXT}")
+async def test_same_broadcast_twice_a_day_needs_confirmation(bot, roster, services, clock):
+    assert (await bot.ask("s1", f"广播 常青藤 {TEXT}")).key == "changqing/broadcast_queued"
     clock.advance(hours=2)
     before = await count(services, OutboxMessage)
-    again = await chat.say("s1", f"广播 常青藤  {TEXT} ")  # extra spaces are the same text
-    assert "已经发过一条相同的常青藤广播" in again and "广播 确认" in again
+    again = await bot.ask("s1", f"广播 常青藤  {TEXT} ")  # extra spaces are the same text
+    assert again.key == "changqing/broadcast_confirm" and "广播 确认" in again.text  # the hint to send
     assert await count(services, OutboxMessage) == before
-    assert "已取消" in await chat.say("s1", "广播 取消")
-    assert "没有待确认的广播" in await chat.say("s1", "广播 确认")
+    assert (await bot.ask("s1", "广播 取消")).key == "changqing/broadcast_cancelled"
+    assert (await bot.ask("s1", "广播 确认")).key == "changqing/broadcast_nothing_pending"
     assert await count(services, OutboxMessage) == before
 
-    await chat.say("s1", f"广播 常青藤 {TEXT}")
-    confirmed = await chat.say("s1", "广播 确认")
-    assert "已确认" in confirmed and f"私信 {SMALL} 人" in confirmed
+    await bot.ask("s1", f"广播 常青藤 {TEXT}")
+    confirmed = await bot.ask("s1", "广播 确认")
+    assert confirmed.key == "changqing/broadcast_queued" and confirmed.values["repeat"]
+    assert confirmed.values["r"]["people"] == SMALL
     assert await count(services, OutboxMessage) == before + SMALL + 2
-    assert "没有待确认的广播" in await chat.say("s1", "广播 确认")
+    assert (await bot.ask("s1", "广播 确认")).key == "changqing/broadcast_nothing_pending"
 
     # a confirmation waits 30 minutes at most
-    await chat.say("s1", f"广播 常青藤 {TEXT}")
+    await bot.ask("s1", f"广播 常青藤 {TEXT}")
     clock.advance(minutes=31)
-    assert "没有待确认的广播" in await chat.say("s1", "广播 确认")
+    assert (await bot.ask("s1", "广播 确认")).key == "changqing/broadcast_nothing_pending"
     # a different text, or the next day, goes out at once
-    assert "已排队发送" in await chat.say("s1", "广播 常青藤 第二批岗位需求已发布，欢迎报名")
+    assert (await bot.ask("s1", "广播 常青藤 第二批岗位需求已发布，欢迎报名")).key == "changqing/broadcast_queued"
     clock.advance(days=1)
-    assert "已排队发送" in await chat.say("s1", f"广播 常青藤 {TEXT}")
+    assert (await bot.ask("s1", f"广播 常青藤 {TEXT}")).key == "changqing/broadcast_queued"
     assert await count(services, Broadcast, Broadcast.status == "sent") == 4
 
 
-@pytest.mark.parametrize("text,expect", [
-    ("广播", "请写上广播对象和文案"),
-    ("广播 常青藤", "请写上广播的文案"),
-    ("广播 常青藤    ", "请写上广播的文案"),
-    ("广播 青蓝 欢迎报名", "不认识广播对象“青蓝”"),
-    ("广播 常青藤 " + "退" * 700, "广播文案太长了"),
-    ("广播 确认 一下", "“广播 确认”后面不用写内容"),
+@pytest.mark.parametrize("text,key,why", [
+    ("广播", "errors/usage", "changqing/usage/broadcast_what"),
+    ("广播 常青藤", "errors/usage", "changqing/usage/broadcast_text"),
+    ("广播 常青藤    ", "errors/usage", "changqing/usage/broadcast_text"),
+    ("广播 青蓝 欢迎报名", "errors/usage", "changqing/usage/broadcast_target"),
+    ("广播 常青藤 " + "退" * 700, "changqing/broadcast_too_long", None),
+    ("广播 确认 一下", "errors/usage", "errors/usage/nothing_more"),
 ])
-async def test_broadcast_wrong_forms_queue_nothing(chat, roster, services, text, expect):
-    reply = await chat.say("s1", text)
-    assert expect in reply, reply
-    assert "例如" in reply
+async def test_broadcast_wrong_forms_queue_nothing(bot, roster, services, text, key, why):
+    reply = await bot.ask("s1", text)
+    assert (reply.key, reply.why) == (key, why), reply.text
+    assert "例如" in reply.text  # every one of them shows what to send instead
     assert await count(services, OutboxMessage) == 0 and await count(services, Broadcast) == 0
 
 
-async def test_too_long_limit_is_in_bytes_of_the_whole_message(chat, roster, services):
-    reply = await chat.say("s1", "广播 常青藤 " + "退" * 700)
-    assert "2048 字节" in reply and "请删减约" in reply
+async def test_too_long_limit_is_in_bytes_of_the_whole_message(bot, roster, services):
+    reply = await bot.ask("s1", "广播 常青藤 " + "退" * 700)
+    assert reply.key == "changqing/broadcast_too_long" and reply.values["limit"] == 2048
+    assert reply.values["size"] > 2048 and reply.values["over_chars"] == 700 - reply.values["max_chars"]
     ok = "退" * 550  # 1650 bytes of text plus the sign-up lines (one per 六大员 post) still fit
-    assert "已排队发送" in await chat.say("s1", f"广播 常青藤 {ok}")
+    assert (await bot.ask("s1", f"广播 常青藤 {ok}")).key == "changqing/broadcast_queued"
 
 
-async def test_broadcast_with_nobody_to_send_to(chat, services, tmp_path):
+async def test_broadcast_with_nobody_to_send_to(bot, services, tmp_path):
     services.config.changqing.groups = []
     await import_roster(services.db, write(tmp_path, "r.csv", "姓名,角色,本地ID\n陈静,组工干部,s1\n"), now=services.clock.now())
-    assert "没有可以广播的对象" in await chat.say("s1", "广播 常青藤 欢迎报名")
+    assert (await bot.ask("s1", "广播 常青藤 欢迎报名")).key == "changqing/broadcast_nobody"
     assert await count(services, Broadcast) == 0 and await count(services, OutboxMessage) == 0
 
 
-async def test_broadcast_status_before_any(chat, roster):
-    assert "还没有发过常青藤广播" in await chat.say("s1", "广播 状态")
+async def test_broadcast_status_before_any(bot, roster):
+    status = await bot.ask("s1", "广播 状态")
+    assert status.key == "changqing/broadcast_status" and status.values["items"] == []
 
 
 # --- sign-up (集结) ---------------------------------------------------------------------------------
@@ -216,16 +219,19 @@ async def test_140_sign_ups_make_88_percent(chat, big_roster, services, clock):
     assert "营商环境观察员 1" in stats and "效率革命督导员 1" in stats and "未选岗位 34" in stats
 
 
-async def test_sign_up_wrong_forms_write_nothing(chat, roster, services):
-    not_retired = await chat.say("x1", "报名")
-    assert "仅限退职干部使用" in not_retired
-    assert "仅限退职干部使用" in await chat.say("s1", "报名 招商引资联络员")
-    unknown = await chat.say("r1", "报名 招商联络员")
-    assert "没有“招商联络员”这个岗位" in unknown and "报名 招商引资联络员" in unknown
-    assert "您是不是想报" in await chat.say("r1", "报名 督导员")
-    assert "六大员是" in await chat.say("r1", "报名 司机")
-    assert "只写一个岗位名称" in await chat.say("r1", "报名 招商引资联络员 项目攻坚协调员")
-    assert "没有“7”这个岗位" in await chat.say("r1", "报名 7")
+async def test_sign_up_wrong_forms_write_nothing(bot, roster, services):
+    for user, text in (("x1", "报名"), ("s1", "报名 招商引资联络员")):
+        refused = await bot.ask(user, text)
+        assert refused.key == "errors/not_allowed" and refused.values["roles"] == ["退职干部"]
+    unknown = await bot.ask("r1", "报名 招商联络员")
+    assert unknown.key == "changqing/role_unknown" and unknown.values["word"] == "招商联络员"
+    assert unknown.values["close"][0] == "招商引资联络员" and "报名 招商引资联络员" in unknown.text  # sendable
+    assert (await bot.ask("r1", "报名 督导员")).values["close"] == ["效率革命督导员"]
+    nothing_close = await bot.ask("r1", "报名 司机")
+    assert nothing_close.values["close"] == [] and len(nothing_close.values["roles"]) == 6  # lists the 六大员
+    assert (await bot.ask("r1", "报名 招商引资联络员 项目攻坚协调员")).why == "changqing/usage/signup_one_role"
+    seventh = await bot.ask("r1", "报名 7")
+    assert seventh.key == "changqing/role_unknown" and seventh.values["word"] == "7"
     assert await count(services, SignUp) == 0
 
 
@@ -240,6 +246,7 @@ async def test_posts_lists_the_six_roles(chat, roster):
 # --- groups, commitments, achievements, ranking ----------------------------------------------------
 
 async def make_squads(chat):
+    """Two squads of 常青藤 as staff make them (``chat`` is the local channel's client or the in-process bot)."""
     assert "已新建小组 **招商一组**" in await chat.say("s1", "编组 新建 招商一组 破山行动专班 李忠兴")
     assert "已新建小组 **招商二组**" in await chat.say("s1", "编组 新建 招商二组 破山行动专班")
     names = retired_names()
@@ -276,27 +283,30 @@ async def test_squads_commitments_and_moves(chat, roster, services):
     assert all(m.actor_label == "陈静" for m in moves)
 
 
-async def test_squad_wrong_forms_and_staff_only(chat, roster, services):
-    await make_squads(chat)
+async def test_squad_wrong_forms_and_staff_only(bot, roster, services):
+    await make_squads(bot)
     audit_before = await count(services, AuditLog)
     members_before = await count(services, SquadMember)
     for text in ("编组 调整 李忠兴 招商二组", "编组 新建 三组 破山行动专班", "编组 移出 李忠兴", "编组 列表",
                  "编组 组长 招商二组 李忠兴"):
-        refused = await chat.say("r1", text)  # the sub-command's declared roles, before it runs
-        assert "仅限" in refused and f"“{' '.join(text.split()[:2])}”" in refused, text
-    assert "仅限" in await chat.say("x1", "编组")
+        refused = await bot.ask("r1", text)  # the sub-command's declared roles, before it runs
+        assert refused.key == "errors/not_allowed", text
+        assert refused.values["command"].keyword == " ".join(text.split()[:2]), text
+    assert (await bot.ask("x1", "编组")).key == "errors/not_allowed"
     cases = [
-        ("编组 调整 李忠兴", "请写上姓名和要去的组名"),
-        ("编组 调整 查无此人 招商一组", "花名册里没有“查无此人”"),
-        ("编组 调整 周敏 招商一组", "周敏 不是退职干部"),
-        ("编组 调整 李忠兴 招商九组", "没有叫“招商九组”的小组"),
-        ("编组 新建 招商一组 破山行动专班", "已经有叫“招商一组”的小组"),
-        ("编组 新建 招商三组", "请写上组名和所属专班"),
-        ("编组 不存在的组", "没有叫“不存在的组”的小组"),
+        ("编组 调整 李忠兴", "errors/usage", {"why": "changqing/usage/squad_move"}),
+        ("编组 调整 查无此人 招商一组", "changqing/person_unknown", {"name": "查无此人"}),
+        ("编组 调整 周敏 招商一组", "changqing/not_retired", {"name": "周敏"}),
+        ("编组 调整 李忠兴 招商九组", "changqing/squad_unknown", {"name": "招商九组"}),
+        ("编组 新建 招商一组 破山行动专班", "changqing/squad_exists", {"name": "招商一组"}),
+        ("编组 新建 招商三组", "errors/usage", {"why": "changqing/usage/squad_create"}),
+        ("编组 不存在的组", "changqing/squad_unknown", {"name": "不存在的组"}),
     ]
-    for text, expect in cases:
-        assert expect in await chat.say("s1", text), text
-    assert "招商一组" in await chat.say("s1", "编组 调整 李忠兴 招商九组")  # suggests the close names
+    for text, key, values in cases:
+        reply = await bot.ask("s1", text)
+        assert reply.key == key and values.items() <= reply.values.items(), (text, reply.text)
+    close = (await bot.ask("s1", "编组 调整 李忠兴 招商九组")).values["close"]
+    assert "招商一组" in close  # suggests the close names
     assert await count(services, AuditLog) == audit_before and await count(services, SquadMember) == members_before
     assert await count(services, Squad) == 2
 
@@ -359,41 +369,46 @@ async def test_monthly_ranking_without_groups_configured(services, roster, chat)
     assert (await run_job(services, "monthly_ranking", dt.datetime(2026, 11, 30, 17, 0, tzinfo=TZ))).queued == 0
 
 
-async def test_achievement_wrong_forms_write_nothing(chat, roster, services):
-    await make_squads(chat)
-    await chat.say("r1", "实绩 协调万洋众创项目土地指标")
+async def test_achievement_wrong_forms_write_nothing(bot, roster, services):
+    await make_squads(bot)
+    await bot.ask("r1", "实绩 协调万洋众创项目土地指标")
     audit_before = await count(services, AuditLog)
-    no_group = await chat.say(f"r{SMALL - NO_ACCOUNT}", "实绩 走访企业")
-    assert "还没有编入常青藤小组，实绩没有保存" in no_group
-    assert "您不在任何常青藤小组里" in await chat.say("s1", "实绩 走访企业")
-    assert "仅限" in await chat.say("x1", "实绩 走访企业")
-    for text, expect in [
-        ("实绩 系数 #1 3.5", "超出范围"),
-        ("实绩 系数 #1 0.4", "应在 0.5 到 3.0 之间"),
-        ("实绩 系数 #1 高", "应是数字"),
-        ("实绩 系数 #1 1.255", "最多两位小数"),
-        ("实绩 系数 #1", "应是数字"),
-        ("实绩 系数 1.5", "请写上实绩编号"),
-        ("实绩 系数 #99 1.5", "没有编号为 #99 的实绩"),
-        ("实绩 作废 #1", "请写上作废的原因"),
-        ("实绩 系数 #1 nan", "应是数字"),
-        ("实绩 系数 #1 1.5 多写", "“实绩 系数”后面不用写内容"),
+    no_group = await bot.ask(f"r{SMALL - NO_ACCOUNT}", "实绩 走访企业")
+    assert no_group.key == "changqing/achievement_no_squad" and not no_group.values["staff"]
+    staff = await bot.ask("s1", "实绩 走访企业")
+    assert staff.key == "changqing/achievement_no_squad" and staff.values["staff"]
+    assert (await bot.ask("x1", "实绩 走访企业")).key == "errors/not_allowed"
+    for text, key, values in [
+        ("实绩 系数 #1 3.5", "changqing/coefficient_range", {"value": "3.5", "low": 0.5, "high": 3.0}),
+        ("实绩 系数 #1 0.4", "changqing/coefficient_range", {"value": "0.4", "low": 0.5, "high": 3.0}),
+        ("实绩 系数 #1 高", "errors/usage", {"why": "changqing/usage/coefficient_number"}),
+        ("实绩 系数 #1 1.255", "errors/usage", {"why": "changqing/usage/coefficient_decimals"}),
+        ("实绩 系数 #1", "errors/usage", {"why": "changqing/usage/coefficient_number"}),
+        ("实绩 系数 1.5", "errors/usage", {"why": "changqing/usage/achievement_number"}),
+        ("实绩 系数 #99 1.5", "changqing/achievement_unknown", {"number": 99}),
+        ("实绩 作废 #1", "errors/usage", {"why": "changqing/usage/void_reason"}),
+        ("实绩 系数 #1 nan", "errors/usage", {"why": "changqing/usage/coefficient_number"}),
+        ("实绩 系数 #1 1.5 多写", "errors/usage", {"why": "errors/usage/nothing_more"}),
     ]:
-        assert expect in await chat.say("s1", text), text
+        reply = await bot.ask("s1", text)
+        assert reply.key == key and values.items() <= reply.values.items(), (text, reply.text)
     for text in ("实绩 系数 #1 2", "实绩 作废 #1 不算"):
-        assert "仅限管理员、组工干部" in await chat.say("r1", text)  # declared on the sub-command
+        refused = await bot.ask("r1", text)  # declared on the sub-command
+        assert refused.key == "errors/not_allowed" and set(refused.values["roles"]) == {"管理员", "组工干部"}
     async with services.db.transaction() as s:
         only = (await s.exec(select(Achievement))).one()
     assert only.coefficient == 1.0 and only.voided_at is None
     assert await count(services, AuditLog) == audit_before
-    await chat.say("s1", "实绩 作废 #1 重复")
-    assert "已经作废" in await chat.say("s1", "实绩 系数 #1 2")
-    assert "已经作废" in await chat.say("s1", "实绩 作废 #1 再来")
+    await bot.ask("s1", "实绩 作废 #1 重复")
+    for text in ("实绩 系数 #1 2", "实绩 作废 #1 再来"):
+        voided = await bot.ask("s1", text)
+        assert voided.key == "changqing/achievement_voided_already" and voided.values["reason"] == "重复"
 
 
-async def test_non_staff_cannot_use_staff_commands(chat, roster, services):
+async def test_non_staff_cannot_use_staff_commands(bot, roster, services):
     for text in ("广播 常青藤 欢迎报名", "广播 状态", "统计"):
-        assert "仅限管理员、组工干部使用" in await chat.say("r1", text)
+        refused = await bot.ask("r1", text)
+        assert refused.key == "errors/not_allowed" and set(refused.values["roles"]) == {"管理员", "组工干部"}
     assert await count(services, Broadcast) == 0 and await count(services, OutboxMessage) == 0
 
 
