@@ -31,34 +31,41 @@ async def test_self_application_and_approval_grant_the_role(chat, services):
     assert actions == ["mentor.apply", "mentor.approve"]
 
 
-async def test_nomination_refused_then_applied_again(chat, services):
-    assert "已推荐 周敏 进入导师库（组织推荐），待审核" in await chat.say("u5", "导师 推荐 周敏 基层经验丰富")
-    assert "未通过：周敏 的组织推荐（暂不符合年龄条件）" in await chat.say("u5", "导师 不通过 周敏 暂不符合年龄条件")
+async def test_nomination_refused_then_applied_again(bot, services):
+    nominated = await bot.ask("u5", "导师 推荐 周敏 基层经验丰富")
+    assert nominated.key == "mentor/nominated" and not nominated.values["self_applied"]
+    assert nominated.values["person"].name == "周敏"
+    refused = await bot.ask("u5", "导师 不通过 周敏 暂不符合年龄条件")
+    assert refused.key == "mentor/decided" and not refused.values["approved"]
     assert "导师" not in {r.role for r in await rows(services, PersonRole, PersonRole.person_id == 6)}
-    assert "没有待审核的导师推荐或自荐" in await chat.say("u5", "导师 通过 周敏")
-    assert "- 周敏：未通过（组织推荐：基层经验丰富；暂不符合年龄条件）" in await chat.say("u5", "导师 库")
-    assert "已收到您的导师自荐" in await chat.say("u6", "导师 自荐 明年符合条件了")
+    assert (await bot.ask("u5", "导师 通过 周敏")).key == "mentor/no_application"
+    assert "- 周敏：未通过（组织推荐：基层经验丰富；暂不符合年龄条件）" in await bot.say("u5", "导师 库")  # as staff read it
+    applied = await bot.ask("u6", "导师 自荐 明年符合条件了")
+    assert applied.key == "mentor/nominated" and applied.values["self_applied"]
     [n] = await rows(services, MentorNomination)
     assert (n.source, n.status, n.reason) == ("个人自荐", "待审核", "明年符合条件了")
 
 
-@pytest.mark.parametrize("user,text,expect", [
-    ("u6", "导师", "请在“导师”后面写上要做的事"),
-    ("u6", "导师 当导师", "请在“导师”后面写上要做的事"),
-    ("u6", "导师 自荐", "请写上理由"),
-    ("u6", "导师 推荐 李娜 优秀", "“导师 推荐”仅限管理员、组工干部使用"),
-    ("u1", "导师 库", "“导师 库”仅限管理员、组工干部使用"),
-    ("u1", "导师 自荐 我想当", "已经是导师"),
-    ("u5", "导师 推荐", "请写上被推荐人的姓名和推荐理由"),
-    ("u5", "导师 推荐 王五 很好", "花名册中没有“王五”"),
-    ("u5", "导师 推荐 周敏", "请写上理由"),
-    ("u5", "导师 通过", "请写上姓名"),
-    ("u5", "导师 不通过 周敏", "请写上姓名和原因"),
-    ("u5", "导师 库 全部", "查看导师库只需发送“导师 库”"),
-    ("u6", "导师 自荐 " + "长" * 501, "理由最多 500 字"),
+@pytest.mark.parametrize("user,text,key,values", [
+    ("u6", "导师", "errors/usage", {"why": "errors/usage/which_child"}),
+    ("u6", "导师 当导师", "errors/usage", {"why": "errors/usage/which_child"}),
+    ("u6", "导师 自荐", "errors/usage", {"why": "mentor/usage/reason"}),
+    ("u6", "导师 推荐 李娜 优秀", "errors/not_allowed", {"roles": ["管理员", "组工干部"]}),
+    ("u1", "导师 库", "errors/not_allowed", {"roles": ["管理员", "组工干部"]}),
+    ("u1", "导师 自荐 我想当", "mentor/already", {"name": "张伟"}),
+    ("u5", "导师 推荐", "errors/usage", {"why": "mentor/usage/nominate"}),
+    ("u5", "导师 推荐 王五 很好", "staff/not_found", {"text": "王五"}),
+    ("u5", "导师 推荐 周敏", "errors/usage", {"why": "mentor/usage/reason"}),
+    ("u5", "导师 通过", "errors/usage", {"why": "mentor/usage/approve"}),
+    ("u5", "导师 不通过 周敏", "errors/usage", {"why": "mentor/usage/reject"}),
+    ("u5", "导师 库 全部", "errors/usage", {"why": "mentor/usage/pool_alone"}),
+    ("u6", "导师 自荐 " + "长" * 501, "errors/usage", {"why": "mentor/usage/reason_long"}),
 ])
-async def test_pool_wrong_forms(chat, services, user, text, expect):
-    assert expect in await chat.say(user, text)
+async def test_pool_wrong_forms(bot, services, user, text, key, values):
+    reply = await bot.ask(user, text)
+    assert reply.key == key and values.items() <= reply.values.items(), reply.text
+    if key == "errors/not_allowed":  # the sub-command's declared roles
+        assert reply.values["command"].keyword == " ".join(text.split()[:2])
     assert await rows(services, MentorNomination) == []
 
 
@@ -78,17 +85,18 @@ async def test_incentives_recorded_and_exported(chat, services, tmp_path):
     assert ("张伟", "补助", "2026-11", 350, None) in got and ("王芳", "培训", "2026-11", None, "市委党校导师培训班") in got
 
 
-@pytest.mark.parametrize("text,expect", [
-    ("导师 激励 张伟", "请写上导师姓名和激励类型"),
-    ("导师 激励 张伟 奖金 100", "激励类型请写 体检、补助、培训 之一"),
-    ("导师 激励 张伟 补助 300", "补助请写月份和金额"),
-    ("导师 激励 张伟 补助 2026-13 300", "补助请写月份和金额"),
-    ("导师 激励 张伟 补助 2026-11 三百", "补助请写月份和金额"),
-    ("导师 激励 张伟 体检", "请写上说明"),
-    ("导师 激励 李娜 体检 年度体检", "没有担任导师"),
+@pytest.mark.parametrize("text,key,values", [
+    ("导师 激励 张伟", "errors/usage", {"why": "mentor/usage/incentive"}),
+    ("导师 激励 张伟 奖金 100", "errors/usage", {"why": "mentor/usage/incentive_kind"}),
+    ("导师 激励 张伟 补助 300", "errors/usage", {"why": "mentor/usage/allowance"}),
+    ("导师 激励 张伟 补助 2026-13 300", "errors/usage", {"why": "mentor/usage/allowance"}),
+    ("导师 激励 张伟 补助 2026-11 三百", "errors/usage", {"why": "mentor/usage/allowance"}),
+    ("导师 激励 张伟 体检", "errors/usage", {"why": "mentor/usage/incentive_note"}),
+    ("导师 激励 李娜 体检 年度体检", "staff/not_a_mentor", {"name": "李娜"}),
 ])
-async def test_incentive_wrong_forms(chat, services, text, expect):
-    assert expect in await chat.say("u5", text)
+async def test_incentive_wrong_forms(bot, services, text, key, values):
+    reply = await bot.ask("u5", text)
+    assert reply.key == key and values.items() <= reply.values.items(), reply.text
     assert await rows(services, MentorIncentive) == []
 
 
