@@ -13,6 +13,7 @@ thread, a locked database waited for with ``asyncio.sleep`` instead of SQLite's 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -132,8 +133,21 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.turn(), self.sessions() as session, session.begin():
-            yield session
+        async with self.turn():
+            session = self.sessions()
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                await session.__aexit__(*sys.exc_info())  # as ``async with session`` would
+                raise
+            if session.sync_session.in_transaction():  # not after begin()'s commit; kept to be safe
+                await session.__aexit__(None, None, None)
+            else:
+                # ``async with session`` closes it in a task of its own, shielded from cancellation: a
+                # task, a turn of the loop and a greenlet for every message. After begin()'s commit the
+                # session holds no connection, and closing it only forgets its objects, with no I/O.
+                session.sync_session.close()
 
     async def ping(self) -> bool:
         try:  # in turn: on SQLite every transaction, even this one, begins IMMEDIATE
