@@ -37,7 +37,7 @@ ROSTER = """姓名,手机,单位,职务,角色,钉钉ID
 async def run(sizes: list[int], repeat: int, url: str | None) -> None:
     from bot.app import Bangdai, build_services
     from bot.config import Config
-    from handlers.sheets.imports import import_roster
+    from handlers.sheets.roster import import_roster
     from storage.migrate import upgrade_async
 
     work = Path(tempfile.mkdtemp(prefix="case-bench-"))

@@ -37,7 +37,8 @@ async def main() -> None:
     from bot.app import Bangdai, build_services
     from bot.clock import TZ, FrozenClock
     from bot.config import Config
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
     from storage.migrate import upgrade
     from storage.models import ContactLog, PairReview, Pairing, PlanItem
 

@@ -116,10 +116,17 @@ async def channel_bot(api_base: str, client_id: str, secret: str, url: str) -> N
     ding = config.dingtalk
     ding.enabled, ding.client_id, ding.client_secret, ding.api_base = True, client_id, Secret(secret), api_base
 
-    async def handle(msg):
-        return [Reply(msg.text)]
+    class Echo:  # the channel alone: every message answered with its own text, nothing remembered
+        async def handle(self, msg, as_person=None, outcome=None):
+            return [Reply(msg.text)]
 
-    channel = DingTalkChannel(build_services(config), handle)
+        async def answered(self, msg):
+            return None
+
+        async def remember(self, msg, replies):
+            return replies
+
+    channel = DingTalkChannel(build_services(config), Echo())
     await channel.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -232,7 +239,8 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 async def prepare_database(url: str) -> None:
     from bot.clock import Clock
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
     from storage.db import Database
     from storage.migrate import upgrade_async
 

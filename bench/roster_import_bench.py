@@ -35,7 +35,8 @@ from bot.clock import TZ, FrozenClock  # noqa: E402
 from bot.config import Config  # noqa: E402
 from bot.gateway import Gateway  # noqa: E402
 from bot.inbound import InboundMessage  # noqa: E402
-from handlers.sheets.imports import ROSTER_COLUMNS, import_roster  # noqa: E402
+from handlers.sheets.imports import ROSTER_COLUMNS  # noqa: E402
+from handlers.sheets.roster import import_roster  # noqa: E402
 from handlers.sheets.reader import read_sheet  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import metadata  # noqa: E402

@@ -31,7 +31,7 @@ from scheduler.service import Scheduler
 log = logging.getLogger(__name__)
 
 
-# Platform channels are loaded only when enabled: module path and class, built as cls(services, handle).
+# Platform channels are loaded only when enabled: module path and class, built as cls(services, gateway).
 PLATFORM_CHANNELS = {
     "dingtalk": "bot.channels.dingtalk:DingTalkChannel",
     "wecom": "bot.channels.wecom:WeComChannel",
@@ -91,7 +91,7 @@ class Bangdai:
                                                 rate_per_second=config.local.rate_per_minute / 60)
             else:
                 module, _, cls = PLATFORM_CHANNELS[name].partition(":")
-                channel = getattr(importlib.import_module(module), cls)(services, self.gateway.handle)
+                channel = getattr(importlib.import_module(module), cls)(services, self.gateway)
             self.channels[name] = channel
             if callable(getattr(channel, "fetch", None)):  # the channel can hand over files people send it
                 services.fetchers[name] = channel.fetch  # type: ignore[attr-defined]

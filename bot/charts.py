@@ -98,15 +98,30 @@ def figure(spec: dict[str, Any]) -> Figure:
     raise ChartError(f"unknown chart kind {kind!r}")
 
 
-def _ranking(spec: dict[str, Any]) -> Figure:
-    """Horizontal bars, first place on top: group name (task force) on the left, score at the bar's end."""
+def _axes(width: float, height: float) -> tuple[Figure, Any, Any]:
+    """A figure with one plot, and the CJK font every chart writes with."""
     font = _font()
     _, FigureCanvasAgg, Figure = _mpl()
-    rows = spec["rows"]
-    height = 1.6 + 0.42 * max(len(rows), 1)
-    fig = Figure(figsize=(7.5, height), dpi=110)
+    fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    return fig, fig.add_subplot(1, 1, 1), font
+
+
+def _finish(fig: Figure, ax: Any, font: Any, spec: dict[str, Any], title_size: int) -> Figure:
+    """What every chart ends with: no box on top and right, the title, the grey subtitle, a tight layout."""
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.suptitle(spec["title"], fontproperties=font, fontsize=title_size, fontweight="bold")
+    if spec.get("subtitle"):
+        ax.set_title(spec["subtitle"], fontproperties=font, fontsize=9, color="#555555")
+    fig.tight_layout()
+    return fig
+
+
+def _ranking(spec: dict[str, Any]) -> Figure:
+    """Horizontal bars, first place on top: group name (task force) on the left, score at the bar's end."""
+    rows = spec["rows"]
+    fig, ax, font = _axes(7.5, 1.6 + 0.42 * max(len(rows), 1))
     labels = [r["label"] for r in rows]
     scores = [float(r["score"]) for r in rows]
     positions = list(range(len(rows)))[::-1]
@@ -118,23 +133,13 @@ def _ranking(spec: dict[str, Any]) -> Figure:
                 va="center", ha="left", fontproperties=font, fontsize=10)
     ax.set_xlim(0, top * 1.25)
     ax.set_xlabel(spec.get("unit", ""), fontproperties=font, fontsize=9)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.suptitle(spec["title"], fontproperties=font, fontsize=14, fontweight="bold")
-    if spec.get("subtitle"):
-        ax.set_title(spec["subtitle"], fontproperties=font, fontsize=9, color="#555555")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, font, spec, 14)
 
 
 def _compliance(spec: dict[str, Any]) -> Figure:
     """The share of pairs that met 周联 each week, one bar per week, the last week highlighted."""
-    font = _font()
-    _, FigureCanvasAgg, Figure = _mpl()
     weeks = spec["weeks"]
-    fig = Figure(figsize=(6.0, 3.2), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax, font = _axes(6.0, 3.2)
     shares = [float(w["share"]) for w in weeks]
     colors = [BAR_LOW] * (len(weeks) - 1) + [BAR] if weeks else []
     bars = ax.bar(range(len(weeks)), shares, color=colors, width=0.6)
@@ -144,13 +149,7 @@ def _compliance(spec: dict[str, Any]) -> Figure:
                 ha="center", va="bottom", fontproperties=font, fontsize=9)
     ax.set_ylim(0, 115)
     ax.set_yticks([0, 50, 100], labels=["0%", "50%", "100%"], fontproperties=font, fontsize=8)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.suptitle(spec["title"], fontproperties=font, fontsize=12, fontweight="bold")
-    if spec.get("subtitle"):
-        ax.set_title(spec["subtitle"], fontproperties=font, fontsize=9, color="#555555")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, font, spec, 12)
 
 
 def png(spec: dict[str, Any]) -> bytes:

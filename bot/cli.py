@@ -138,7 +138,8 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from handlers.changqing.squads import import_squads
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
     from handlers.sanling.liaisons import import_liaisons
     from storage.db import Database
 
@@ -233,7 +234,7 @@ def parse_at(value: str | None, clock: "Clock") -> dt.datetime:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
-    from scheduler.calendar import calendar_for
+    from bot.calendar import calendar_for
     from scheduler.service import ScheduleError, load_schedules
 
     from .clock import Clock
@@ -325,7 +326,7 @@ async def _print_recipients(services, messages) -> None:
 
 def cmd_do(args: argparse.Namespace, config: Config) -> int:
     """Run one chat command as a roster person: the same router, checks and answers as in chat."""
-    from handlers.mentoring.pairing import NotFound, find_person
+    from bot.identity import NotFound, find_person
 
     from .app import build_services
     from .gateway import Gateway
@@ -390,7 +391,8 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
     """Queues the broadcast; the running ``bangdai serve`` delivers it."""
-    from handlers.changqing.broadcast import PROGRAMMES, Actor, broadcast, status
+    from bot.audit import Actor
+    from handlers.changqing.broadcast import PROGRAMMES, broadcast, status
     from .app import build_services
     from .router import Refusal, UsageError
 
@@ -408,7 +410,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
                 if word in ("状态", "status"):
                     answer = await status(session, services.clock.tz)
                 else:
-                    answer = await broadcast(session, args.text, Actor(None, "命令行"), renderer=services.renderer,
+                    answer = await broadcast(session, args.text, Actor("命令行"), renderer=services.renderer,
                                              outbox=services.outbox, clock=services.clock, config=services.config,
                                              confirmed=args.confirm)
                 return (1 if answer.template.endswith("confirm") else 0), services.renderer.text(answer.template, **answer.values)
@@ -440,7 +442,7 @@ def cmd_certificates(args: argparse.Namespace, config: Config) -> int:
                 return 2
             async with services.db.transaction() as session:
                 issued = await issue_certificates(session, args.year, config=services.config, clock=services.clock,
-                                                  renderer=services.renderer, outbox=services.outbox,
+                                                  renderer=services.renderer, notify=services.notify,
                                                   reissue=args.reissue)
             if not issued:
                 print(f"{args.year} 年捆绑考核中没有“优先确定为优秀”的导师，没有证书可生成")

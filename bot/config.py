@@ -174,7 +174,7 @@ class ConsoleConfig:
 @dataclass
 class CalendarConfig:
     """Days from the State Council's yearly notice for years chinese-calendar does not know yet
-    (``scheduler.calendar``): ``holidays`` off, ``workdays`` make-up working days (调休)."""
+    (``bot.calendar``): ``holidays`` off, ``workdays`` make-up working days (调休)."""
 
     holidays: list[Any] = field(default_factory=list)  # dates: 2027-01-01 or "2027-01-01"
     workdays: list[Any] = field(default_factory=list)
@@ -324,7 +324,7 @@ def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str
 
 
 def _check_calendar(config: Config) -> None:
-    from scheduler.calendar import WorkCalendar  # the one reader of these dates checks them
+    from .calendar import WorkCalendar  # the one reader of these dates checks them
 
     try:
         WorkCalendar(config.calendar.holidays, config.calendar.workdays)

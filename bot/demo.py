@@ -27,9 +27,10 @@ DEMO_DIR = REPO_ROOT / "data" / "demo"
 async def load_demo(services: Any, directory: Path = DEMO_DIR) -> bool:
     """Load the demo unless the database already has people; True when it was loaded."""
     from handlers.changqing.squads import import_squads
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
     from handlers.sanling.liaisons import import_liaisons
-    from handlers.mentoring.pairing import find_person
+    from bot.identity import find_person
 
     from .gateway import Gateway
 

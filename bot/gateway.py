@@ -3,6 +3,10 @@
 A message is handled in one transaction together with the record that it was handled, so a
 redelivered message answers the same replies and writes nothing, and a failure leaves nothing half
 written. Handlers never see which platform a message came from.
+
+The gateway alone owns that record (``ProcessedMessage``) for every channel: "was this handled?" is
+:meth:`Gateway.answered`, "remember this answer" (one a channel made itself, say to a picture it cannot
+read) is :meth:`Gateway.remember`; channels ask these instead of reading the table.
 """
 
 from __future__ import annotations
@@ -115,20 +119,18 @@ class Gateway:
                 except _FetchLater as later:
                     # A platform's retry of a file message would fetch the file again just to roll it
                     # back: before a download (and only then) the look-up is worth its statement.
-                    stored = await self._stored_replies(msg)
+                    stored = await self.answered(msg)
                     if stored is not None:
-                        MESSAGES.labels(msg.channel, "duplicate").inc()
                         said.append("duplicate")
-                        return Replayed(stored)
+                        return stored
                     await fetch.load(msg.attachments, later.limit)  # type: ignore[union-attr]
                     return await self._handle_once(msg, as_person, said, fetch)
             except IntegrityError:
                 # A concurrent copy of this message won the race: answer what it answered.
-                stored = await self._stored_replies(msg)
+                stored = await self.answered(msg)
                 if stored is not None:
-                    MESSAGES.labels(msg.channel, "duplicate").inc()
                     said.append("duplicate")
-                    return Replayed(stored)
+                    return stored
                 if attempt == 2:
                     log.exception("message %s/%s failed twice on a constraint", msg.channel, msg.msg_id)
             except Exception:
@@ -138,10 +140,12 @@ class Gateway:
         said.append("error")
         return [self.services.renderer.reply(Answer.of("errors/internal"))]
 
-    async def _stored_replies(self, msg: InboundMessage) -> list[Reply] | None:
-        """What this sender's message handled before was answered, or None. Keyed by the sender too:
-        a message id is not a key to someone else's answers (platform ids are per sender on some
+    async def answered(self, msg: InboundMessage) -> Replayed | None:
+        """Was this message handled before (by this process or another, before a restart or not)? Its
+        replies if so, as :class:`Replayed` (counted as a duplicate), else None. Keyed by the sender
+        too: a message id is not a key to someone else's answers (platform ids are per sender on some
         platforms, and the local channel takes whatever id it is given)."""
+        msg = normalised(msg)
         if not msg.msg_id:
             return None
         async with self.services.db.transaction() as session:
@@ -153,7 +157,24 @@ class Gateway:
                     )
                 )
             ).first()
-        return None if row is None else [Reply(**r) for r in row]
+        if row is None:
+            return None
+        MESSAGES.labels(msg.channel, "duplicate").inc()
+        return Replayed(Reply(**r) for r in row)
+
+    async def remember(self, msg: InboundMessage, replies: list[Reply]) -> list[Reply]:
+        """Remember an answer a channel gave without the router (a picture or a voice message it
+        could not read), like any handled message's: ``replies`` when this is the first copy, or the
+        first copy's replies as :class:`Replayed` when another got here before."""
+        msg = normalised(msg)
+        if not msg.msg_id:
+            return replies
+        try:
+            async with self.services.db.transaction() as session:
+                await self._remember(session, msg, replies)
+        except IntegrityError:
+            return await self.answered(msg) or Replayed()
+        return replies
 
     async def _remember(self, session: AsyncSession, msg: InboundMessage, replies: list[Reply]) -> None:
         """Record the message as handled, with its replies, in the transaction of its effects. A
@@ -250,10 +271,12 @@ class Gateway:
             "args": args,
             "session": session,
             "clock": s.clock,
+            "calendar": s.calendar,
             "config": s.config,
             "command": command,
             "renderer": s.renderer,
             "outbox": s.outbox,
+            "notify": s.notify,
             "commands": s.router,  # as a Commands: find and list, nothing to register
             "fetch": fetch,
         }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.directory import memo
+
+from .text import fold
 from storage.models import ChatIdentity, Person, PersonRole, Role, Unit
 
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
@@ -96,3 +99,38 @@ async def staff_ids(session: AsyncSession) -> list[int]:
         .distinct()
     )
     return sorted(rows.all())
+
+
+_NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
+
+
+class NotFound(ValueError):
+    """A name that matches no active roster person, or several (``units``: theirs, in roster order).
+    The message says which and what to write; chat commands answer from the fields with a template."""
+
+    def __init__(self, text: str, name: str, unit_name: str, units: list[str]) -> None:
+        self.text, self.name, self.unit_name, self.units = text, name, unit_name, units
+        if units:
+            message = f"花名册中有 {len(units)} 名“{name}”，请写成“{name}（单位）”区分"
+        else:
+            message = f"花名册中没有“{text}”" + ("" if unit_name else "，请先导入花名册")
+        super().__init__(message)
+
+
+async def find_person(session: AsyncSession, raw: str, unit_hint: str = "") -> Person:
+    """The one active person a name names: ``张伟``, or ``张伟（华埠镇）`` where names repeat (or the
+    name with ``unit_hint``, a spreadsheet's unit column). Raises :class:`NotFound`."""
+    text = fold(str(raw or "")).strip()
+    name, unit_name = text, unit_hint
+    if m := _NAME_WITH_UNIT.match(text):
+        name, unit_name = m.group(1).strip(), m.group(2).strip()
+    found = (await session.exec(
+        select(Person, Unit.name).join(Unit, col(Unit.id) == Person.unit_id, isouter=True)
+        .where(Person.name == name, Person.active == True)  # noqa: E712
+        .order_by(Person.id)
+    )).all()
+    if unit_name:
+        found = [(p, u) for p, u in found if u == unit_name]
+    if len(found) != 1:
+        raise NotFound(text, name, unit_name, [u or "无单位" for _, u in found])
+    return found[0][0]

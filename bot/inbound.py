@@ -1,10 +1,15 @@
-"""The one small message type every channel turns its payload into, and what goes back."""
+"""The one small message type every channel turns its payload into, and what goes back: a reply, or
+an :class:`Outgoing` message queued through an :class:`OutboxWriter` (the outbox itself lives in
+``scheduler/outbox.py``; handlers, jobs and channels see only these contracts)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 @dataclass(frozen=True)
@@ -72,3 +77,52 @@ class Address:
     user_id: str | None = None
     group: str | None = None
     extras: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to queue: to a person (resolved to their preferred chat account), to a group, or to
+    one exact chat account (a reply must reach the account that wrote, bound or not)."""
+
+    key: str
+    body: str
+    person_id: int | None = None
+    group: tuple[str, str] | None = None  # (channel, group name)
+    account: tuple[str, str] | None = None  # (channel, platform user id)
+    format: str = "markdown"
+    source: str = ""
+
+
+# Notices to the writer of an anonymous 三联信箱 letter. Their rows keep the address (the answer must
+# reach the writer), but no operator view shows it beside the ticket (``scheduler.outbox.operator_view``).
+ANONYMOUS_SOURCE = "mailbox-anonymous"
+
+
+def anonymous_key(ticket: int, kind: str, entry: int) -> str:
+    """The idempotency key of a notice to an anonymous letter's writer (``kind``: answer, closed)."""
+    return f"mailbox-anon:{ticket}:{kind}:{entry}"
+
+
+class OutboxWriter(Protocol):
+    """What handlers, jobs and channels need of the outbox: queue messages inside their own transaction
+    (a key already queued is kept as it was), and where a person would get one."""
+
+    async def enqueue(self, session: AsyncSession, message: Outgoing) -> bool: ...
+
+    async def enqueue_many(self, session: AsyncSession, messages: Sequence[Outgoing]) -> int: ...
+
+    async def accounts(self, session: AsyncSession, person_ids: Iterable[int]) -> dict[int, tuple[str, str]]: ...
+
+    async def keys_queued(self, session: AsyncSession, account: tuple[str, str], source: str,
+                          since: dt.datetime) -> list[str]: ...
+
+
+class OutboxService(OutboxWriter, Protocol):
+    """The outbox as the running service holds it: the writer, and what operators read (CLI, console,
+    /healthz)."""
+
+    async def counts(self) -> dict[str, int]: ...
+
+    async def problems(self, limit: int = 50, offset: int = 0) -> list[Any]: ...
+
+    async def retry(self, ids: Iterable[int]) -> int: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import jinja2
 from markupsafe import Markup
@@ -95,24 +95,42 @@ class Renderer:
 
     def text(self, template: str, **values: Any) -> Trusted:
         """The rendered message; Trusted, so a message built from other rendered pieces keeps them."""
-        return Trusted(self.env.get_template(f"{template}.md").render(**values).strip())
-
-    def renderer_for(self, template: str):
-        """A function rendering one template many times (jobs that write to thousands of people):
-        the same output as :meth:`text`, without copying the environment's globals for every call."""
         compiled = self.env.get_template(f"{template}.md")
-        shared = dict(self.env.globals)
+        return self._render(compiled, dict(compiled.globals), values)
 
-        def render(**values: Any) -> str:
-            context = compiled.new_context({**shared, **values}, shared=True)
+    def _render(self, compiled: jinja2.Template, globals_: dict[str, Any], values: dict[str, Any]) -> Trusted:
+        """The one place a template becomes text (replies, notices, jobs' messages). ``globals_`` is
+        the template's globals as one dict, which a caller rendering many times builds once."""
+        try:
+            context = compiled.new_context({**globals_, **values}, shared=True)
             return Trusted("".join(compiled.root_render_func(context)).strip())
-
-        return render
+        except Exception:
+            self.env.handle_exception()  # re-raises with the template's own line in the traceback
 
     def reply(self, answer: Answer | Picture) -> Reply:
         if isinstance(answer, Picture):
             return Reply(picture_body(answer.spec), "image")
         return Reply(self.text(answer.template, **answer.values), answer.format)
+
+    def replies(self, answers: Iterable[Answer | Picture]) -> list[Reply]:
+        """Many answers at once (a job writing to thousands of people): each template is loaded once
+        and each distinct answer object rendered once — the same output as :meth:`reply`."""
+        compiled: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}
+        done: dict[int, Reply] = {}
+        out = []
+        for answer in answers:
+            reply = done.get(id(answer))
+            if reply is None:
+                if isinstance(answer, Picture):
+                    reply = Reply(picture_body(answer.spec), "image")
+                else:
+                    if answer.template not in compiled:
+                        template = self.env.get_template(f"{answer.template}.md")
+                        compiled[answer.template] = template, dict(template.globals)
+                    reply = Reply(self._render(*compiled[answer.template], answer.values), answer.format)
+                done[id(answer)] = reply
+            out.append(reply)
+        return out
 
 
 def picture_body(spec: dict[str, Any]) -> str:

@@ -26,11 +26,11 @@ from .text import Args, Trusted, fold
 Handler = Callable[..., Awaitable["Answer | list[Answer]"]]
 
 # What a handler may name, each one narrow thing (``bot.gateway.Gateway._call`` fills exactly these):
-# msg (the InboundMessage), sender, args, session, clock, config, command (the Command being run),
-# renderer (to write a notice for someone else), outbox (to queue it), commands (what 帮助 lists, a
-# :class:`Commands`), fetch (a message's file bytes, or None). No whole bags: a handler that names what
+# msg (the InboundMessage), sender, args, session, clock, calendar (the working days of ``[calendar]``),
+# config, command (the Command being run), notify (render an Answer for someone else and queue it, a
+# :class:`bot.notify.Notifier`), renderer and outbox (for what notify does not cover), commands (what 帮助 lists, a :class:`Commands`), fetch (a message's file bytes, or None). No whole bags: a handler that names what
 # it uses can be read, and tested, without the rest of the house.
-INJECTABLE = frozenset({"msg", "sender", "args", "session", "clock", "config", "command",
+INJECTABLE = frozenset({"msg", "sender", "args", "session", "clock", "calendar", "config", "command", "notify",
                         "renderer", "outbox", "commands", "fetch"})
 
 

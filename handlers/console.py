@@ -7,7 +7,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.console.auth import audit, console_base, end_sessions_of, issue_link
+from bot.audit import audit
+from bot.console.auth import console_base, end_sessions_of, issue_link
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args

@@ -8,15 +8,15 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
 from bot.inbound import InboundMessage
-from bot.render import Renderer
 from bot.router import Answer, Commands, Router, UsageError
 from bot.text import Args
-from scheduler.outbox import Outbox, Outgoing
-from storage.models import AuditLog, BindAttempt, ChatIdentity, Person
+from bot.notify import Notifier
+from storage.models import BindAttempt, ChatIdentity, Person
 
 router = Router()
 
@@ -55,7 +55,7 @@ def lock_until(failures: list[dt.datetime], now: dt.datetime, max_failures: int,
 )
 async def bind(
     msg: InboundMessage, sender: Sender | None, args: Args, session: AsyncSession, clock: Clock, config: Config,
-    renderer: Renderer, outbox: Outbox,
+    notify: Notifier,
 ) -> Answer:
     """Two locks, both ``bind_max_failures`` wrong tries within ``bind_lock_minutes``: one per chat
     account, and one per roster person named, counted over every account and channel — otherwise a
@@ -96,7 +96,7 @@ async def bind(
 
     candidates = [p for p in named if p.phone and p.phone.endswith(last4)]
     if not candidates:
-        return await _failed(session, renderer, outbox, clock, msg, name if named else None, tries, account, now, window, limit)
+        return await _failed(session, notify, clock, msg, name if named else None, tries, account, now, window, limit)
     if len(candidates) > 1:
         return Answer.of("people/bind_ambiguous")
     person = candidates[0]
@@ -112,14 +112,11 @@ async def bind(
             channel=msg.channel, platform_user_id=msg.sender_id, person_id=person.id, linked_by="bind", created_at=now
         )
     )
-    session.add(
-        AuditLog(at=now, actor_id=person.id, actor_label=person.name, action="bind",
-                 target=f"person:{person.id}", detail={"channel": msg.channel})
-    )
+    audit(session, now, person, "bind", f"person:{person.id}", channel=msg.channel)
     return Answer.of("people/bound", name=person.name)
 
 
-async def _failed(session: AsyncSession, renderer: Renderer, outbox: Outbox, clock: Clock, msg: InboundMessage,
+async def _failed(session: AsyncSession, notify: Notifier, clock: Clock, msg: InboundMessage,
                   person_name: str | None,
                   tries: list[tuple[dt.datetime, str]], account: list[dt.datetime],
                   now: dt.datetime, window: dt.timedelta, limit: int) -> Answer:
@@ -131,15 +128,12 @@ async def _failed(session: AsyncSession, renderer: Renderer, outbox: Outbox, clo
     if person_name is not None:
         tries = tries + [(now, f"{msg.channel}:{msg.sender_id}")]
         if name_locked := lock_until([at for at, _ in tries], now, limit, window):
-            body = renderer.text(
+            locked = Answer.of(
                 "people/bind_person_locked_staff", name=person_name, tries=limit,
                 minutes=int(window.total_seconds() // 60), until=name_locked.astimezone(tz),
                 accounts=len({who for at, who in tries if at >= now - window}))
-            await outbox.enqueue_many(session, [
-                Outgoing(key=f"bind-locked:{person_name}:{now.isoformat()}:{pid}", person_id=pid, body=body,
-                         source="bind-lock")
-                for pid in await staff_ids(session)
-            ])
+            await notify.everyone(session, locked, {pid: f"bind-locked:{person_name}:{now.isoformat()}:{pid}"
+                                                    for pid in await staff_ids(session)}, source="bind-lock")
     left = limit - len([t for t in account if t >= now - window]) - 1
     if left <= 0:  # this account's own lock says more to the one who typed it
         return Answer.of("people/bind_locked", until=(now + window).astimezone(tz))

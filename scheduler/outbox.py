@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.channels.base import Channel, DeliveryError, PermanentError, TransientError
 from bot.clock import Clock
 from bot.config import Config
-from bot.inbound import Address
+from bot.inbound import ANONYMOUS_SOURCE, Address, Outgoing
 from storage.db import Database
 from storage.models import ChatIdentity, OutboxMessage, OutboxStatus
 
@@ -40,15 +40,7 @@ RETRIED = Counter("bangdai_outbox_retries_total", "Transient delivery failures",
 FAILED = Counter("bangdai_outbox_failed_total", "Outbox messages that failed for good", ["channel"])
 QUEUE = Gauge("bangdai_outbox_queued", "Outbox messages waiting", ["channel"])
 
-# Notices to the writer of an anonymous 三联信箱 letter. Their rows keep the address (the answer must
-# reach the writer), but no operator view shows it beside the ticket: see :func:`operator_view`.
-ANONYMOUS_SOURCE = "mailbox-anonymous"
 _ANONYMOUS_KINDS = {"answer": "答复", "closed": "关闭通知"}
-
-
-def anonymous_key(ticket: int, kind: str, entry: int) -> str:
-    """The idempotency key of a notice to an anonymous letter's writer (``kind``: answer, closed)."""
-    return f"mailbox-anon:{ticket}:{kind}:{entry}"
 
 
 @dataclass(frozen=True)
@@ -76,21 +68,10 @@ def operator_view(row: OutboxMessage) -> OperatorView:
 NO_ACCOUNT = "没有可用的聊天账号（未绑定或所在平台未启用）"
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to queue: to a person (resolved to their preferred chat account), to a group, or to
-    one exact chat account (a reply must reach the account that wrote, bound or not)."""
-
-    key: str
-    body: str
-    person_id: int | None = None
-    group: tuple[str, str] | None = None  # (channel, group name)
-    account: tuple[str, str] | None = None  # (channel, platform user id)
-    format: str = "markdown"
-    source: str = ""
-
-
 class Outbox:
+    """The one writer of outbox rows (:class:`bot.inbound.OutboxWriter` for handlers and jobs) and what
+    operators read of them."""
+
     def __init__(self, db: Database, clock: Clock, config: Config, enabled_channels: Iterable[str]) -> None:
         self.db, self.clock, self.config = db, clock, config
         enabled = set(enabled_channels)
@@ -168,6 +149,17 @@ class Outbox:
 
     async def enqueue(self, session: AsyncSession, message: Outgoing) -> bool:
         return await self.enqueue_many(session, [message]) == 1
+
+    async def keys_queued(self, session: AsyncSession, account: tuple[str, str], source: str,
+                          since: dt.datetime) -> list[str]:
+        """The keys of messages from ``source`` queued to one chat account since ``since`` (the WeCom
+        channel's once-a-day welcome asks this instead of reading the table itself)."""
+        channel, user = account
+        rows = await session.exec(select(OutboxMessage.key).where(
+            OutboxMessage.channel == channel, OutboxMessage.user_id == user,
+            OutboxMessage.source == source, OutboxMessage.created_at >= since,
+        ))
+        return list(rows.all())
 
     # --- what operators see ------------------------------------------------------------------------
 

@@ -20,15 +20,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import TZ, PeriodKind, period_bounds, period_name
 
-from .calendar import WorkCalendar
+from bot.calendar import WorkCalendar
+from bot.notify import Notifier
+from bot.services import Services
 
 @dataclass
 class JobContext:
-    services: object  # bot.services.Services (kept untyped here: scheduler/ sits below bot's app wiring)
+    services: Services
     at: dt.datetime  # the moment this run is for: its scheduled time, or `jobs run --at`
     period: str  # the period `at` falls in: 2026-11-19, 2026-W47, 2026-11, 2026-Q4
     session: AsyncSession  # the run's transaction; queue messages into it
     calendar: WorkCalendar
+
+    @property
+    def notify(self) -> Notifier:
+        """The one way a job writes to people: render an Answer and queue it in this run's transaction."""
+        return self.services.notify
 
     @property
     def today(self) -> dt.date:

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.clock import TZ, period_name
 from storage.models import JobRun
 
-from .calendar import WorkCalendar, calendar_for
+from bot.calendar import WorkCalendar
 from .registry import JOBS, JobContext
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ async def run_job(services, name: str, at: dt.datetime, *, trigger: str = "manua
     at = at.astimezone(TZ)
     period = period_name(spec.period, at.date())
     label = spec.label(at.date())
-    calendar = calendar or calendar_for(services.config)
+    calendar = calendar or services.calendar
     if dry_run:
         recorder = _RecordingOutbox(services.outbox)
         fake = replace(services, outbox=recorder)

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from bot.clock import TZ, PeriodKind, period_bounds, period_name
 
-from .calendar import WorkCalendar, calendar_for
+from bot.calendar import WorkCalendar
 from .registry import JOBS
 from .runner import has_run, installed_on, last_runs, load_jobs, run_job
 
@@ -122,7 +122,7 @@ class Scheduler:
 
     def __init__(self, services, calendar: WorkCalendar | None = None) -> None:
         self.services = services
-        self.calendar = calendar or calendar_for(services.config)
+        self.calendar = calendar or services.calendar
         self.schedules = load_schedules(services.config, self.calendar)
         self.aps: AsyncIOScheduler | None = None
         self.leader = False
@@ -283,6 +283,11 @@ class Scheduler:
     def next_runs(self) -> dict[str, dt.datetime | None]:
         now = self.services.clock.now()
         return {name: s.next_at_or_after(now) for name, s in self.schedules.items()}
+
+    def upcoming(self) -> list[tuple[dt.datetime, str, str]]:
+        """(next run, job name, what the job does), soonest first: what the console's 概览 lists."""
+        runs = sorted(((at, name) for name, at in self.next_runs().items() if at), key=lambda x: x[0])
+        return [(at, name, JOBS[name].description) for at, name in runs]
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -164,7 +164,8 @@ def write(tmp_path: Path, name: str, content: str) -> Path:
 async def seeded(services, tmp_path: Path):
     """The standard test programme: two mentors, two mentees (one 导师团 pair, one 1:1), one staff member
     and one person with no role, all with local ids u1–u6 already linked."""
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     now = services.clock.now()
     r = await import_roster(services.db, write(tmp_path, "roster.csv", ROSTER_CSV), now=now)

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import write
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 
 RETIRED_ROSTER = """\

@@ -7,7 +7,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from conftest import write
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 from scheduler.outbox import Dispatcher
 

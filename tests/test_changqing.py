@@ -19,7 +19,7 @@ from bot.clock import TZ
 from bot.config import Secret
 from conftest import write
 from handlers.changqing.common import MAX_MESSAGE_BYTES, split_lines, utf8_len
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
 from storage.models import (Achievement, AuditLog, Broadcast, Commitment, OutboxMessage, OutboxStatus, SignUp,

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from bot.text import md_escape
 from conftest import write
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from scheduler.outbox import NO_ACCOUNT
 from storage.models import AuditLog, Broadcast, OutboxMessage, OutboxStatus, SignUp
 from storage.models.changqing import SIX_ROLES

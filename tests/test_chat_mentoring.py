@@ -137,7 +137,8 @@ async def test_person_with_no_pair(chat, services):
 
 async def test_ambiguous_counterpart(chat, services, tmp_path):
     from conftest import write
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     now = services.clock.now()
     await import_roster(services.db, write(tmp_path, "r.csv", "姓名,手机,单位\n李娜,13911112222,城关街道\n"), now=now)
@@ -240,7 +241,8 @@ async def test_concurrent_duplicates_act_once(chat, services):
 
 async def test_concurrent_messages_from_many_users(chat, services, tmp_path):
     from conftest import write
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     n = 40
     roster = "姓名,手机,角色,本地ID\n" + "".join(

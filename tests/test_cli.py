@@ -133,7 +133,7 @@ def test_jobs_and_outbox_commands(cfg, tmp_path):
     assert past.returncode == 2 and "不是当前周期" in past.stderr and "4 人" in past.stderr and "--force" in past.stderr
     assert "排队 0" in bangdai("outbox", "--config", str(cfg)).stdout
     from bot.clock import Clock
-    from scheduler.calendar import WorkCalendar
+    from bot.calendar import WorkCalendar
     from scheduler.service import Schedule
 
     now = Clock().now()  # the CLI runs on the real clock

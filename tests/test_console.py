@@ -333,7 +333,8 @@ async def test_pages_escape_what_people_wrote(client, chat, programme):
 
 async def test_tables_page_at_50_rows(client, chat, programme, tmp_path):
     from conftest import write
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     roster = ["姓名,单位,角色"] + [f"徒弟{chr(0x4e00 + i)},县直单位,徒弟" for i in range(60)]
     pairs = ["徒弟,导师,开始日期"] + [f"徒弟{chr(0x4e00 + i)},王芳,2026-11-02" for i in range(60)]

@@ -11,7 +11,7 @@ from browser_support import PHONE, Browser, driver  # noqa: F401  (fixture)
 from console_support import chat_link, programme  # noqa: F401  (fixture)
 from conftest import write
 from sanling_support import deliver
-from scheduler.outbox import Outgoing
+from bot.inbound import Outgoing
 from storage.models import AuditLog, Inquiry, InquiryStatus, OutboxMessage, OutboxStatus, Person
 
 NEW_ROSTER = """\

@@ -22,10 +22,9 @@ from bot.channels.dingtalk import DingTalkChannel
 from bot.channels.dingtalk_api import ApiUsage, markdown_title, message_param
 from bot.channels.dingtalk_stream import StreamConnection
 from bot.clock import TZ
-from bot.inbound import Address
+from bot.inbound import Address, InboundMessage, Outgoing
 from conftest import PAIRS_CSV, write
 from fakes.dingtalk_fixtures import configure_dingtalk
-from scheduler.outbox import Outgoing
 from scheduler.runner import run_job
 from storage.models import (ChatIdentity, ContactLog, DingTalkApiUsage, OutboxMessage, OutboxStatus, Person,
                             PlanItem, ProcessedMessage)
@@ -45,7 +44,8 @@ GROUP = "cidQingLanGroup01"
 @pytest.fixture
 async def roster(services, tmp_path):
     """The standard programme (see conftest) with DingTalk ids instead of local ones; 周敏 has none."""
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     now = services.clock.now()
     r = await import_roster(services.db, write(tmp_path, "roster.csv", ROSTER), now=now)
@@ -165,11 +165,14 @@ async def test_the_ack_does_not_wait_for_the_handling(dingtalk_fake, roster, ser
     gateway = Bangdai(services).gateway
     release = asyncio.Event()
 
-    async def slow_handle(msg):  # a database that takes its time
-        await release.wait()
-        return await gateway.handle(msg)
+    class SlowGateway:  # a database that takes its time
+        answered, remember = gateway.answered, gateway.remember
 
-    channel = DingTalkChannel(services, slow_handle)
+        async def handle(self, msg, as_person=None, outcome=None):
+            await release.wait()
+            return await gateway.handle(msg)
+
+    channel = DingTalkChannel(services, SlowGateway())
     await channel.start()
     try:
         pushed = await dingtalk_fake.push_text("dt_zq", "记录 面谈 谈心")
@@ -237,6 +240,36 @@ async def test_a_redelivery_after_a_restart_is_caught_by_the_database(dingtalk, 
         await restarted.stop()
 
 
+async def test_the_gateway_alone_knows_a_message_was_handled(dingtalk, roster, services):
+    """After a restart the channel has no memory; the gateway's one record (``Gateway.answered``) is
+    what recognises the copy of a text and of a voice message DingTalk could not transcribe — the
+    channel remembers the latter's answer through ``Gateway.remember``, not by writing the table."""
+    fake = dingtalk.fake
+    text = await fake.push_text("dt_zq", "记录 面谈 讨论工作作风")
+    silent = await fake.push_message("dt_lzx", "audio", {"duration": 800, "downloadCode": "dl-voice-9"})
+    await fake.wait_reply(text)
+    await fake.wait_reply(silent)
+    await dingtalk.channel.stop()
+    restarted = Bangdai(services)
+    channel = restarted.channels["dingtalk"]  # a new process: nothing in memory
+    before = metric("bangdai_messages_total", channel="dingtalk", outcome="duplicate")
+    await channel.start()
+    try:
+        await fake.wait_connected(2)
+        for pushed in (text, silent):
+            await fake.redeliver(pushed)
+            await fake.wait_acked(pushed, 2)
+        await fake.wait_until(lambda: metric("bangdai_messages_total", channel="dingtalk", outcome="duplicate")
+                              == before + 2, what="both copies recognised by the gateway")
+        assert len(fake.replies_to(text)) == 1 and len(fake.replies_to(silent)) == 1
+        assert await count(services, ContactLog) == 1
+        [stored] = await restarted.gateway.answered(InboundMessage("dingtalk", "dt_lzx", silent.conversation, "",
+                                                                   msg_id=silent.msg_id))
+        assert stored.text == services.renderer.text("dingtalk/not_heard")
+    finally:
+        await channel.stop()
+
+
 # --- replies after the sessionWebhook expired --------------------------------------------------------
 
 async def test_an_expired_session_webhook_falls_back_to_the_openapi(dingtalk, roster):
@@ -283,7 +316,8 @@ def big_programme(mentors: int, staff: int) -> tuple[str, str]:
 
 
 async def test_a_reminder_round_goes_out_as_batch_sends(dingtalk, services, clock, tmp_path):
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     roster_csv, pairs_csv = big_programme(mentors=15, staff=22)
     now = clock.now()

@@ -24,7 +24,8 @@ GROUP = "cidQingLanGroup01"
 
 @pytest.fixture
 async def roster(services, tmp_path):
-    from handlers.sheets.imports import import_pairs, import_roster
+    from handlers.sheets.imports import import_pairs
+    from handlers.sheets.roster import import_roster
 
     now = services.clock.now()
     r = await import_roster(services.db, write(tmp_path, "roster.csv", ROSTER), now=now)

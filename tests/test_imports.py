@@ -8,7 +8,8 @@ from sqlmodel import select
 
 from conftest import PAIRS_CSV, ROSTER_CSV, write
 from handlers.sheets.export import export_workbook
-from handlers.sheets.imports import import_pairs, import_roster
+from handlers.sheets.imports import import_pairs
+from handlers.sheets.roster import import_roster
 from storage.models import AuditLog, ChatIdentity, Pairing, PairingMentor, Person, PersonRole
 
 

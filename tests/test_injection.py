@@ -61,9 +61,11 @@ async def test_the_gateway_fills_every_declared_name(services) -> None:
     """A handler asking for every injectable gets each filled, with the service's own objects."""
     seen: dict = {}
 
-    async def probe(msg, sender, args, session, clock, config, command, renderer, outbox, commands, fetch):
-        seen.update(msg=msg, sender=sender, args=args.rest(), session=session, clock=clock, config=config,
-                    command=command, renderer=renderer, outbox=outbox, commands=commands, fetch=fetch)
+    async def probe(msg, sender, args, session, clock, calendar, config, command, notify, renderer, outbox, commands,
+                    fetch):
+        seen.update(msg=msg, sender=sender, args=args.rest(), session=session, clock=clock, calendar=calendar,
+                    config=config, command=command, notify=notify, renderer=renderer, outbox=outbox,
+                    commands=commands, fetch=fetch)
         return Answer.of("help/unbound")
 
     router = Router()
@@ -77,6 +79,7 @@ async def test_the_gateway_fills_every_declared_name(services) -> None:
     assert seen["session"] is not None and seen["fetch"] is None  # no files came with the message
     assert seen["clock"] is services.clock and seen["config"] is services.config
     assert seen["renderer"] is services.renderer and seen["outbox"] is services.outbox
+    assert seen["calendar"] is services.calendar and seen["notify"].outbox is services.outbox
     assert seen["command"] is router.commands[0]
     assert seen["commands"].find("probe") is router.commands[0]
     assert [c.keyword for c in seen["commands"].visible_to(None)] == ["试验"]

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from bot.text import md_escape, md_unescape
 from conftest import write
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from storage.models import OutboxMessage
 
 from test_security import SUB_ACTIONS, everyone  # noqa: F401  (fixture)

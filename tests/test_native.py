@@ -29,7 +29,7 @@ from bot.text import md_escape, md_unescape
 from conftest import write
 from fakes.wecom import Card, FakeWeCom, WeComCallbacks, point_at, serving
 from handlers.changqing.records import RankRow, ranking_picture
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
 from storage.models import ContactLog, OutboxMessage, SignUp, Squad, Unit

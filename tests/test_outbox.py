@@ -15,7 +15,8 @@ from sqlmodel import select
 
 from bot.channels.base import Channel, PermanentError, TransientError
 from bot.clock import Clock
-from scheduler.outbox import Dispatcher, Outbox, Outgoing
+from bot.inbound import Outgoing
+from scheduler.outbox import Dispatcher, Outbox
 from storage.models import ChatIdentity, OutboxMessage, OutboxStatus, Person
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from bot.gateway import Gateway
 from bot.inbound import InboundMessage
 from conftest import DEFAULT_NOW, PG_URL, write
 from handlers.mentoring import queries as Q
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from handlers.mentoring.pairs import load_pairs
 
 MENTORS = ["张伟", "王芳", "刘洋", "陈杰", "杨帆", "赵磊", "黄勇"]

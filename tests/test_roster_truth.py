@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import func, select
 
 from conftest import ROSTER_CSV, write
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from storage.models import AuditLog, Person, PersonRole
 
 pytestmark = pytest.mark.usefixtures("seeded")

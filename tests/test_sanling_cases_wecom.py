@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from bot.config import Config
 from conftest import write
 from fakes.wecom import FakeWeCom, point_at, serving
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from storage.files import FileStore
 from storage.models import ReviewFile
 from test_wecom import WeComChat, count

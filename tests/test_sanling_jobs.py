@@ -7,7 +7,7 @@ import pytest
 
 from bot.clock import TZ
 from sanling_support import EVERYONE, STAFF, count, deliver, inboxes, sanling  # noqa: F401
-from scheduler.calendar import WorkCalendar
+from bot.calendar import WorkCalendar
 from scheduler.registry import JOBS
 from scheduler.runner import load_jobs, run_job
 from storage.models import OutboxMessage

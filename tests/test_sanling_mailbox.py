@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 from openpyxl import load_workbook
 
+from bot.config import Config
 from handlers.sheets.export import export_workbook
 from handlers.sanling.mailbox import guess_category, take_ticket
 from sanling_support import STAFF, count, deliver, inboxes, rows, sanling  # noqa: F401
@@ -323,6 +324,21 @@ async def test_export_has_the_mailbox_sheet_with_answers_and_no_phones(chat, ser
     assert "已转人社局" in record["答复"] and record["来信人"] == "李娜（华埠镇）"
     values = [str(c.value) for ws in wb.worksheets for r in ws.iter_rows() for c in r]
     assert "13900003456" not in values
+
+
+async def test_the_exports_overdue_column_follows_the_configured_calendar(chat, services, tmp_path, clock):
+    """超期 in the workbook counts working days by ``[calendar]``, as chat and the overdue job do: two
+    days the department declared off (a notice's bridging days) move the deadline past today."""
+    await chat.say("u2", f"信箱 {QUESTION}")  # Thursday 19 November: overdue after Tuesday the 24th
+    clock.set(dt.datetime(2026, 11, 25, 9, 0))
+    days_off = Config()
+    days_off.calendar.holidays = ["2026-11-23", "2026-11-24"]
+    for config, overdue in ((Config(), "是"), (days_off, None)):
+        path = tmp_path / "out.xlsx"
+        await export_workbook(services.db, path, clock, config)
+        sheet = load_workbook(path)["三联信箱"]
+        record = dict(zip([c.value for c in sheet[1]], [c.value for c in sheet[2]]))
+        assert record["超期"] == overdue, config.calendar
 
 
 # --- 统计 ---------------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from bot.clock import Clock
 from bot.inbound import Address
 from conftest import PG_URL, write
 from fakes.dingtalk import FakeDingTalk
-from handlers.sheets.imports import import_pairs, import_roster
+from handlers.sheets.imports import import_pairs
+from handlers.sheets.roster import import_roster
 from storage.db import Database
 from storage.models import ContactLog, JobRun, OutboxMessage, ProcessedMessage
 

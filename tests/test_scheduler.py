@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from bot.clock import TZ
 from conftest import PG_URL
-from scheduler.calendar import WorkCalendar
+from bot.calendar import WorkCalendar
 from scheduler.outbox import Dispatcher
 from scheduler.runner import UnknownJob, run_job
 from scheduler.service import Schedule, ScheduleError, Scheduler
@@ -73,7 +73,7 @@ def test_a_year_without_the_notice_keeps_the_holidays_the_law_fixes():
 
 def test_the_notice_entered_in_the_config_wins(tmp_path):
     from bot.config import ConfigError, load_config
-    from scheduler.calendar import calendar_for
+    from bot.calendar import calendar_for
 
     path = tmp_path / "c.toml"
     path.write_text('[calendar]\nholidays = [2027-02-04, "2027-02-09"]\nworkdays = [2027-02-20]\n', encoding="utf-8")

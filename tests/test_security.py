@@ -24,7 +24,7 @@ from bot.gateway import Gateway
 from bot.inbound import InboundMessage
 from conftest import write
 from handlers.sheets.export import export_workbook
-from handlers.sheets.imports import import_roster
+from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 from storage.models import (BindAttempt, ChatIdentity, ContactLog, Inquiry, OutboxMessage, OutboxStatus, Person,
                             PersonRole)

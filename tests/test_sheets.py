@@ -13,7 +13,8 @@ from openpyxl import Workbook
 from sqlmodel import select
 
 from conftest import ROSTER_CSV, write
-from handlers.sheets.imports import ROSTER_COLUMNS, import_pairs, import_roster
+from handlers.sheets.imports import ROSTER_COLUMNS, import_pairs
+from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 from handlers.sheets.reader import SheetError, SheetLimits, read_sheet, sheet_date, sheet_phone
 from storage.models import Pairing, Person, Unit

@@ -12,11 +12,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func
 from sqlmodel import select
 
+from prometheus_client import REGISTRY
+
 from bot.app import Bangdai
 from bot.channels.wecom_api import split_message
 from bot.config import Config, ConfigError, Secret
 from fakes.wecom import FakeWeCom, WeComCallbacks, point_at, serving
-from scheduler.outbox import Dispatcher, Outbox, Outgoing
+from bot.inbound import Outgoing
+from scheduler.outbox import Dispatcher, Outbox
 from scheduler.runner import run_job
 from storage.models import ChatIdentity, ContactLog, OutboxMessage, OutboxStatus, Person, ProcessedMessage
 
@@ -287,6 +290,24 @@ async def test_a_location_gets_a_one_line_answer_once(wecom, fake, services):
     await wecom.flush()
     (answer,) = fake.inbox("lina")
     assert "只能看懂文字" in answer and "\n" not in answer.strip()
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_the_gateway_recognises_every_retried_callback(wecom, fake, services):
+    """A retried text and a retried location are both known by the gateway's one record of handled
+    messages (``Gateway.answered``): the channel keeps none of its own and reads no other table."""
+    def duplicates() -> float:
+        return REGISTRY.get_sample_value("bangdai_messages_total", {"channel": "wecom", "outcome": "duplicate"}) or 0.0
+
+    before = duplicates()
+    text = wecom.build.seal(wecom.build.text("lina", "帮助"))
+    place = wecom.build.seal(wecom.build.location("lina"))
+    for sealed in (text, place, text, place):
+        assert await wecom.post(*sealed) == 200
+        await wecom.flush()
+    assert duplicates() == before + 2
+    assert await count(services, ProcessedMessage) == 2  # the location's answer is remembered too
+    assert len(fake.inbox("lina")) == 2 and wecom.channel.health()["duplicates"] == 2
 
 
 # --- reminders through the outbox, within WeCom's per-member limit ----------------------------------------

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..inbound import Address
+from ..inbound import Address, InboundMessage, Reply
 
 if TYPE_CHECKING:  # the outbox (and the CLI's `bangdai outbox`) use this module without a web server
     from aiohttp import web
@@ -26,6 +26,19 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """Never going to work (unknown user, revoked app): recorded with the platform's reason, not retried."""
+
+
+class Gate(Protocol):
+    """What a platform channel asks of the gateway (``bot.gateway.Gateway``): handle a message; was one
+    handled before (its replies, as a ``Replayed`` list, or None); remember an answer the channel gave
+    itself. Those three are the only way a channel touches the record of handled messages."""
+
+    async def handle(self, msg: InboundMessage, as_person: int | None = None,
+                     outcome: list[str] | None = None) -> list[Reply]: ...
+
+    async def answered(self, msg: InboundMessage) -> list[Reply] | None: ...
+
+    async def remember(self, msg: InboundMessage, replies: list[Reply]) -> list[Reply]: ...
 
 
 class Channel:

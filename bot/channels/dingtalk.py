@@ -2,8 +2,9 @@
 
 In: every robot message is acknowledged the moment it arrives and handled in a task after, so a slow
 database never delays an ack (a late ack makes DingTalk push the message again 16–60 s later). The
-message's ``msgId`` de-duplicates: in memory for what this process has seen, in the database
-(``ProcessedMessage``, shared with the gateway) for redeliveries after a restart or to another process.
+message's ``msgId`` de-duplicates: in memory for what this process has seen, and through the gateway
+(``Gateway.answered``, its record of handled messages) for redeliveries after a restart or to another
+process.
 Messages of one sender in one conversation are handled in the order they came.
 
 Out: a reply goes as Markdown to the message's ``sessionWebhook`` while it is valid, @-mentioning the
@@ -19,20 +20,16 @@ import logging
 import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 import aiohttp
 from dingtalk_stream import ChatbotMessage
 from prometheus_client import Counter
-from sqlalchemy.exc import IntegrityError
-
-from storage.models import ProcessedMessage
-
 from .. import charts
 from ..commands import present
 from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
 from ..text import md_escape
-from .base import Channel, DeliveryError, PermanentError, TransientError
+from .base import Channel, DeliveryError, Gate, PermanentError, TransientError
 from .dingtalk_api import BATCH_LIMIT, FLOW_CONTROL_RETRY_AFTER, ApiUsage, OpenApi, markdown_title
 from .dingtalk_stream import StreamConnection
 from .files import read_limited
@@ -44,8 +41,6 @@ DUPLICATES = Counter("bangdai_dingtalk_duplicates_total", "DingTalk robot messag
 REPLIES = Counter("bangdai_dingtalk_replies_total", "Replies to DingTalk messages, by path", ["path"])
 PROACTIVE = Counter("bangdai_dingtalk_proactive_sends_total", "Outbox messages sent through the OpenAPI, by outcome",
                     ["kind", "outcome"])
-
-Handle = Callable[[InboundMessage], Awaitable[list[Reply]]]
 
 GROUP = "2"  # conversationType: "1" private, "2" group
 WEBHOOK_MARGIN = 5.0  # seconds: a sessionWebhook this close to its expiry is treated as expired
@@ -118,9 +113,9 @@ class DingTalkChannel(Channel):
     name = "dingtalk"
     max_batch = BATCH_LIMIT
 
-    def __init__(self, services: Any, handle: Handle) -> None:
+    def __init__(self, services: Any, gateway: Gate) -> None:
         self.services = services
-        self.handle = handle
+        self.gateway = gateway
         self.config = config = services.config.dingtalk
         self.rate_per_second = config.rate_per_second
         self.usage = ApiUsage(services.db, services.clock)
@@ -235,12 +230,12 @@ class DingTalkChannel(Channel):
         try:
             async with self._in_order(f"{message.conversation_id}\x00{sender}"):
                 # (On SQLite the database itself serves transactions one at a time, in order.)
-                if maybe_seen and await self._handled_before(sender, message.message_id):
+                if maybe_seen and await self.gateway.answered(self.inbound(message, text="")) is not None:
                     DUPLICATES.inc()
                     return
                 text, attachments = message_text(message), _attachments(message)
                 if text or attachments:
-                    replies = await self.handle(self.inbound(message, attachments, text))
+                    replies = await self.gateway.handle(self.inbound(message, attachments, text))
                     if message.message_type == "audio" and replies:
                         # What DingTalk heard leads the answer, so a mishearing is seen at once.
                         heard = self.services.renderer.text("dingtalk/heard", text=text)
@@ -279,24 +274,12 @@ class DingTalkChannel(Channel):
             raise FetchError(exc.reason) from None
         return await read_limited(self.http, url, limit)
 
-    async def _handled_before(self, sender: str, msg_id: str) -> bool:
-        async with self.services.db.transaction() as session:
-            return await session.get(ProcessedMessage, (self.name, sender, msg_id)) is not None
-
     async def _not_text(self, message: ChatbotMessage) -> list[Reply]:
         """A picture, a file, a voice message DingTalk could not transcribe…: one line saying what is
-        understood, remembered like any answer."""
+        understood, remembered by the gateway like any answer (a copy gets ``Replayed``, not posted)."""
         template = "dingtalk/not_heard" if message.message_type == "audio" else "dingtalk/text_only"
         reply = Reply(self.services.renderer.text(template))
-        try:
-            async with self.services.db.transaction() as session:
-                session.add(ProcessedMessage(channel=self.name, sender_id=message.sender_staff_id or message.sender_id,
-                                             msg_id=message.message_id,
-                                             received_at=self.services.clock.now(), replies=[reply.as_dict()]))
-        except IntegrityError:
-            DUPLICATES.inc()
-            return []
-        return [reply]
+        return await self.gateway.remember(self.inbound(message, text=""), [reply])
 
     # --- replies ------------------------------------------------------------------------------------
 

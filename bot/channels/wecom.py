@@ -3,12 +3,12 @@
 Inbound: WeCom calls ``callback_path`` — GET once to verify the URL, POST for every message. A POST is
 checked (size, XML, signature, corp id, timestamp within ±5 minutes), answered with an empty 200 at
 once (WeCom wants an answer within 5 s and retries otherwise) and handled after, in a task that
-``stop()`` drains. Text goes through the gateway like any other channel; its replies, the welcome on
-``enter_agent`` and the one-line answer to pictures or voice are queued in the outbox under keys made
-from WeCom's own ids and the sender, as the gateway remembers messages (``reply:wecom:<UserID>:<MsgId>:<n>``,
-``wecom-event:<hash>``). The outbox's unique key is
-what makes a redelivered callback change nothing — even after a restart — and the per-member limit
-below applies to replies as much as to reminders.
+``stop()`` drains. Text goes through the gateway like any other channel, and the one-line answer to voice or other
+kinds is remembered by the gateway too (``Gateway.remember``): the gateway's record of handled messages
+is what makes a redelivered callback change nothing — even after a restart. Replies, and the welcome on
+``enter_agent``, are queued in the outbox under keys made from WeCom's own ids and the sender
+(``reply:wecom:<UserID>:<MsgId>:<n>``, ``wecom-event:<hash>``), so a retry queues nothing twice either,
+and the per-member limit below applies to replies as much as to reminders.
 
 Outbound: WeCom drops a member's messages beyond 30 a minute (1000 an hour) *silently*, so the
 channel counts what it sent per member and answers :class:`TransientError` with the time the window
@@ -27,7 +27,7 @@ import logging
 import struct
 import uuid
 from collections import Counter as Tally, defaultdict
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable
 from xml.parsers.expat import ExpatError
 
 import xmltodict
@@ -39,21 +39,18 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from scheduler.outbox import Outgoing
-from storage.models import ChatIdentity, OutboxMessage
+from storage.models import ChatIdentity
 
 from .. import charts
 from ..commands import commands_in, present
 from ..config import ConfigError
 from ..identity import resolve_sender
-from ..inbound import Address, Attachment, FetchError, InboundMessage, Reply
-from .base import Channel, DeliveryError, PermanentError, TransientError
+from ..inbound import Address, Attachment, FetchError, InboundMessage, Outgoing, Reply
+from .base import Channel, DeliveryError, Gate, PermanentError, TransientError
 from .limits import SharedWindow
 from .wecom_api import WeComApi, WeComError, WeComUnavailable, split_message, to_plain, uses_markdown
 
 log = logging.getLogger(__name__)
-
-Handle = Callable[[InboundMessage], Awaitable[list[Reply]]]
 
 MAX_BODY = 64 * 1024  # a WeCom callback is a few KB; anything near this is not from WeCom
 MAX_SKEW = dt.timedelta(minutes=5)
@@ -106,8 +103,8 @@ class WeComChannel(Channel):
     name = "wecom"
     max_batch = 100  # message/send takes up to 1000 users in "a|b|c"; 100 keeps a failure small
 
-    def __init__(self, services: Any, handle: Handle) -> None:
-        self.services, self.handle = services, handle
+    def __init__(self, services: Any, gateway: Gate) -> None:
+        self.services, self.gateway = services, gateway
         self.config = cfg = services.config.wecom
         self.clock, self.db = services.clock, services.db
         self.rate_per_second = cfg.rate_per_second
@@ -282,11 +279,13 @@ class WeComChannel(Channel):
             channel=self.name, sender_id=user, conversation_id=user, text=str(fields.get("Content") or ""),
             msg_id=msg_id, received_at=self.clock.now(), attachments=attachments,
         )
-        replies = await self.handle(msg)
+        replies = await self.gateway.handle(msg)
+        # A retry gets the first copy's replies (Replayed): queued again under the same keys, they are
+        # kept as they were — and reach the person if the first copy stopped before queueing them.
         queued = await self.queue_to_user(
             user, [(f"reply:wecom:{user}:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply"
         )
-        return queued > 0
+        return queued > 0 and not getattr(replies, "replayed", False)
 
     async def fetch(self, attachment: Attachment, limit: int) -> bytes:
         """The bytes of a media_id a member sent (valid for three days on WeCom's side)."""
@@ -307,12 +306,7 @@ class WeComChannel(Channel):
         # One welcome a day is enough: WeCom sends enter_agent every time the app is opened.
         day_start = self.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
         async with self.db.transaction() as session:
-            earlier = (await session.exec(
-                select(OutboxMessage.key).where(
-                    OutboxMessage.channel == self.name, OutboxMessage.user_id == user,
-                    OutboxMessage.source == "wecom-welcome", OutboxMessage.created_at >= day_start,
-                )
-            )).all()
+            earlier = await self.services.outbox.keys_queued(session, (self.name, user), "wecom-welcome", day_start)
             if key in earlier:
                 return False
             if earlier:
@@ -335,7 +329,7 @@ class WeComChannel(Channel):
         outcome: list[str] = []
         msg = InboundMessage(channel=self.name, sender_id=user, conversation_id=user, text=command,
                              msg_id=msg_id, received_at=self.clock.now())
-        replies = await self.handle(msg, outcome=outcome)
+        replies = await self.gateway.handle(msg, outcome=outcome)
         items = [(f"reply:wecom:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)]
         if code:
             said = "ok" if outcome and outcome[-1] in ("ok", "duplicate") else "refused"
@@ -345,8 +339,15 @@ class WeComChannel(Channel):
         return await self.queue_to_user(user, items, source="reply") > 0
 
     async def _on_other(self, user: str, fields: dict) -> bool:
-        text = self.services.renderer.text("wecom/unsupported")
-        return await self.queue_to_user(user, [(f"reply:wecom:{user}:{_msg_id(fields)}:0", text, "markdown")], source="reply") > 0
+        """Voice, a location, a link…: one line saying what is understood, remembered by the gateway
+        like any answer, so a retry is known as one."""
+        msg_id = _msg_id(fields)
+        msg = InboundMessage(channel=self.name, sender_id=user, conversation_id=user, text="", msg_id=msg_id,
+                             received_at=self.clock.now())
+        replies = await self.gateway.remember(msg, [Reply(self.services.renderer.text("wecom/unsupported"))])
+        queued = await self.queue_to_user(
+            user, [(f"reply:wecom:{user}:{msg_id}:{i}", r.text, r.format) for i, r in enumerate(replies)], source="reply")
+        return queued > 0 and not getattr(replies, "replayed", False)
 
     async def queue_to_user(self, user: str, items: list[tuple[str, str, str]], source: str) -> int:
         """Queue messages to one WeCom member in the outbox; a key already there is left alone.

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog, ConsoleLink, ConsoleSession, Person
+from storage.models import ConsoleLink, ConsoleSession
 
+from ..audit import audit
 from ..config import Config
 from ..identity import STAFF_ROLES, Sender, sender_for_person
 
@@ -50,12 +51,6 @@ def csrf_token(session_secret: str) -> str:
 
 def csrf_ok(session_secret: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(csrf_token(session_secret), str(given))
-
-
-def audit(session: AsyncSession, now: dt.datetime, person: Person | Sender, action: str, target: str = "",
-          **detail: object) -> None:
-    session.add(AuditLog(at=now, actor_id=person.id, actor_label=person.name, action=action, target=target,
-                         detail=dict(detail)))
 
 
 async def issue_link(session: AsyncSession, sender: Sender, now: dt.datetime, config: Config) -> str:

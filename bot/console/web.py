@@ -29,17 +29,17 @@ from handlers.changqing.signup import signup_counts
 from handlers.changqing.records import month_achievements, month_label, month_ranking
 from handlers.changqing.squads import import_squads, squad_summaries, squad_view
 from handlers.sheets.export import export_workbook
-from handlers.sheets.imports import import_pairs, import_roster
+from handlers.sheets.imports import import_pairs
+from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
 from handlers.mentoring.queries import review_status, week_compliance
 from handlers.mentoring.pairs import load_pairs
 from handlers.sanling.visits import visit_figures
-from scheduler.calendar import calendar_for
-from scheduler.registry import JOBS
 from storage.models import AREAS, REPORT_ITEMS, Inquiry, InquiryAnswer, OutboxStatus, Person
 
+from ..audit import audit
 from ..clock import period_name
 from ..inbound import InboundMessage
 from ..render import _cn_date, _percent, _weekday
@@ -215,7 +215,7 @@ class Console:
         now = self.services.clock.now()
         async with self.services.db.transaction() as session:
             await auth.end_session(session, visit.cookie, now)
-            auth.audit(session, now, visit.sender, "console.logout", via="page")
+            audit(session, now, visit.sender, "console.logout", via="page")
         response = self.render("signed_out.html", bye=True)
         response.del_cookie(COOKIE, path="/console")
         return response
@@ -230,17 +230,16 @@ class Console:
             views = await load_pairs(session, active_only=False)  # one read for both figures
             week = await week_compliance(session, today, views=views)
             reviews = await review_status(session, period_name("quarter", today), views)
-            queue = await open_queue(session, now, calendar_for(self.services.config))
+            queue = await open_queue(session, now, self.services.calendar)
             signed, retired = await signup_counts(session)
             visits = await visit_figures(session, today)
             rematch = await programme_view.rematch_rows(session, today, views)
-        runs = sorted(((at, name) for name, at in self.scheduler.next_runs().items() if at), key=lambda x: x[0])
+        runs = self.scheduler.upcoming()
         counts = await self.services.outbox.counts()
         problems = await self.services.outbox.problems(limit=5)
         return self.render("overview.html", visit, week=week, reviews=reviews, queue=queue,
                            overdue=sum(v["overdue"] for v in queue), signed=signed, retired=retired, visits=visits,
-                           runs=[(at.astimezone(self.services.clock.tz), name, JOBS[name].description)
-                                 for at, name in runs[:6]],
+                           runs=[(at.astimezone(self.services.clock.tz), name, what) for at, name, what in runs[:6]],
                            scheduling=self.services.config.schedule.enabled,
                            counts=counts, problems=problems, labels=OUTBOX_LABELS, rematch=rematch,
                            items=REPORT_ITEMS)
@@ -293,12 +292,12 @@ class Console:
         show = request.query.get("show", "open")
         page = _page(request, "page")
         async with self.services.db.transaction() as session:
-            queue = await open_queue(session, now, calendar_for(self.services.config))
+            queue = await open_queue(session, now, self.services.calendar)
             if show == "all":
                 total = (await session.exec(select(func.count()).select_from(Inquiry))).one()
                 rows = list((await session.exec(select(Inquiry).order_by(col(Inquiry.id).desc())
                                                 .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))).all())
-                views = await staff_view(session, rows, now, calendar_for(self.services.config))
+                views = await staff_view(session, rows, now, self.services.calendar)
             else:
                 show, total = "open", len(queue)
                 views = queue[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
@@ -313,7 +312,7 @@ class Console:
             inquiry = await session.get(Inquiry, number)
             if inquiry is None:
                 return self.render("not_found.html", visit=visit, status=404, what=f"来信 #{number}")
-            view = (await staff_view(session, [inquiry], self.services.clock.now(), calendar_for(self.services.config)))[0]
+            view = (await staff_view(session, [inquiry], self.services.clock.now(), self.services.calendar))[0]
             answers = (await session.exec(select(InquiryAnswer, Person.name).join(Person, Person.id == InquiryAnswer.author_id)
                                           .where(InquiryAnswer.inquiry_id == number).order_by(InquiryAnswer.id))).all()
         return self.render("inquiry.html", visit, status=status, v=view, labels=STATUS_LABELS, categories=CATEGORIES,
@@ -437,7 +436,7 @@ class Console:
         report = await self._import_fn(kind)(self.services.db, path, now=now, dry_run=True,
                                              actor=visit.sender.name)
         async with self.services.db.transaction() as session:  # the dry run's own audit entry rolled back
-            auth.audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
+            audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
                        errors=len(report.errors), fatal=bool(report.fatal))
         return self.render("import_report.html", visit, report=report, kind=kind, kinds=IMPORT_KINDS, key=key,
                            name=name, rows=_report_rows(report), dry_run=True)
@@ -456,7 +455,7 @@ class Console:
         finally:
             shutil.rmtree(upload.path.parent, ignore_errors=True)
         async with self.services.db.transaction() as session:
-            auth.audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
+            audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
                        created=report.created, updated=report.updated, errors=len(report.errors))
         return self.render("import_report.html", visit, report=report, kind=upload.kind, kinds=IMPORT_KINDS,
                            key="", name=upload.path.name, rows=_report_rows(report), dry_run=False)
@@ -467,9 +466,9 @@ class Console:
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self._upload_dir))
         try:
             path = folder / "帮带台账.xlsx"
-            counts = await export_workbook(self.services.db, path, self.services.clock)
+            counts = await export_workbook(self.services.db, path, self.services.clock, self.services.config)
             async with self.services.db.transaction() as session:
-                auth.audit(session, now, visit.sender, "console.export", target=path.name, rows=sum(counts.values()))
+                audit(session, now, visit.sender, "console.export", target=path.name, rows=sum(counts.values()))
             body = path.read_bytes()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -495,7 +494,7 @@ class Console:
         ids = [i for i in (_int(v) for v in visit.form.getall("id", [])) if i is not None]
         retried = await self.services.outbox.retry(ids) if ids else 0
         async with self.services.db.transaction() as session:
-            auth.audit(session, self.services.clock.now(), visit.sender, "console.outbox_retry",
+            audit(session, self.services.clock.now(), visit.sender, "console.outbox_retry",
                        ids=ids, retried=retried)
         return await Console.outbox.__wrapped__(self, request, visit, retried=retried)  # type: ignore[attr-defined]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import Clock, day_start
 from bot.config import Config
 from bot.commands import present
@@ -23,8 +23,8 @@ from bot.identity import STAFF_ROLES, Sender
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
-from scheduler.outbox import Outbox, Outgoing
-from storage.models import AuditLog, Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
+from bot.inbound import OutboxWriter, Outgoing
+from storage.models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
 from storage.models.changqing import SIX_ROLES
 
 from handlers.changqing.common import MAX_MESSAGE_BYTES, retired_cadres, utf8_len
@@ -44,14 +44,6 @@ def outbox_prefix(broadcast_id: int) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
-
-
-@dataclass
-class Actor:
-    """Who broadcasts: a staff member in chat, or the operator at the CLI (no person)."""
-
-    person_id: int | None
-    label: str
 
 
 def render_body(renderer: Renderer, text: str) -> str:
@@ -80,7 +72,7 @@ async def sent_today(session: AsyncSession, digest: str, now: dt.datetime) -> Br
     ).first()
 
 
-async def queue(session: AsyncSession, outbox: Outbox, clock: Clock, config: Config, broadcast: Broadcast,
+async def queue(session: AsyncSession, outbox: OutboxWriter, clock: Clock, config: Config, broadcast: Broadcast,
                 body: str) -> dict:
     """Queue one broadcast's messages in the caller's transaction; returns what the reply reports."""
     now = clock.now()
@@ -98,14 +90,13 @@ async def queue(session: AsyncSession, outbox: Outbox, clock: Clock, config: Con
     broadcast.status, broadcast.sent_at = BroadcastStatus.SENT, now
     broadcast.people, broadcast.no_account, broadcast.groups = len(people), len(missing), len(targets)
     session.add(broadcast)
-    session.add(AuditLog(at=now, actor_id=broadcast.actor_id, actor_label=broadcast.actor_label,
-                         action="changqing.broadcast", target=f"broadcast:{broadcast.id}",
-                         detail={"people": len(people), "groups": len(targets), "no_account": len(missing)}))
+    audit(session, now, Actor(broadcast.actor_label, broadcast.actor_id), "changqing.broadcast",
+          f"broadcast:{broadcast.id}", people=len(people), groups=len(targets), no_account=len(missing))
     return {"id": broadcast.id, "people": len(people), "reachable": len(people) - len(missing), "missing": missing,
             "groups": [f"{name}（{'钉钉' if ch == 'dingtalk' else '企业微信'}）" for ch, name in targets]}
 
 
-async def broadcast(session: AsyncSession, text: str, actor: Actor, *, renderer: Renderer, outbox: Outbox,
+async def broadcast(session: AsyncSession, text: str, actor: Actor, *, renderer: Renderer, outbox: OutboxWriter,
                     clock: Clock, config: Config, confirmed: bool = False) -> Answer:
     """Send a broadcast now; an identical one already sent today waits for confirmation instead
     (in chat a pending row for 广播 确认; at the CLI ``confirmed`` comes from ``--confirm``)."""
@@ -177,7 +168,7 @@ async def status(session: AsyncSession, tz: dt.tzinfo, limit: int = STATUS_SHOWN
     examples=("广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结", "广播 状态"),
 )
 async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                            renderer: Renderer, outbox: Outbox) -> Answer:
+                            renderer: Renderer, outbox: OutboxWriter) -> Answer:
     word = args.take()
     if word is None:
         raise UsageError("请写上广播对象和文案")
@@ -202,5 +193,5 @@ async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, c
                          repeat=True)
     if word.lower() not in PROGRAMMES:
         raise UsageError(f"不认识广播对象“{word}”，目前可以广播给：常青藤")
-    return await broadcast(session, args.rest(), Actor(sender.id, sender.name), renderer=renderer, outbox=outbox,
+    return await broadcast(session, args.rest(), Actor.of(sender), renderer=renderer, outbox=outbox,
                            clock=clock, config=config)

@@ -4,22 +4,20 @@ size limit every message sent to the platforms must respect."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import identity
 from bot.clock import day_start, period_bounds
 from bot.router import Refusal
-from bot.text import fold
-from storage.models import Person, PersonRole, Role, Unit
+from storage.models import Person, PersonRole, Role
 
 # The smallest limit among the places a 常青藤 message can go: WeCom app messages and group-robot text
 # are cut off at 2048 bytes (UTF-8). DingTalk markdown takes about 5000 characters, so whatever fits
 # WeCom fits DingTalk too. A Chinese character is 3 bytes: about 680 characters.
 MAX_MESSAGE_BYTES = 2048
 
-_NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
 
 
 def utf8_len(text: str) -> int:
@@ -65,26 +63,14 @@ async def is_retired(session: AsyncSession, person_id: int) -> bool:
 
 
 async def find_person(session: AsyncSession, raw: str) -> Person:
-    """The one active person ``raw`` names: ``李忠兴``, or ``李忠兴（县服务业办）`` where names repeat."""
-    text = fold(raw).strip()
-    name, unit_name = text, ""
-    if m := _NAME_WITH_UNIT.match(text):
-        name, unit_name = m.group(1).strip(), m.group(2).strip()
-    rows = (
-        await session.exec(
-            select(Person, Unit.name)
-            .join(Unit, col(Unit.id) == Person.unit_id, isouter=True)
-            .where(Person.name == name, Person.active == True)  # noqa: E712
-            .order_by(Person.id)
-        )
-    ).all()
-    if unit_name:
-        rows = [(p, u) for p, u in rows if u == unit_name]
-    if not rows:
-        raise Refusal("changqing/person_unknown", name=text)
-    if len(rows) > 1:
-        raise Refusal("changqing/person_ambiguous", name=name, units=[u or "无单位" for _, u in rows])
-    return rows[0][0]
+    """:func:`bot.identity.find_person` (``李忠兴``, or ``李忠兴（县服务业办）`` where names repeat),
+    answered with 常青藤's refusals."""
+    try:
+        return await identity.find_person(session, raw)
+    except identity.NotFound as exc:
+        if exc.units:
+            raise Refusal("changqing/person_ambiguous", name=exc.name, units=exc.units) from None
+        raise Refusal("changqing/person_unknown", name=exc.text) from None
 
 
 def month_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

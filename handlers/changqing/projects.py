@@ -8,6 +8,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
@@ -15,7 +16,7 @@ from bot.text import Args
 from storage.models import Person, ProjectFollowUp, Role, SquadProject
 
 from handlers.changqing.queries import projects
-from handlers.changqing.squads import audit, find_squad, squad_id_of
+from handlers.changqing.squads import find_squad, squad_id_of
 
 router = Router()
 

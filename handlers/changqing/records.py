@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender
@@ -25,7 +26,7 @@ from storage.models.changqing import COEFFICIENT_MAX, COEFFICIENT_MIN
 
 from handlers.changqing.common import find_person, month_bounds, previous_month
 from handlers.changqing.queries import participants, person_archive, person_scores
-from handlers.changqing.squads import audit, squad_id_of
+from handlers.changqing.squads import squad_id_of
 
 router = Router()
 

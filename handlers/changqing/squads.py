@@ -15,12 +15,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import Clock
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.db import Database
-from storage.models import AuditLog, Commitment, Person, Role, SignUp, Squad, SquadMember, Unit
+from storage.models import Commitment, Person, Role, SignUp, Squad, SquadMember, Unit
 from storage.models.changqing import TASK_FORCE_KIND
 
 from handlers.changqing.common import find_person, is_retired
@@ -108,12 +109,6 @@ async def task_force(session: AsyncSession, name: str) -> tuple[Unit, bool]:
     return unit, False
 
 
-def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, target: str,
-          actor_label: str = "", **detail: object) -> None:
-    session.add(AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else actor_label,
-                         action=action, target=target, detail=detail))
-
-
 async def move_member(session: AsyncSession, person: Person, squad: Squad | None, now: dt.datetime,
                       actor: Sender | None, actor_label: str = "") -> tuple[str | None, bool]:
     """Put ``person`` in ``squad`` (None: out of any group). Returns the old group's name and whether
@@ -130,7 +125,7 @@ async def move_member(session: AsyncSession, person: Person, squad: Squad | None
         await session.flush()
     if squad is not None:
         session.add(SquadMember(person_id=person.id, squad_id=squad.id, joined_at=now))  # type: ignore[arg-type]
-    audit(session, now, actor, "changqing.squad.move", f"person:{person.id}", actor_label,
+    audit(session, now, actor or Actor(actor_label), "changqing.squad.move", f"person:{person.id}",
           person=person.name, old=old.name if old else None, new=squad.name if squad else None)
     await session.flush()
     return (old.name if old else None), True
@@ -352,7 +347,7 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
             squad = Squad(name=name, task_force_id=unit.id, created_at=now)  # type: ignore[arg-type]
             session.add(squad)
             await session.flush()
-            audit(session, now, None, "changqing.squad.create", f"squad:{squad.id}", actor, name=name, task_force=tf_name)
+            audit(session, now, Actor(actor), "changqing.squad.create", f"squad:{squad.id}", name=name, task_force=tf_name)
             outcome = "created"
         elif squad.task_force_id != unit.id:
             squad.task_force_id = unit.id  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from scheduler.outbox import Outgoing
+from bot.router import Answer
 from storage.models import MentorCertificate, Person
 
 from handlers.mentoring.queries import bundled_assessment
@@ -65,7 +65,7 @@ def render_certificate(path: Path, lines: list[str], font: str) -> None:
     pdf.output(str(path))
 
 
-async def issue_certificates(session: AsyncSession, year: int, *, config, clock, renderer, outbox,
+async def issue_certificates(session: AsyncSession, year: int, *, config, clock, renderer, notify,
                              reissue: bool = False) -> list[Issued]:
     """Certificates for every mentor the 捆绑考核 of ``year`` prefers for 优秀: the PDF (again only with
     ``reissue``), its record, and one private message per mentor and year (idempotency key)."""
@@ -101,8 +101,8 @@ async def issue_certificates(session: AsyncSession, year: int, *, config, clock,
                                     created_at=clock.now())
         row.path = str(path)
         session.add(row)
-        await outbox.enqueue_many(session, [Outgoing(
-            key=f"certificate:{mentor.id}:{year}", person_id=mentor.id, source="certificate",
-            body=render.text("mentor/certificate_notice", name=mentor.name, year=year, path=str(path)))])
+        await notify(session, f"certificate:{mentor.id}:{year}", mentor.id,
+                     Answer.of("mentor/certificate_notice", name=mentor.name, year=year, path=str(path)),
+                     source="certificate")
         out.append(Issued(mentor, path, new))
     return out

@@ -9,51 +9,16 @@ commands turn into private notices.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import TZ
-from bot.text import fold
-from storage.models import AuditLog, Pairing, PairingMentor, Person, PersonRole, Role, Unit
+from storage.models import Pairing, PairingMentor, Person, PersonRole, Role
 
 from handlers.mentoring.pairs import PairView, bangdai_of, load_pairs
-
-
-_NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
-
-
-class NotFound(ValueError):
-    """A name that matches nobody, or several people; the message says which and what to write."""
-
-
-async def find_person(session: AsyncSession, raw: str, unit_hint: str = "") -> Person:
-    """The active person a name names: ``张伟``, or ``张伟（华埠镇）`` where names repeat."""
-    text = fold(str(raw or "")).strip()
-    name, unit_name = text, unit_hint
-    if m := _NAME_WITH_UNIT.match(text):
-        name, unit_name = m.group(1).strip(), m.group(2).strip()
-    query = select(Person, Unit.name).join(Unit, Unit.id == Person.unit_id, isouter=True).where(
-        Person.name == name, Person.active == True  # noqa: E712
-    )
-    found = (await session.exec(query)).all()
-    if unit_name:
-        found = [(p, u) for p, u in found if u == unit_name]
-    if not found:
-        raise NotFound(f"花名册中没有“{text}”" + ("" if unit_name else "，请先导入花名册"))
-    if len(found) > 1:
-        raise NotFound(f"花名册中有 {len(found)} 名“{name}”，请写成“{name}（单位）”区分")
-    return found[0][0]
-
-
-@dataclass
-class Actor:
-    """Who is making a change: a person (staff in chat) or a label ("cli", "import")."""
-
-    label: str
-    person_id: int | None = None
 
 
 @dataclass
@@ -83,11 +48,6 @@ async def ensure_roles(session: AsyncSession, mentee: Person, mentors: list[Pers
             session.add(PersonRole(person_id=person_id, role=str(role)))
 
 
-def _audit(session: AsyncSession, actor: Actor, now: dt.datetime, action: str, target: str, **detail) -> None:
-    session.add(AuditLog(at=now, actor_id=actor.person_id, actor_label=actor.label, action=action,
-                         target=target, detail=detail))
-
-
 def _end_term(session: AsyncSession, term_row: PairingMentor, on: dt.date, reason: str, dismissed: bool = False) -> None:
     term_row.end_date = max(on, term_row.start_date)
     term_row.end_reason, term_row.dismissed = reason[:200], dismissed
@@ -108,7 +68,7 @@ async def end_pairing(session: AsyncSession, view: PairView, on: dt.date, reason
             _end_term(session, term.row, on, reason)
             left.append(term.mentor)
     _close_if_empty(session, view.pairing, on, reason)
-    _audit(session, actor, now, action, f"pairing:{view.id}", mentee=view.mentee.name,
+    audit(session, now, actor, action, f"pairing:{view.id}", mentee=view.mentee.name,
            mentors="、".join(m.name for m in left), reason=reason, day=on.isoformat())
     await session.flush()
     return MentorChange("ended", view.mentee, view, on, [], left, False, reason)
@@ -188,7 +148,7 @@ async def change_mentors(
     session.add(pairing)
     await ensure_roles(session, mentee, mentors)
     if joined or left:
-        _audit(session, actor, now, "pairing.start" if created else "pairing.rematch", f"pairing:{pairing.id}",
+        audit(session, now, actor, "pairing.start" if created else "pairing.rematch", f"pairing:{pairing.id}",
                mentee=mentee.name, mentors="、".join(m.name for m in mentors),
                joined="、".join(m.name for m in joined), left="、".join(m.name for m in left),
                reason=reason, day=start.isoformat())
@@ -222,7 +182,7 @@ async def dismiss_mentor(session: AsyncSession, mentor: Person, reason: str, act
     role = await session.get(PersonRole, (mentor.id, str(Role.MENTOR)))
     if role is not None:
         await session.delete(role)
-    _audit(session, actor, now, "mentor.dismiss", f"person:{mentor.id}", name=mentor.name, reason=reason,
+    audit(session, now, actor, "mentor.dismiss", f"person:{mentor.id}", name=mentor.name, reason=reason,
            pairs=len(changes))
     await session.flush()
     return changes

@@ -9,6 +9,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.dates import beijing_day
 from bot.identity import Sender
@@ -16,13 +17,13 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.config import Config
 from bot.render import Renderer
 from bot.text import Args
-from scheduler.outbox import Outbox
-from storage.models import (INCENTIVE_KINDS, AuditLog, MentorIncentive, MentorNomination, NominationStatus, Person,
+from bot.notify import Notifier
+from storage.models import (INCENTIVE_KINDS, MentorIncentive, MentorNomination, NominationStatus, Person,
                             PersonRole, Role)
 
 from handlers.mentoring.certificates import CertificateSetupError, issue_certificates
 from handlers.mentoring.pool_queries import mentor_pool
-from handlers.mentoring.pairing import NotFound, find_person
+from bot.identity import NotFound, find_person
 
 router = Router()
 
@@ -42,10 +43,6 @@ async def _person(session: AsyncSession, name: str) -> Person:
         raise Refusal("staff/not_found", reason=str(exc)) from None
 
 
-def _audit(session: AsyncSession, sender: Sender, now, action: str, person: Person, **detail: object) -> None:
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action=action,
-                         target=f"person:{person.id}", detail={"name": person.name, **detail}))
-
 
 async def _is_mentor(session: AsyncSession, person_id: int) -> bool:
     return await session.get(PersonRole, (person_id, str(Role.MENTOR))) is not None
@@ -60,7 +57,7 @@ async def _is_mentor(session: AsyncSession, person_id: int) -> bool:
               "导师 激励 张伟 补助 2026-11 300"),
 )
 async def mentor(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                 renderer: Renderer, outbox: Outbox) -> Answer:
+                 renderer: Renderer, notify: Notifier) -> Answer:
     word = args.take()
     if word is None or word not in ACTIONS:
         raise UsageError("导师后面请写 自荐、推荐、通过、不通过、库、激励 或 证书", "导师 自荐 在乡镇工作二十年，愿意带年轻干部")
@@ -92,7 +89,7 @@ async def mentor(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         row.reason, row.nominated_by, row.status, row.created_at = reason, sender.id, NominationStatus.PENDING, now
         row.decided_by, row.decided_at, row.decision_note = None, None, ""
         session.add(row)
-        _audit(session, sender, now, f"mentor.{action}", person, reason=reason)
+        audit(session, now, sender, f"mentor.{action}", f"person:{person.id}", name=person.name, reason=reason)
         return Answer.of("mentor/nominated", person=person, row=row, self_applied=action == "apply")
     if action in ("approve", "reject"):
         name = args.take()
@@ -109,7 +106,7 @@ async def mentor(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         session.add(row)
         if action == "approve" and not await _is_mentor(session, person.id):  # type: ignore[arg-type]
             session.add(PersonRole(person_id=person.id, role=str(Role.MENTOR)))  # type: ignore[arg-type]
-        _audit(session, sender, now, f"mentor.{action}", person, note=note, source=row.source)
+        audit(session, now, sender, f"mentor.{action}", f"person:{person.id}", name=person.name, note=note, source=row.source)
         return Answer.of("mentor/decided", person=person, row=row, approved=action == "approve")
     if action == "pool":
         if args:
@@ -125,7 +122,7 @@ async def mentor(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         year = int(token[:4])
     try:
         issued = await issue_certificates(session, year, config=config, clock=clock, renderer=renderer,
-                                            outbox=outbox)
+                                            notify=notify)
     except CertificateSetupError as exc:
         raise Refusal("mentor/certificate_setup", reason=str(exc)) from None
     return Answer.of("mentor/certificates", year=year, issued=issued)
@@ -160,5 +157,5 @@ async def _incentive(sender: Sender, args: Args, session: AsyncSession, now) -> 
     row = row or MentorIncentive(person_id=person.id, kind=kind, month=month, created_at=now)  # type: ignore[arg-type]
     row.amount, row.note, row.recorded_by = amount, note, sender.id
     session.add(row)
-    _audit(session, sender, now, "mentor.incentive", person, kind=kind, month=month, amount=amount, note=note)
+    audit(session, now, sender, "mentor.incentive", f"person:{person.id}", name=person.name, kind=kind, month=month, amount=amount, note=note)
     return Answer.of("mentor/incentive_saved", person=person, row=row, updated=updated)

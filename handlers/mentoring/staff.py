@@ -12,20 +12,20 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import Clock, period_bounds, period_name
 from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender
-from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
-from scheduler.calendar import WorkCalendar
-from scheduler.outbox import Outbox, Outgoing
-from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, AuditLog, PairReview, Person,
+from bot.calendar import WorkCalendar
+from bot.notify import Notice, Notifier
+from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualGrade, PairReview, Person,
                             PersonRole, ReviewReport, Role)
 
 from handlers.mentoring.queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
-from handlers.mentoring.pairing import (Actor, MentorChange, NotFound, active_pair_of, change_mentors, dismiss_mentor, end_pairing,
-                          find_person)
+from bot.identity import NotFound, find_person
+from handlers.mentoring.pairing import MentorChange, active_pair_of, change_mentors, dismiss_mentor, end_pairing
 from handlers.mentoring.pairs import bangdai_of, load_pairs
 from handlers.mentoring.reviews import POOR, report_quarter, reports_of
 
@@ -34,11 +34,10 @@ __all__ = ["ReviewStatus", "bundled_assessment", "review_status"]
 router = Router()
 _MENTOR_SPLIT = re.compile(r"[、,，;；/]+")
 _QUARTER = re.compile(r"^(\d{4})[-年]?[Qq季]?([1-4])季?度?$")
-CALENDAR = WorkCalendar()
 
 
 def _actor(sender: Sender) -> Actor:
-    return Actor(sender.name, sender.id)
+    return Actor.of(sender)
 
 
 async def _person(session: AsyncSession, name: str) -> Person:
@@ -48,22 +47,21 @@ async def _person(session: AsyncSession, name: str) -> Person:
         raise Refusal("staff/not_found", reason=str(exc)) from None
 
 
-async def notify(renderer: Renderer, outbox: Outbox, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
+async def tell_change(notify: Notifier, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
     """Tell the mentee and each mentor who joined or left, privately, what changed and from when."""
     if change.view is None or not (change.joined or change.left):
         return 0
     view = change.view.as_of(None)
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
-    render = renderer.text
-    messages = [Outgoing(key=f"bangdai-change:{view.id}:{change.mentee.id}:{stamp}", person_id=change.mentee.id,
-                         body=render("staff/notice_mentee", c=change, view=view), source="pairing")]
-    for m in change.joined:
-        messages.append(Outgoing(key=f"bangdai-change:{view.id}:{m.id}:{stamp}", person_id=m.id,
-                                 body=render("staff/notice_joined", c=change, view=view, mentor=m), source="pairing"))
-    for m in change.left:
-        messages.append(Outgoing(key=f"bangdai-change:{view.id}:{m.id}:{stamp}", person_id=m.id,
-                                 body=render("staff/notice_left", c=change, view=view, mentor=m), source="pairing"))
-    return await outbox.enqueue_many(session, messages)
+    notices = [Notice(f"bangdai-change:{view.id}:{change.mentee.id}:{stamp}",
+                      Answer.of("staff/notice_mentee", c=change, view=view), person_id=change.mentee.id, source="pairing")]
+    notices += [Notice(f"bangdai-change:{view.id}:{m.id}:{stamp}", Answer.of("staff/notice_joined", c=change, view=view,
+                                                                             mentor=m), person_id=m.id, source="pairing")
+                for m in change.joined]
+    notices += [Notice(f"bangdai-change:{view.id}:{m.id}:{stamp}", Answer.of("staff/notice_left", c=change, view=view,
+                                                                           mentor=m), person_id=m.id, source="pairing")
+                for m in change.left]
+    return await notify.many(session, notices)
 
 
 @router.command(
@@ -72,8 +70,7 @@ async def notify(renderer: Renderer, outbox: Outbox, session: AsyncSession, chan
     usage="结对 徒弟 导师[、导师…] [原因]；结束：结对 结束 徒弟 原因；授予导师角色：结对 确认 徒弟 导师 [原因]",
     examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配", "结对 结束 赵强 调离本县"),
 )
-async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-               outbox: Outbox) -> Answer:
+async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     first = args.take()
     if first is None:
         raise UsageError("请写上徒弟和导师的姓名")
@@ -89,7 +86,7 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
             raise Refusal("staff/no_active_pair", name=mentee.name)
         label = view.as_of(None).label  # before the terms end
         change = await end_pairing(session, view, clock.today(), reason, _actor(sender), now)
-        await notify(renderer, outbox, session, change, now)
+        await tell_change(notify, session, change, now)
         return Answer.of("staff/pair_ended", label=label, reason=reason)
     confirmed = first in ("确认", "confirm")
     if confirmed:
@@ -125,18 +122,18 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
     before = view.as_of(None).mentor_names if view is not None and view.pairing.active else None
     change = await change_mentors(session, mentee, mentors, mentors[0], start=clock.today(), agreement=None,
                                   reason=reason or "组织部调整帮带关系", actor=_actor(sender), now=now)
-    await notify(renderer, outbox, session, change, now)
+    await tell_change(notify, session, change, now)
     return Answer.of("staff/paired", outcome=change.outcome, mentee=mentee, mentors=mentors, before=before,
                      reason=reason or "组织部调整帮带关系", change=change)
 
 
-def reviewable_quarters(today: dt.date, grace_days: int) -> list[str]:
+def reviewable_quarters(today: dt.date, grace_days: int, calendar: WorkCalendar) -> list[str]:
     """The quarters a 季评 may be given for today: this one, and the last one until ``grace_days``
     working days after it ended."""
     this_first, _ = period_bounds("quarter", today)
     last_end = this_first - dt.timedelta(days=1)
     quarters = [period_name("quarter", today)]
-    deadline = CALENDAR.add_workdays(dt.datetime.combine(last_end, dt.time()), grace_days).date()
+    deadline = calendar.add_workdays(dt.datetime.combine(last_end, dt.time()), grace_days).date()
     if today <= deadline:
         quarters.append(period_name("quarter", last_end))
     return quarters
@@ -180,10 +177,11 @@ def split_report(text: str) -> dict[str, str]:
     examples=("季评 汇报 李娜 问题 群众工作经验不足", "季评", "季评 李娜", "季评 李娜 较好 帮带扎实，下季度重点补群众工作",
               "季评 2026Q3 李娜 好"),
 )
-async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
+async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
+                 config: Config) -> Answer:
     today = clock.today()
     quarter = period_name("quarter", today)
-    allowed = reviewable_quarters(today, config.programme.review_grace_working_days)
+    allowed = reviewable_quarters(today, config.programme.review_grace_working_days, calendar)
     if args.peek() in ("汇报", "report"):
         args.take()
         return await _report(sender, args, session, clock, allowed)
@@ -231,8 +229,7 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         existing.rating, existing.comment, existing.reviewer_id, existing.created_at = rating, comment, sender.id, now
         updated = True
     session.add(existing)
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="pairing.review",
-                         target=f"pairing:{view.id}", detail={"quarter": quarter, "rating": rating}))
+    audit(session, now, sender, "pairing.review", f"pairing:{view.id}", quarter=quarter, rating=rating)
     return Answer.of("staff/reviewed", view=view, quarter=quarter, rating=rating, updated=updated,
                      current=quarter == period_name("quarter", today), poor=rating == POOR,
                      active=view.pairing.active)
@@ -328,8 +325,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     ).first() or AnnualGrade(person_id=mentee.id, year=year, grade=level, created_at=now)  # type: ignore[arg-type]
     existing.grade, existing.commended, existing.recorded_by, existing.created_at = level, extra == "表彰", sender.id, now
     session.add(existing)
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="grade.set",
-                         target=f"person:{mentee.id}", detail={"year": year, "grade": level, "commended": extra == "表彰"}))
+    audit(session, now, sender, "grade.set", f"person:{mentee.id}", year=year, grade=level, commended=extra == "表彰")
     return Answer.of("staff/graded", mentee=mentee, year=year, grade=existing)
 
 
@@ -337,8 +333,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     "清退", "dismiss", roles=STAFF_ROLES, private_only=True, order=63,
     summary="清退不合格导师（组工干部）", usage="清退 导师姓名 原因", examples=("清退 张伟 连续两个季度帮带不到位",),
 )
-async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-                  outbox: Outbox) -> Answer:
+async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     name, reason = args.take(), args.rest()
     if not name or not reason:
         raise UsageError("请写上导师姓名和清退原因")
@@ -350,6 +345,6 @@ async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     changes = await dismiss_mentor(session, mentor, reason, _actor(sender), now)
     for change in changes:
         change.view = (await load_pairs(session, pairing_ids=[change.view.id], active_only=False))[0]  # type: ignore[union-attr]
-        await notify(renderer, outbox, session, change, now)
+        await tell_change(notify, session, change, now)
     return Answer.of("staff/dismissed", mentor=mentor, orphans=[c.view for c in changes if c.outcome == "ended"],
                      changed=[c.view for c in changes])

@@ -12,19 +12,20 @@ from bot.config import Config
 from bot.render import Renderer
 from storage.models import MonthlyReport, Person, ReviewCase, Unit
 
-from handlers.sanling.case_ops import STATUS_LABELS, CALENDAR, case_figures, is_overdue, local, people_labels
+from bot.calendar import WorkCalendar, calendar_for
+from handlers.sanling.case_ops import STATUS_LABELS, case_figures, is_overdue, local, people_labels
 
 
 async def case_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
     now = clock.now()
     today = now.date()
-    year = await case_figures(session, dt.date(today.year, 1, 1), today, now, CALENDAR)
+    year = await case_figures(session, dt.date(today.year, 1, 1), today, now, calendar_for(config))
     if not year:
         return ""
     return renderer.text("sanling/stats_cases", year=year, today=today)
 
 
-async def case_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
+async def case_sheets(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> list[tuple[str, list[str], list[list]]]:
     """预审 cases (the submitter is named: staff export, like the 台账) and the per-procedure figures."""
     now = clock.now()
     cases = list((await session.exec(select(ReviewCase).order_by(ReviewCase.id))).all())
@@ -38,7 +39,7 @@ async def case_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, li
     ]
     header = ["编号", "流程", "类型", "申请人", "状态", "首次提交", "时限", "超期", "办结日期", "退回次数", "最近退回原因", "转办部门"]
     today = now.date()
-    figures = await case_figures(session, dt.date(today.year, 1, 1), today, now, CALENDAR)
+    figures = await case_figures(session, dt.date(today.year, 1, 1), today, now, calendar)
     fig_rows = [[f.title, f.received, f.waiting, f.approved, f.transferred, f.closed, f.returns, f.overdue,
                  f.average_days if f.average_days is not None else ""] for f in figures]
     fig_header = ["流程", "提交", "办理中", "通过", "转办", "联办办结", "退回次数", "超期", "平均办结（工作日）"]

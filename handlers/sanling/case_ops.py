@@ -17,15 +17,14 @@ from sqlalchemy import and_, delete, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import TZ, day_start
-from bot.identity import Sender
 from bot.text import fold
-from scheduler.calendar import WorkCalendar
+from bot.calendar import WorkCalendar
 from storage.files import FileStore
-from storage.models import (AuditLog, CaseStatus, JointPart, Person, ReviewCase, ReviewDecision, ReviewFile,
+from storage.models import (CaseStatus, JointPart, Person, ReviewCase, ReviewDecision, ReviewFile,
                             ReviewItem, Unit)
 
-CALENDAR = WorkCalendar()
 
 STATUS_LABELS = {
     CaseStatus.DRAFT: "填写中", CaseStatus.SUBMITTED: "待预审", CaseStatus.RETURNED: "已退回待补充",
@@ -67,15 +66,6 @@ def is_overdue(case: ReviewCase, now: dt.datetime) -> bool:
     """Past the guide's limit and not decided: waiting for staff, or a 联办单 still missing parts (its
     limit runs from submission to 办结, like the guide's "10 个工作日内办结")."""
     return case.status in (CaseStatus.SUBMITTED, CaseStatus.JOINT) and case.due_at is not None and now > case.due_at
-
-
-def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, case: ReviewCase,
-          **detail: object) -> AuditLog:
-    """Every decision on a case is audited; the case's text and files are never copied here."""
-    entry = AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else "系统",
-                     action=action, target=f"case:{case.id}", detail=dict(detail))
-    session.add(entry)
-    return entry
 
 
 async def items_of(session: AsyncSession, case_id: int) -> list[ReviewItem]:
@@ -212,8 +202,7 @@ async def copy_case_files(session: AsyncSession, store: FileStore, case_id: int,
         path = target / f"{case_id}-{f.item_number}-{n}-{safe}"
         path.write_bytes(store.read(f.sha256))
         out.append(path)
-    session.add(AuditLog(at=now, actor_id=None, actor_label="cli", action="case.files_copied",
-                         target=f"case:{case_id}", detail={"files": len(out)}))
+    audit(session, now, Actor("cli"), "case.files_copied", f"case:{case_id}", files=len(out))
     return out
 
 
@@ -240,6 +229,5 @@ async def purge_decided(session: AsyncSession, store: FileStore, now: dt.datetim
         if hashes else set()
     for sha in hashes - still:
         store.remove(sha)
-    session.add(AuditLog(at=now, actor_id=None, actor_label="系统", action="case.purge", target="case:*",
-                         detail={"cases": ids, "files": len(hashes - still)}))
+    audit(session, now, None, "case.purge", "case:*", cases=ids, files=len(hashes - still))
     return len(ids)

@@ -22,19 +22,20 @@ from typing import Awaitable, Callable
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
+from bot.calendar import calendar_for
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
 from bot.inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage
-from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from scheduler.outbox import Outbox, Outgoing
+from bot.notify import Notifier
 from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
 from handlers.sanling.guides import Guide, find_guides, load_guides
-from handlers.sanling.case_ops import (CALENDAR, STATUS_LABELS, audit, checklist, due_after, files_of, local, people_labels, queue,
+from handlers.sanling.case_ops import (STATUS_LABELS, checklist, due_after, files_of, local, people_labels, queue,
                                staff_views, take_ticket)
 from handlers.sanling.joint import copy_to_departments
 
@@ -88,7 +89,7 @@ def hint_name(guide: Guide) -> str:
     examples=("预审 借用顶岗", "预审 提交", "预审 查询"),
 )
 async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: AsyncSession, clock: Clock,
-                    config: Config, renderer: Renderer, outbox: Outbox, fetch: Fetch | None) -> Answer:
+                    config: Config, notify: Notifier, fetch: Fetch | None) -> Answer:
     if msg.attachments and not args:
         return await _attach(sender, session, clock, config, msg.attachments, fetch)
     if not args:
@@ -101,7 +102,7 @@ async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: As
     handler, alone = SUBCOMMANDS[verb]
     if alone:
         _no_tail(tail, alone)
-    return await handler(Call(sender, session, clock, config, renderer, outbox, tail, verb))
+    return await handler(Call(sender, session, clock, config, notify, tail, verb))
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,7 @@ class Call:
     session: AsyncSession
     clock: Clock
     config: Config
-    renderer: Renderer
-    outbox: Outbox
+    notify: Notifier
     tail: str
     verb: str
 
@@ -164,7 +164,7 @@ async def _open(sender: Sender, session: AsyncSession, clock: Clock, config: Con
     await session.flush()
     for number, material in enumerate(guide.materials, start=1):
         session.add(ReviewItem(case_id=case.id, number=number, material=material[:200]))  # type: ignore[arg-type]
-    audit(session, now, sender, "case.open", case, procedure=guide.key)
+    audit(session, now, sender, "case.open", f"case:{case.id}", procedure=guide.key)
     await session.flush()
     return Answer.of("sanling/case_opened", c=case, g=guide, items=await checklist(session, case))
 
@@ -247,17 +247,15 @@ async def _submit(c: Call) -> Answer:
     again = case.status == CaseStatus.RETURNED
     case.status, case.submitted_at = CaseStatus.SUBMITTED, now
     case.first_submitted_at = case.first_submitted_at or now
-    case.due_at = due_after(now, case.limit_days, CALENDAR)
+    case.due_at = due_after(now, case.limit_days, calendar_for(c.config))
     session.add(case)
     session.add(ReviewDecision(case_id=case.id, action="提交", actor_id=sender.id, at=now))  # type: ignore[arg-type]
-    entry = audit(session, now, sender, "case.submit", case, again=again)
+    entry = audit(session, now, sender, "case.submit", f"case:{case.id}", again=again)
     await session.flush()
-    view = (await staff_views(session, [case], now, CALENDAR))[0]
-    body = c.renderer.text("sanling/case_new_staff", v=view, again=again)
-    await c.outbox.enqueue_many(session, [
-        Outgoing(key=f"case-new:{entry.id}:{pid}", person_id=pid, body=body, source="case")
-        for pid in await staff_ids(session) if pid != sender.id
-    ])
+    view = (await staff_views(session, [case], now, calendar_for(c.config)))[0]
+    await c.notify.everyone(session, Answer.of("sanling/case_new_staff", v=view, again=again),
+                            {pid: f"case-new:{entry.id}:{pid}" for pid in await staff_ids(session) if pid != sender.id},
+                            source="case")
     return Answer.of("sanling/case_submitted", c=case, due=local(case.due_at), again=again)
 
 
@@ -267,7 +265,7 @@ async def _withdraw(c: Call) -> Answer:
     now = clock.now()
     case.status, case.decided_at = CaseStatus.WITHDRAWN, now
     session.add(case)
-    audit(session, now, sender, "case.withdraw", case)
+    audit(session, now, sender, "case.withdraw", f"case:{case.id}")
     return Answer.of("sanling/case_withdrawn", c=case)
 
 
@@ -333,12 +331,11 @@ async def _decide(session: AsyncSession, call: Call, sender: Sender, case: Revie
                   reason: str, notice: str, **values) -> None:
     """Record a staff decision, audit it and tell the submitter privately."""
     session.add(ReviewDecision(case_id=case.id, action=action, actor_id=sender.id, reason=reason, at=now))  # type: ignore[arg-type]
-    entry = audit(session, now, sender, f"case.{notice}", case, step=action, reason=reason)
+    entry = audit(session, now, sender, f"case.{notice}", f"case:{case.id}", step=action, reason=reason)
     await session.flush()
-    body = call.renderer.text(f"sanling/case_{notice}_notice", c=case, reason=reason,
-                              items=await checklist(session, case), **values)
-    await call.outbox.enqueue(session, Outgoing(key=f"case-{notice}:{entry.id}", person_id=case.submitter_id,
-                                                body=body, source="case"))
+    await call.notify(session, f"case-{notice}:{entry.id}", case.submitter_id,
+                      Answer.of(f"sanling/case_{notice}_notice", c=case, reason=reason,
+                                items=await checklist(session, case), **values), source="case")
 
 
 async def _approve(c: Call) -> Answer:
@@ -348,7 +345,7 @@ async def _approve(c: Call) -> Answer:
     case = await _waiting(session, sender, number)
     now = clock.now()
     if case.joint:
-        parts = await copy_to_departments(session, c.renderer, c.outbox, config, sender, case, now)
+        parts = await copy_to_departments(session, c.notify, config, sender, case, now)
         case.status = CaseStatus.JOINT
         session.add(case)
         await _decide(session, c, sender, case, now, "受理", opinion, "accepted", parts=parts)
@@ -390,7 +387,7 @@ async def _transfer(c: Call) -> Answer:
 
 
 async def _todo(c: Call) -> Answer:
-    views = await staff_views(c.session, await queue(c.session), c.clock.now(), CALENDAR)
+    views = await staff_views(c.session, await queue(c.session), c.clock.now(), calendar_for(c.config))
     return Answer.of("sanling/case_todo", views=views[:30], total=len(views), overdue=sum(v["overdue"] for v in views))
 
 

@@ -14,16 +14,16 @@ import datetime as dt
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender, staff_ids
-from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from scheduler.outbox import Outbox, Outgoing
+from bot.notify import Notifier
 from storage.models import CaseStatus, JointPart, LiaisonLink, Person, ReviewCase, ReviewDecision, Unit
 
-from handlers.sanling.case_ops import audit, files_of, local, people_labels, take_ticket
+from handlers.sanling.case_ops import files_of, local, people_labels, take_ticket
 
 router = Router()
 
@@ -44,7 +44,7 @@ async def reviewers_for(session: AsyncSession, config: Config, department: str) 
     return sorted(set(rows.all()))
 
 
-async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox: Outbox, config: Config,
+async def copy_to_departments(session: AsyncSession, notify: Notifier, config: Config,
                               sender: Sender, case: ReviewCase, now: dt.datetime) -> list[dict]:
     """一单抄告: one part per listed department, each copied privately to its reviewers right away."""
     from handlers.sanling.guides import load_guides
@@ -59,13 +59,11 @@ async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox:
         part = JointPart(case_id=case.id, department=department, reviewers=reviewers)  # type: ignore[arg-type]
         session.add(part)
         await session.flush()
-        body = renderer.text("sanling/joint_copy", c=case, department=department, sender=label,
-                             files=files, many=sum(1 for _ in departments) > 1)
-        await outbox.enqueue_many(session, [
-            Outgoing(key=f"joint-copy:{part.id}:{pid}", person_id=pid, body=body, source="case") for pid in reviewers
-        ])
+        copy = Answer.of("sanling/joint_copy", c=case, department=department, sender=label,
+                         files=files, many=sum(1 for _ in departments) > 1)
+        await notify.everyone(session, copy, {pid: f"joint-copy:{part.id}:{pid}" for pid in reviewers}, source="case")
         out.append({"department": department, "reviewers": len(reviewers)})
-    audit(session, now, sender, "case.joint_copy", case, departments=list(departments))
+    audit(session, now, sender, "case.joint_copy", f"case:{case.id}", departments=list(departments))
     return out
 
 
@@ -75,8 +73,7 @@ async def copy_to_departments(session: AsyncSession, renderer: Renderer, outbox:
     usage="联审 | 联审 #编号 [部门] 同意/不同意 意见",
     examples=("联审 #9 同意 编制已核准", "联审"),
 )
-async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock, renderer: Renderer,
-                outbox: Outbox) -> Answer:
+async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     raw = args.rest()
     if not raw:
         return await _mine(sender, session)
@@ -113,23 +110,20 @@ async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     now = clock.now()
     part.result, part.note, part.by_id, part.at = result, note, sender.id, now
     session.add(part)
-    audit(session, now, sender, "case.joint_part", case, department=part.department, result=result)
+    audit(session, now, sender, "case.joint_part", f"case:{case.id}", department=part.department, result=result)
     pending = [p for p in parts if not p.result]
     if not pending:
         case.status, case.decided_at = CaseStatus.CLOSED, now
         session.add(case)
         session.add(ReviewDecision(case_id=case.id, action="办结", actor_id=sender.id, at=now))  # type: ignore[arg-type]
-        audit(session, now, sender, "case.joint_close", case)
-        body = renderer.text("sanling/joint_closed_notice", c=case, parts=parts)
+        audit(session, now, sender, "case.joint_close", f"case:{case.id}")
         # Keyed by the case alone: the applicant is told once, however the last part arrives.
-        await outbox.enqueue(session, Outgoing(key=f"joint-closed:{case.id}", person_id=case.submitter_id,
-                                               body=body, source="case"))
+        await notify(session, f"joint-closed:{case.id}", case.submitter_id,
+                     Answer.of("sanling/joint_closed_notice", c=case, parts=parts), source="case")
         staff = await staff_ids(session)
-        summary = renderer.text("sanling/joint_closed_staff", c=case, parts=parts)
-        await outbox.enqueue_many(session, [
-            Outgoing(key=f"joint-closed-staff:{case.id}:{pid}", person_id=pid, body=summary, source="case")
-            for pid in staff if pid != sender.id
-        ])
+        await notify.everyone(session, Answer.of("sanling/joint_closed_staff", c=case, parts=parts),
+                              {pid: f"joint-closed-staff:{case.id}:{pid}" for pid in staff if pid != sender.id},
+                              source="case")
     return Answer.of("sanling/joint_recorded", c=case, part=part, pending=pending)
 
 

@@ -15,12 +15,14 @@ from pathlib import Path
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
+from bot.calendar import WorkCalendar
 from bot.clock import Clock
 from storage.db import Database
-from storage.models import AuditLog, LiaisonLink, Person, PersonRole, Role, Unit, Visit
+from storage.models import LiaisonLink, Person, PersonRole, Role, Unit, Visit
 
 from handlers.sheets.imports import ImportReport, RowError, cell_text, run_import
-from handlers.mentoring.pairing import NotFound, find_person
+from bot.identity import NotFound, find_person
 from handlers.sheets.reader import SheetLimits
 
 LIAISON_COLUMNS = {
@@ -106,8 +108,8 @@ async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen:
         outcome = "updated"
     if active and await session.get(PersonRole, (person.id, Role.LIAISON.value)) is None:
         session.add(PersonRole(person_id=person.id, role=Role.LIAISON.value))  # type: ignore[arg-type]
-        session.add(AuditLog(at=now, actor_label=actor, action="role.grant", target=f"person:{person.id}",
-                             detail={"name": person.name, "role": Role.LIAISON.value, "source": "三联名单"}))
+        audit(session, now, Actor(actor), "role.grant", f"person:{person.id}", name=person.name,
+              role=Role.LIAISON.value, source="三联名单")
         outcome = "updated" if outcome == "unchanged" else outcome
     await session.flush()
     seen[key] = line  # type: ignore[index]
@@ -162,7 +164,7 @@ def unit_status(units: list[LinkedUnit], visits: list[Visit]) -> list[dict]:
     return [{"unit": u, "visits": by_unit.get(u.id, [])} for u in units]
 
 
-async def liaison_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
+async def liaison_sheets(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> list[tuple[str, list[str], list[list]]]:
     """三联联系 (every link, ended ones kept) and 三联走访 (every visit) for the workbook."""
     people = dict((await session.exec(select(Person.id, Person.name))).all())
     units = {u.id: u for u in (await session.exec(select(Unit))).all()}

@@ -15,19 +15,20 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
 from bot.clock import TZ, Clock, day_start
 from bot.identity import STAFF_ROLES, Sender, staff_ids
 from bot.config import Config
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from scheduler.calendar import WorkCalendar, calendar_for
-from scheduler.outbox import ANONYMOUS_SOURCE, Outbox, Outgoing, anonymous_key
-from storage.models import AuditLog, Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
+from bot.calendar import WorkCalendar, calendar_for
+from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, anonymous_key
+from bot.notify import Notice, Notifier
+from storage.models import Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
 
 router = Router()
-CALENDAR = WorkCalendar()  # the export's: no config at hand (chat and jobs use [calendar] through calendar_for)
 
 MAX_INQUIRY_CHARS = 2000
 OVERDUE_WORKDAYS = 3  # SPEC §4: unanswered for more than 3 working days
@@ -113,16 +114,6 @@ async def staff_view(session: AsyncSession, inquiries: list[Inquiry], now: dt.da
     ]
 
 
-def audit(session: AsyncSession, now: dt.datetime, actor: Sender | None, action: str, inquiry: Inquiry,
-          **detail: object) -> AuditLog:
-    """An audit entry for a state change. The inquiry's text is never copied here, and for an
-    anonymous submission neither is the submitter."""
-    entry = AuditLog(at=now, actor_id=actor.id if actor else None, actor_label=actor.name if actor else ANONYMOUS,
-                     action=action, target=f"inquiry:{inquiry.id}", detail=dict(detail))
-    session.add(entry)
-    return entry
-
-
 async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
     inquiry = await session.get(Inquiry, number)
     if inquiry is None:
@@ -139,7 +130,7 @@ async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
     examples=("信箱 退出现职后的待遇如何落实？", "信箱 匿名 希望自荐参加招商专班", "信箱 查询"),
 )
 async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                  renderer: Renderer, outbox: Outbox) -> Answer:
+                  notify: Notifier) -> Answer:
     raw = args.rest()
     if not raw:
         raise UsageError("请写上您要咨询的内容")
@@ -159,13 +150,13 @@ async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
         return await _recategorize(sender, session, clock, tail)
     if first in _CLOSE:
         _staff_only(sender, "信箱 关闭")
-        return await _close(sender, session, clock, renderer, outbox, tail)
+        return await _close(sender, session, clock, notify, tail)
     own = take_ticket(raw)
     if own is not None and not own[1]:
         return await _show(sender, session, clock, own[0], config)
     # Anything else is the inquiry itself ("信箱 查询一下职级晋升的条件" included).
     anonymous = first in _ANON
-    return await _submit(sender, session, clock, config, renderer, outbox, tail if anonymous else raw, anonymous)
+    return await _submit(sender, session, clock, config, notify, tail if anonymous else raw, anonymous)
 
 
 def _staff_only(sender: Sender, what: str) -> None:
@@ -173,8 +164,8 @@ def _staff_only(sender: Sender, what: str) -> None:
         raise Refusal("sanling/mailbox_staff_only", what=what)
 
 
-async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
-                  outbox: Outbox, text: str, anonymous: bool) -> Answer:
+async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, notify: Notifier,
+                  text: str, anonymous: bool) -> Answer:
     if not text:
         raise UsageError("请写上您要咨询的内容", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
     if len(text) > MAX_INQUIRY_CHARS:
@@ -184,17 +175,16 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: C
                       created_at=now)
     session.add(inquiry)
     await session.flush()
-    audit(session, now, None if anonymous else sender, "mailbox.submit", inquiry,
+    # An anonymous submission is audited without its writer (nor is any letter's text ever copied).
+    audit(session, now, Actor(ANONYMOUS) if anonymous else sender, "mailbox.submit", f"inquiry:{inquiry.id}",
           category=inquiry.category, anonymous=anonymous)
     # An anonymous letter goes to every staff member, its writer included: leaving the writer out
     # would single them out to their colleagues (issue 11). A signed letter need not tell its writer.
     staff = [pid for pid in await staff_ids(session) if anonymous or pid != sender.id]
     calendar = calendar_for(config)
     view = (await staff_view(session, [inquiry], now, calendar))[0]
-    body = renderer.text("sanling/mailbox_new_staff", v=view)
-    await outbox.enqueue_many(session, [
-        Outgoing(key=f"mailbox-new:{inquiry.id}:{pid}", person_id=pid, body=body, source="mailbox") for pid in staff
-    ])
+    await notify.everyone(session, Answer.of("sanling/mailbox_new_staff", v=view),
+                          {pid: f"mailbox-new:{inquiry.id}:{pid}" for pid in staff}, source="mailbox")
     return Answer.of("sanling/mailbox_submitted", q=inquiry, deadline=overdue_after(inquiry, calendar))
 
 
@@ -234,7 +224,7 @@ async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int
                      closed_at=local(inquiry.closed_at) if inquiry.closed_at else None)
 
 
-async def open_queue(session: AsyncSession, now: dt.datetime, calendar: WorkCalendar = CALENDAR) -> list[dict]:
+async def open_queue(session: AsyncSession, now: dt.datetime, calendar: WorkCalendar) -> list[dict]:
     """Every inquiry waiting for an answer, oldest first, as staff see it (``staff_view``): the queue
     ``信箱 待办`` lists and the console shows, so both count the same open and overdue."""
     inquiries = list((await session.exec(
@@ -262,12 +252,11 @@ async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tai
     if old != category:
         inquiry.category = category
         session.add(inquiry)
-        audit(session, clock.now(), sender, "mailbox.category", inquiry, old=old, new=category)
+        audit(session, clock.now(), sender, "mailbox.category", f"inquiry:{inquiry.id}", old=old, new=category)
     return Answer.of("sanling/mailbox_recategorized", q=inquiry, old=old)
 
 
-async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: Renderer, outbox: Outbox,
-                 tail: str) -> Answer:
+async def _close(sender: Sender, session: AsyncSession, clock: Clock, notify: Notifier, tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
         raise UsageError("请写上编号和关闭原因", "信箱 关闭 #12 已当面答复")
@@ -280,10 +269,10 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: 
     now = clock.now()
     inquiry.status, inquiry.closed_at, inquiry.close_reason = InquiryStatus.CLOSED, now, reason
     session.add(inquiry)
-    entry = audit(session, now, sender, "mailbox.close", inquiry, reason=reason)
+    entry = audit(session, now, sender, "mailbox.close", f"inquiry:{inquiry.id}", reason=reason)
     await session.flush()
-    body = renderer.text("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
-    await outbox.enqueue(session, _to_writer(inquiry, "closed", entry.id, body))  # type: ignore[arg-type]
+    notice = Answer.of("sanling/mailbox_closed_notice", q=inquiry, at=local(inquiry.created_at))
+    await notify.many(session, [_to_writer(inquiry, "closed", entry.id, notice)])  # type: ignore[arg-type]
     return Answer.of("sanling/mailbox_closed", q=inquiry)
 
 
@@ -293,7 +282,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, renderer: 
     examples=("答复 #12 已转人社局，本周内回复",),
 )
 async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                 renderer: Renderer, outbox: Outbox) -> Answer:
+                 notify: Notifier, outbox: OutboxWriter) -> Answer:
     ticket = take_ticket(args.rest())
     if ticket is None:
         raise UsageError("请写上要答复的来信编号")
@@ -314,22 +303,22 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
         inquiry.status, inquiry.answered_at = InquiryStatus.ANSWERED, now
         session.add(inquiry)
     await session.flush()
-    audit(session, now, sender, "mailbox.answer", inquiry, answer_id=reply.id, first=first)
-    body = renderer.text("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
-    await outbox.enqueue(session, _to_writer(inquiry, "answer", reply.id, body))  # type: ignore[arg-type]
+    audit(session, now, sender, "mailbox.answer", f"inquiry:{inquiry.id}", answer_id=reply.id, first=first)
+    notice = Answer.of("sanling/mailbox_answer_notice", q=inquiry, at=local(inquiry.created_at), text=text)
+    await notify.many(session, [_to_writer(inquiry, "answer", reply.id, notice)])  # type: ignore[arg-type]
     reachable = inquiry.submitter_id in await outbox.accounts(session, [inquiry.submitter_id])
     label = (await submitter_labels(session, [inquiry]))[inquiry.id]  # type: ignore[index]
     return Answer.of("sanling/mailbox_answered", q=inquiry, sender=label, first=first, reachable=reachable)
 
 
-def _to_writer(inquiry: Inquiry, kind: str, entry: int, body: str) -> Outgoing:
+def _to_writer(inquiry: Inquiry, kind: str, entry: int, notice: Answer) -> Notice:
     """A notice to the letter's writer. The outbox row must carry their address to reach them; for an
     anonymous letter it is marked so every operator view (``bangdai outbox``, logs) masks the address
     and shows only "匿名来信答复 #12". Keys of signed letters' notices do not name the inquiry."""
     if inquiry.anonymous:
-        return Outgoing(key=anonymous_key(inquiry.id, kind, entry), person_id=inquiry.submitter_id,  # type: ignore[arg-type]
-                        body=body, source=ANONYMOUS_SOURCE)
-    return Outgoing(key=f"mailbox-{kind}:{entry}", person_id=inquiry.submitter_id, body=body, source="mailbox")
+        return Notice(anonymous_key(inquiry.id, kind, entry), notice, person_id=inquiry.submitter_id,  # type: ignore[arg-type]
+                      source=ANONYMOUS_SOURCE)
+    return Notice(f"mailbox-{kind}:{entry}", notice, person_id=inquiry.submitter_id, source="mailbox")
 
 
 # --- figures for 统计, the overdue job and the quarterly summary -----------------------------------------
@@ -371,8 +360,8 @@ async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, ren
     return renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)
 
 
-async def mailbox_sheet(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
-    """三联信箱 for the workbook: an anonymous submitter is 匿名 there too."""
+async def mailbox_sheet(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> list[tuple[str, list[str], list[list]]]:
+    """三联信箱 for the workbook: an anonymous submitter is 匿名 there too; 超期 by the configured calendar."""
     inquiries = list((await session.exec(select(Inquiry).order_by(Inquiry.id))).all())
     labels = await submitter_labels(session, inquiries)
     answers: dict[int, list[str]] = {}
@@ -381,7 +370,7 @@ async def mailbox_sheet(session: AsyncSession, clock: Clock) -> list[tuple[str, 
     now = clock.now()
     rows = [
         [i.id, local(i.created_at).date(), i.category, labels[i.id], STATUS_LABELS.get(i.status, i.status),  # type: ignore[index]
-         "是" if is_overdue(i, now, CALENDAR) else "", i.text, "\n".join(answers.get(i.id, [])),  # type: ignore[arg-type]
+         "是" if is_overdue(i, now, calendar) else "", i.text, "\n".join(answers.get(i.id, [])),  # type: ignore[arg-type]
          local(i.answered_at).date() if i.answered_at else "", i.close_reason]
         for i in inquiries
     ]

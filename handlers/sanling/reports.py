@@ -14,11 +14,12 @@ import re
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import audit
 from bot.clock import Clock, period_bounds
 from bot.identity import STAFF_ROLES, Sender
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from storage.models import AuditLog, MonthlyReport, Person, Role
+from storage.models import MonthlyReport, Person, Role
 
 from handlers.sanling.liaisons import LinkedUnit, linked_units
 from handlers.sanling.case_ops import local, take_ticket
@@ -118,8 +119,7 @@ async def report(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     row.requests_closed_at, row.requests_answer = None, ""
     session.add(row)
     await session.flush()
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="report.save",
-                         target=f"report:{row.id}", detail={"month": month.isoformat(), "replaced": replaced}))
+    audit(session, now, sender, "report.save", f"report:{row.id}", month=month.isoformat(), replaced=replaced)
     return Answer.of("sanling/report_saved", r=row, unit=unit, month=month, replaced=replaced)
 
 
@@ -194,6 +194,5 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, tail: str)
     now = clock.now()
     row.requests_closed_at, row.requests_answer = now, answer
     session.add(row)
-    session.add(AuditLog(at=now, actor_id=sender.id, actor_label=sender.name, action="report.request_close",
-                         target=f"report:{row.id}", detail={}))
+    audit(session, now, sender, "report.request_close", f"report:{row.id}")
     return Answer.of("sanling/report_request_closed", r=row)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import WorkCalendar
 from bot.clock import Clock
 from bot.dates import beijing_day
 from storage.models import (Achievement, Commitment, Person, ProjectFollowUp, SignUp, Squad, SquadMember, SquadProject,
@@ -16,7 +17,7 @@ from handlers.changqing.common import retired_cadres
 from handlers.changqing.queries import participants, person_scores
 
 
-async def changqing_sheets(session: AsyncSession, clock: Clock) -> list[tuple[str, list[str], list[list]]]:
+async def changqing_sheets(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> list[tuple[str, list[str], list[list]]]:
     year = clock.today().year
     names = dict((await session.exec(select(Person.id, Person.name))).all())
     units = dict((await session.exec(select(Unit.id, Unit.name))).all())

@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import WorkCalendar, calendar_for
 from bot.clock import Clock, period_bounds, period_name
 from bot.text import mask_phone
 from storage.db import Database
@@ -26,7 +27,7 @@ from handlers.mentoring.reviews import rematch_candidates
 
 # The other programmes' sheets (title, header, rows), after 帮带's own.
 SheetRows = list[tuple[str, list[str], list[list]]]
-SheetFn = Callable[[AsyncSession, Clock], Awaitable[SheetRows]]
+SheetFn = Callable[[AsyncSession, Clock, WorkCalendar], Awaitable[SheetRows]]
 
 
 def other_sheets() -> list[SheetFn]:
@@ -41,7 +42,9 @@ def other_sheets() -> list[SheetFn]:
 
 
 async def export_workbook(db: Database, path: Path, clock: Clock, config: Config | None = None) -> dict[str, int]:
-    """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet."""
+    """Write the roster, pairs (with 周联 status), contacts and plans to ``path``; rows per sheet. Working
+    days (超期) follow the config's ``[calendar]``, as in chat and the jobs."""
+    calendar = calendar_for(config or Config())
     from openpyxl import Workbook  # only the export needs it: every serve and CLI start would pay for it
 
     wb = Workbook()
@@ -60,7 +63,7 @@ async def export_workbook(db: Database, path: Path, clock: Clock, config: Config
         for title, header, rows in await mentoring_sheets(session, clock, names, config):
             counts[title] = _sheet(wb.create_sheet(), title, header, rows)
         for fn in other_sheets():
-            for title, header, rows in await fn(session, clock):
+            for title, header, rows in await fn(session, clock, calendar):
                 counts[title] = _sheet(wb.create_sheet(), title, header, rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)

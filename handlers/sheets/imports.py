@@ -14,18 +14,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.audit import Actor, audit
+from bot.identity import NotFound, find_person
 from bot.text import fold, mask_phone, md_unescape
 from storage.db import Database
-from storage.models import AuditLog, Person, Role
+from storage.models import Person, Role
 
-from handlers.mentoring.pairing import Actor, NotFound, find_person, set_mentors
+from handlers.mentoring.pairing import set_mentors
 from handlers.sheets.reader import CellError, Sheet, SheetError, SheetLimits, read_sheet, sheet_date
 
 ROSTER_COLUMNS = {
@@ -201,6 +204,24 @@ async def run_import(
     return report
 
 
+@asynccontextmanager
+async def chunk_transaction(db: Database, dry_run: bool) -> AsyncIterator[AsyncSession]:
+    """One chunk of an import (pairs, roster, …): its own transaction in the database's turn, committed —
+    or rolled back for a dry run or on any error — then a pause, so messages waiting for the database
+    go before the next chunk."""
+    async with db.turn(), db.sessions() as session:
+        try:
+            yield session
+            if dry_run:
+                await session.rollback()
+            else:
+                await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    await asyncio.sleep(0)
+
+
 async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: RowFn, now: dt.datetime, actor: str,
                     path: str | Path) -> None:
     # A dry run must see its own earlier rows (a unit created by row 2 is found by row 5): one transaction.
@@ -208,35 +229,25 @@ async def _run_rows(db: Database, sheet: Sheet, report: ImportReport, row_fn: Ro
     chunks = [sheet.rows[i:i + step] for i in range(0, len(sheet.rows), step)] or [[]]
     for n, chunk in enumerate(chunks):
         last = n == len(chunks) - 1
-        async with db.turn(), db.sessions() as session:
-            try:
-                for line, row in chunk:
-                    try:
-                        async with session.begin_nested():
-                            outcome = await row_fn(session, line, row, sheet)
-                    except (RowError, NotFound) as exc:
-                        report.row_error(sheet, line, exc, row)
-                        continue
-                    setattr(report, outcome, getattr(report, outcome) + 1)
-                    report.outcomes.append((line, outcome))
-                    if len(report.preview) < PREVIEW_ROWS:
-                        report.preview.append(preview_row(sheet, row))
-                if last:
-                    session.add(import_audit(report, now, actor, path))
-                if report.dry_run:
-                    await session.rollback()
-                else:
-                    await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-        await asyncio.sleep(0)  # let messages queued for the database go first
+        async with chunk_transaction(db, report.dry_run) as session:
+            for line, row in chunk:
+                try:
+                    async with session.begin_nested():
+                        outcome = await row_fn(session, line, row, sheet)
+                except (RowError, NotFound) as exc:
+                    report.row_error(sheet, line, exc, row)
+                    continue
+                setattr(report, outcome, getattr(report, outcome) + 1)
+                report.outcomes.append((line, outcome))
+                if len(report.preview) < PREVIEW_ROWS:
+                    report.preview.append(preview_row(sheet, row))
+            if last:
+                import_audit(session, report, now, actor, path)
 
 
-def import_audit(report: ImportReport, now: dt.datetime, actor: str, path: str | Path) -> AuditLog:
-    return AuditLog(at=now, actor_label=actor, action=f"import.{report.kind}", target=Path(path).name,
-                    detail={"created": report.created, "updated": report.updated, "errors": len(report.errors),
-                            "deactivated": len(report.deactivated)})
+def import_audit(session: AsyncSession, report: ImportReport, now: dt.datetime, actor: str, path: str | Path) -> None:
+    audit(session, now, Actor(actor), f"import.{report.kind}", Path(path).name, created=report.created,
+          updated=report.updated, errors=len(report.errors), deactivated=len(report.deactivated))
 
 
 async def import_pairs(
@@ -288,5 +299,3 @@ async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: di
     return await set_mentors(session, mentee, mentors, lead, start=start, agreement=agreement,
                              reason="导入调整帮带关系", actor=Actor(actor), now=now)
 
-
-from handlers.sheets.roster import import_roster  # noqa: E402  (the roster's own module; imported here as before)

@@ -30,8 +30,8 @@ from storage.db import Database
 from storage.models import AuditLog, ChatIdentity, LiaisonLink, Pairing, PairingMentor, Person, PersonRole, Role, Unit
 
 from handlers.sheets.imports import (
-    CHUNK_ROWS, IDENTITY_FIELDS, PREVIEW_ROWS, ROSTER_COLUMNS, ImportReport, RowError, cell_text, import_audit,
-    parse_roles, read,
+    CHUNK_ROWS, IDENTITY_FIELDS, PREVIEW_ROWS, ROSTER_COLUMNS, ImportReport, RowError, cell_text, chunk_transaction,
+    import_audit, parse_roles, read,
 )
 from handlers.sheets.reader import Sheet, SheetError, SheetLimits
 
@@ -395,36 +395,20 @@ async def import_roster(
         report.warnings.append("没有“角色”列：各人的角色不变")
     job = _RosterImport(report, sheet, now, actor, Path(path).name)
     for i in range(0, max(len(sheet.rows), 1), CHUNK_ROWS):
-        async with db.turn(), db.sessions() as session:
-            try:
-                unit_ids = await job.chunk(session, sheet.rows[i:i + CHUNK_ROWS])
-                if dry_run:
-                    await session.rollback()
-                else:
-                    await session.commit()
-                    job.units.update(unit_ids)
-            except BaseException:
-                await session.rollback()
-                raise
-        await asyncio.sleep(0)  # messages queued for the database go before the next chunk
+        async with chunk_transaction(db, dry_run) as session:
+            unit_ids = await job.chunk(session, sheet.rows[i:i + CHUNK_ROWS])
+        if not dry_run:  # committed: later chunks may use these units
+            job.units.update(unit_ids)
     job.notes()
-    async with db.turn(), db.sessions() as session:
-        try:
-            if full:
-                absent = await job.absent(session)
-                report.deactivated = [label for _, label, _ in absent]
-                if report.errors and absent:
-                    report.warnings.append(f"有 {len(report.errors)} 行出错，为免误停用，本次没有停用任何人；改正后再用 --full 导入")
-                    report.deactivated = []
-                    absent = []
-                await job.deactivate(session, absent)
-            session.add(import_audit(report, now, actor, path))
-            if dry_run:
-                await session.rollback()
-            else:
-                await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with chunk_transaction(db, dry_run) as session:
+        if full:
+            absent = await job.absent(session)
+            report.deactivated = [label for _, label, _ in absent]
+            if report.errors and absent:
+                report.warnings.append(f"有 {len(report.errors)} 行出错，为免误停用，本次没有停用任何人；改正后再用 --full 导入")
+                report.deactivated = []
+                absent = []
+            await job.deactivate(session, absent)
+        import_audit(session, report, now, actor, path)
     report.errors.sort(key=lambda e: e[0])
     return report

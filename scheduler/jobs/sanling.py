@@ -19,7 +19,8 @@ from handlers.sanling.reports import open_requests, report_status, reports_for
 from handlers.sanling.mailbox import CATEGORIES, OVERDUE_WORKDAYS, is_overdue, mailbox_figures, staff_view
 from storage.models import Inquiry, InquiryStatus, Person, Unit
 
-from ..outbox import Outgoing
+from bot.notify import Notice
+from bot.router import Answer
 
 from ..registry import JobContext, job
 
@@ -27,7 +28,7 @@ from ..registry import JobContext, job
 @job("mailbox_overdue", period="day",
      description="三联信箱超期提醒：超过 3 个工作日未答复的来信，每个工作日提醒组工干部")
 async def mailbox_overdue(ctx: JobContext) -> int:
-    session, services = ctx.session, ctx.services
+    session = ctx.session
     if not ctx.calendar.is_workday(ctx.today):  # a reminder on a rest day waits for the next working day
         return 0
     inquiries = [
@@ -39,23 +40,19 @@ async def mailbox_overdue(ctx: JobContext) -> int:
     staff = await staff_ids(session)
     if not inquiries or not staff:
         return 0
-    template = services.renderer.env.get_template("sanling/job_mailbox_overdue.md")
     day = ctx.today.isoformat()
-    messages = []
+    notices = []
     for view in await staff_view(session, inquiries, ctx.at, ctx.calendar):
-        body = template.render(v=view, days=OVERDUE_WORKDAYS).strip()
-        messages += [
-            Outgoing(key=f"mailbox-overdue:{view['q'].id}:{day}:{pid}", person_id=pid, body=body,
-                     source="mailbox_overdue")
-            for pid in staff
-        ]
-    return await services.outbox.enqueue_many(session, messages)
+        overdue = Answer.of("sanling/job_mailbox_overdue", v=view, days=OVERDUE_WORKDAYS)
+        notices += [Notice(f"mailbox-overdue:{view['q'].id}:{day}:{pid}", overdue, person_id=pid, source="mailbox_overdue")
+                    for pid in staff]
+    return await ctx.notify.many(session, notices)
 
 
 @job("monthly_visit_prompt", period="month",
      description="一月一走访：提醒三联联系人本月走访的单位、上月走访情况和一月一汇报")
 async def monthly_visit_prompt(ctx: JobContext) -> int:
-    session, services = ctx.session, ctx.services
+    session = ctx.session
     links = await linked_units(session)
     if not links:
         return 0
@@ -65,25 +62,20 @@ async def monthly_visit_prompt(ctx: JobContext) -> int:
     this_month = await visits_between(session, first, last, ids)
     last_month = await visits_between(session, prev_first, prev_last, ids)
     names = dict((await session.exec(select(Person.id, Person.name).where(col(Person.id).in_(ids)))).all())
-    template = services.renderer.env.get_template("sanling/job_visit_prompt.md")
     month = period_name("month", ctx.today)
-    messages = [
-        Outgoing(
-            key=f"visit-prompt:{pid}:{month}", person_id=pid, source="monthly_visit_prompt",
-            body=template.render(
-                name=names.get(pid, ""), month=first, prev=prev_first,
-                now=unit_status(units, this_month.get(pid, [])), before=unit_status(units, last_month.get(pid, [])),
-            ).strip(),
-        )
+    return await ctx.notify.many(session, [
+        Notice(f"visit-prompt:{pid}:{month}", Answer.of(
+            "sanling/job_visit_prompt", name=names.get(pid, ""), month=first, prev=prev_first,
+            now=unit_status(units, this_month.get(pid, [])), before=unit_status(units, last_month.get(pid, [])),
+        ), person_id=pid, source="monthly_visit_prompt")
         for pid, units in links.items()
-    ]
-    return await services.outbox.enqueue_many(session, messages)
+    ])
 
 
 @job("quarterly_summary", period="quarter", reports="previous",
      description="一季一汇总：上一季度三联走访（按联系人、单位）和三联信箱情况，发组工干部")
 async def quarterly_summary(ctx: JobContext) -> int:
-    session, services = ctx.session, ctx.services
+    session = ctx.session
     staff = await staff_ids(session)
     if not staff:
         return 0
@@ -115,7 +107,7 @@ async def quarterly_summary(ctx: JobContext) -> int:
     views = [v.last_mentors_in(first, last) for v in await load_pairs(session, active_only=False)
              if v.mentored_in(first, last)]
     reviews = await review_status(session, quarter, views=views)
-    body = services.renderer.text(
+    summary = Answer.of(
         "sanling/job_quarterly_summary", quarter=quarter, first=first, last=last, liaisons=liaisons[:30],
         more=max(0, len(liaisons) - 30), mailbox=figures, categories=[(c, categories[c]) for c in CATEGORIES if categories.get(c)],
         total_visits=sum(len(v) for v in visits.values()), reviews=reviews,
@@ -124,9 +116,8 @@ async def quarterly_summary(ctx: JobContext) -> int:
         areas=await area_coverage(session, views, first, last),
         poor=[(v, reviews.reviews[v.id]) for v in views if v.id in reviews.reviews and reviews.reviews[v.id].rating == POOR],
     )
-    messages = [Outgoing(key=f"sanling-quarterly:{pid}:{quarter}", person_id=pid, body=body, source="quarterly_summary")
-                for pid in staff]
-    return await services.outbox.enqueue_many(session, messages)
+    return await ctx.notify.everyone(session, summary, {pid: f"sanling-quarterly:{pid}:{quarter}" for pid in staff},
+                                     source="quarterly_summary")
 
 
 async def _report_facts(session, months: list[dt.date], first: dt.date, last: dt.date, names: dict) -> dict:

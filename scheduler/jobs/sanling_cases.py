@@ -11,7 +11,8 @@ from handlers.sanling.case_ops import overdue_cases, pending_parts, purge_decide
 from storage.files import FileStore
 from storage.models import ReviewFile
 
-from ..outbox import Outgoing
+from bot.notify import Notice
+from bot.router import Answer
 from ..registry import JobContext, job
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ ORPHAN_GRACE_SECONDS = 86400  # a file younger than this may belong to a message
 @job("case_overdue", period="day",
      description="预审超期提醒：超过流程时限（工作日）仍未答复的预审、未联审齐的联办单，每个工作日提醒")
 async def case_overdue(ctx: JobContext) -> int:
-    session, services = ctx.session, ctx.services
+    session = ctx.session
     if not ctx.calendar.is_workday(ctx.today):  # a reminder on a rest day waits for the next working day
         return 0
     cases = await overdue_cases(session, ctx.at)
@@ -29,17 +30,16 @@ async def case_overdue(ctx: JobContext) -> int:
     if not cases:
         return 0
     pending = await pending_parts(session, [c.id for c in cases if c.joint])  # type: ignore[misc]
-    render = services.renderer.renderer_for("sanling/job_case_overdue")
     day = ctx.today.isoformat()
-    messages = []
+    notices = []
     for view in await staff_views(session, cases, ctx.at, ctx.calendar):
         parts = pending.get(view["c"].id, [])
-        body = render(v=view, pending=parts)
+        overdue = Answer.of("sanling/job_case_overdue", v=view, pending=parts)
         # A 联办单 waiting for departments also reminds the people who enter those parts.
         reviewers = {pid for p in parts for pid in p.reviewers}
-        messages += [Outgoing(key=f"case-overdue:{view['c'].id}:{day}:{pid}", person_id=pid, body=body,
-                              source="case_overdue") for pid in sorted(set(staff) | reviewers)]
-    return await services.outbox.enqueue_many(session, messages)
+        notices += [Notice(f"case-overdue:{view['c'].id}:{day}:{pid}", overdue, person_id=pid, source="case_overdue")
+                    for pid in sorted(set(staff) | reviewers)]
+    return await ctx.notify.many(session, notices)
 
 
 @job("purge_case_files", period="day",
