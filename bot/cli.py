@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from .config import Config, ConfigError, load_config
 
@@ -89,7 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run one ``bangdai`` command and return its exit code. What it prints goes to ``stdout`` and
+    ``stderr`` when given (run in process: tests, a wrapper), else to the process's own streams."""
+    with contextlib.redirect_stdout(stdout or sys.stdout), contextlib.redirect_stderr(stderr or sys.stderr):
+        try:
+            return _main(argv)
+        except SystemExit as exc:  # argparse: --help (0) or words it cannot read (2), already printed
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # The service logs what it does; one-shot commands print their result and log only problems.
     level = logging.INFO if args.command == "serve" else logging.WARNING
@@ -332,6 +343,7 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
     from .gateway import Gateway
     from .commands import present
     from .inbound import InboundMessage
+    from .text import md_unescape
 
     _prepare_database(config)
 
@@ -342,7 +354,7 @@ def cmd_do(args: argparse.Namespace, config: Config) -> int:
                 try:
                     person = await find_person(session, args.person)
                 except NotFound as exc:
-                    print(str(exc), file=sys.stderr)
+                    print(md_unescape(services.renderer.text(exc.reason, **exc.values)), file=sys.stderr)
                     return 2
             text = " ".join(args.text)
             msg = InboundMessage(channel="cli", sender_id=f"person:{person.id}", conversation_id="cli", text=text,
@@ -417,7 +429,7 @@ def cmd_broadcast(args: argparse.Namespace, config: Config) -> int:
         except Refusal as exc:
             return 1, services.renderer.text(exc.answer.template, **exc.answer.values)
         except UsageError as exc:
-            return 2, f"{exc.reason}。例如：bangdai broadcast 常青藤 \"“常青藤”行动计划启动，欢迎报名集结\""
+            return 2, f"{services.renderer.text(exc.reason, **exc.values)}。例如：bangdai broadcast 常青藤 \"“常青藤”行动计划启动，欢迎报名集结\""
         finally:
             await services.db.close()
 

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 
 from .clock import TZ
-from .text import fold
+from .text import Reasoned, fold
 
 _RELATIVE = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2, "大前天": 3, "明天": -1, "后天": -2,
              "today": 0, "yesterday": 1}
@@ -17,8 +17,8 @@ _FULL = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _SHORT = re.compile(r"^(\d{1,2})[-/.月](\d{1,2})日?$")
 
 
-class DateError(ValueError):
-    """A date that was recognised but cannot be used; the message says why, in Chinese."""
+class DateError(Reasoned):
+    """A date that was recognised but cannot be used; its reason template (``errors/dates/…``) says why."""
 
 
 def parse_day(token: str, today: dt.date) -> dt.date | None:
@@ -55,15 +55,15 @@ def parse_day(token: str, today: dt.date) -> dt.date | None:
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise DateError(f"日期 {token} 不存在") from None
+        raise DateError("errors/dates/no_such_day", token=token) from None
 
 
 def check_recent(day: dt.date, today: dt.date, max_days_back: int) -> None:
     """Contacts are logged for today or the recent past: refuse the future and the distant past."""
     if day > today:
-        raise DateError(f"{day:%Y-%m-%d} 是将来的日期，不能提前记录")
+        raise DateError("errors/dates/future", day=day)
     if (today - day).days > max_days_back:
-        raise DateError(f"{day:%Y-%m-%d} 已超过 {max_days_back} 天，不能补记；如确需补记请联系组织部")
+        raise DateError("errors/dates/too_old", day=day, days=max_days_back)
 
 
 _LEADING_DAY = re.compile(

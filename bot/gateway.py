@@ -213,12 +213,14 @@ class Gateway:
     def _refusal_answer(self, exc: Refusal | UsageError) -> Answer:
         if isinstance(exc, Refusal):
             return exc.answer
-        command = getattr(exc, "command", None)
+        command = exc.command
         return Answer.of(
             "errors/usage",
-            reason=exc.reason,  # may quote what the person typed: escaped like any value
+            # The reason's own template; what it quotes of the person's text is escaped like any value.
+            reason=self.services.renderer.text(exc.reason, command=command, **exc.values),
             usage=command.usage if command else "",
             example=exc.example or (command.examples[0] if command else Trusted("")),
+            children=getattr(exc, "children", []),
         )
 
     async def _dispatch(self, session: AsyncSession, msg: InboundMessage, as_person: int | None = None,
@@ -247,18 +249,34 @@ class Gateway:
             meant = near_miss(text, [w for c in visible for w in (c.keyword, c.alias)])
             raise Refusal("errors/unknown", text=text[:20], commands=visible[:6], meant=meant)
         command, rest = matched
-        if msg.is_group and command.private_for(sender.roles if sender else None, rest):
+        roles = sender.roles if sender else None
+        self._check(msg, sender, command)
+        whole = rest
+        child = command.child(rest)
+        if child is not None:  # 编组 新建 …: the child's own roles and private flag, before it runs
+            command, rest = child
+            self._check(msg, sender, command)
+        try:
+            if command.handler is None:  # a parent that only has children: which one?
+                raise UsageError("errors/usage/which_child")
+            result = await self._call(command, session, msg, sender, Args(rest, whole), fetch)
+        except UsageError as exc:
+            exc.command = command
+            exc.children = command.children_for(roles)  # a parent's answer lists the children this sender may use
+            raise
+        return result if isinstance(result, list) else [result]
+
+    @staticmethod
+    def _check(msg: InboundMessage, sender: Sender | None, command: Command) -> None:
+        """A private command in a group, or a command the sender's roles do not allow, is refused
+        from its declaration before any handler runs."""
+        roles = sender.roles if sender else None
+        if msg.is_group and command.private_for(roles):
             raise Refusal("errors/private_only", command=command)
-        if not command.allowed(sender.roles if sender else None):
+        if not command.allowed(roles):
             if sender is None:
                 raise Refusal("errors/need_bind")
             raise Refusal("errors/not_allowed", command=command, roles=sorted(command.roles or ()))
-        try:
-            result = await self._call(command, session, msg, sender, Args(rest), fetch)
-        except UsageError as exc:
-            exc.command = command  # type: ignore[attr-defined]
-            raise
-        return result if isinstance(result, list) else [result]
 
     async def _call(
         self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args,

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.directory import memo
 
-from .text import fold
+from .text import Reasoned, fold
 from storage.models import ChatIdentity, Person, PersonRole, Role, Unit
 
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
@@ -104,17 +104,17 @@ async def staff_ids(session: AsyncSession) -> list[int]:
 _NAME_WITH_UNIT = re.compile(r"^(.+?)[（(](.+)[)）]$")
 
 
-class NotFound(ValueError):
+class NotFound(Reasoned):
     """A name that matches no active roster person, or several (``units``: theirs, in roster order).
-    The message says which and what to write; chat commands answer from the fields with a template."""
+    Its template (``people/not_found/…``) says which and what to write; chat commands and imports
+    answer from it, and 常青藤 from the fields."""
 
     def __init__(self, text: str, name: str, unit_name: str, units: list[str]) -> None:
         self.text, self.name, self.unit_name, self.units = text, name, unit_name, units
         if units:
-            message = f"花名册中有 {len(units)} 名“{name}”，请写成“{name}（单位）”区分"
+            super().__init__("people/not_found/several", name=name, count=len(units))
         else:
-            message = f"花名册中没有“{text}”" + ("" if unit_name else "，请先导入花名册")
-        super().__init__(message)
+            super().__init__("people/not_found/nobody", text=text, unit=unit_name)
 
 
 async def find_person(session: AsyncSession, raw: str, unit_hint: str = "") -> Person:

@@ -64,6 +64,9 @@ class Reply:
 
     text: str
     format: str = "markdown"
+    # What it was rendered from (an Answer or a Picture), for whoever handled the message in process
+    # (the CLI, tests asserting on template keys); never stored or sent. None for a replayed reply.
+    answer: Any = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         return {"text": self.text, "format": self.format}

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from .dates import DateError, parse_day, split_leading_day
-from .text import Args, fold
+from .text import Args, Reasoned, fold
 
 
-class PhraseError(ValueError):
-    """What was wrong in the message, in Chinese, naming the words the person typed."""
+class PhraseError(Reasoned):
+    """What was wrong in the message, naming the words the person typed (templates/errors/phrases/)."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
         try:
             parsed = parse_day(token, today)
         except DateError as exc:
-            raise PhraseError(str(exc)) from None
+            raise PhraseError(exc.reason, **exc.values) from None
         if day is not None:
-            raise PhraseError(f"日期写了两次（{token}）：只写一个日期即可")
+            raise PhraseError("errors/phrases/two_days", token=token)
         day = parsed
 
     while True:
@@ -76,14 +76,14 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
                 # only that the 面谈 happened.
                 note = (rest + (" " if rest and args else "") + args.rest()).strip(" :：,，")
                 if len(unknown) > 1 or unknown and name is not None:
-                    raise PhraseError(_unknown_words(unknown))
+                    raise PhraseError("errors/phrases/unknown_words", words=unknown)
                 if unknown:
                     name = unknown[0]
                 return Contact(name, day or today, modes[mode_word.lower()], note)
             known = _leading(piece, names)
             if known is not None:
                 if name is not None:
-                    raise PhraseError(f"写了两位对方姓名（{name}、{known}）：一条记录只写一位")
+                    raise PhraseError("errors/phrases/two_names", first=name, second=known)
                 name, piece = known, piece[len(known):]
                 continue
             glued = split_leading_day(piece)
@@ -96,13 +96,8 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
         if len(unknown) + (name is not None) + (day is not None) > 3:
             break
     if unknown:
-        raise PhraseError(f"缺少联系方式：请在“{unknown[-1]}”前写 面谈、电话、视频 或 线上")
-    raise PhraseError("缺少联系方式：请写 面谈、电话、视频 或 线上")
-
-
-def _unknown_words(words: list[str]) -> str:
-    listed = "、".join(f"“{w}”" for w in words)
-    return f"看不懂 {listed}：姓名请写结对对象的中文姓名，日期写 今天、昨天、上周五 或 11-19"
+        raise PhraseError("errors/phrases/no_mode_before", word=unknown[-1])
+    raise PhraseError("errors/phrases/no_mode")
 
 
 def space_out(raw: str, names: Iterable[str], actions: Iterable[str]) -> str:

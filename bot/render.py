@@ -109,8 +109,8 @@ class Renderer:
 
     def reply(self, answer: Answer | Picture) -> Reply:
         if isinstance(answer, Picture):
-            return Reply(picture_body(answer.spec), "image")
-        return Reply(self.text(answer.template, **answer.values), answer.format)
+            return Reply(picture_body(answer.spec), "image", answer)
+        return Reply(self.text(answer.template, **answer.values), answer.format, answer)
 
     def replies(self, answers: Iterable[Answer | Picture]) -> list[Reply]:
         """Many answers at once (a job writing to thousands of people): each template is loaded once
@@ -122,12 +122,12 @@ class Renderer:
             reply = done.get(id(answer))
             if reply is None:
                 if isinstance(answer, Picture):
-                    reply = Reply(picture_body(answer.spec), "image")
+                    reply = Reply(picture_body(answer.spec), "image", answer)
                 else:
                     if answer.template not in compiled:
                         template = self.env.get_template(f"{answer.template}.md")
                         compiled[answer.template] = template, dict(template.globals)
-                    reply = Reply(self._render(*compiled[answer.template], answer.values), answer.format)
+                    reply = Reply(self._render(*compiled[answer.template], answer.values), answer.format, answer)
                 done[id(answer)] = reply
             out.append(reply)
         return out

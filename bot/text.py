@@ -34,8 +34,11 @@ class Args:
     "记录 面谈，讨论…" reads like "记录 面谈 讨论…".
     """
 
-    def __init__(self, raw: str) -> None:
+    def __init__(self, raw: str, whole: str | None = None) -> None:
         self._rest = raw.strip().lstrip(_SEPARATORS).strip()
+        # A sub-command's args: the text after the parent's keyword, its own word included, for a child
+        # that reads some forms as the parent's free text ("信箱 查询 职级晋升的条件" is a letter).
+        self.whole = (raw if whole is None else whole).strip()
 
     def __bool__(self) -> bool:
         return bool(self._rest)
@@ -56,6 +59,24 @@ class Args:
     def rest(self) -> str:
         """Everything not yet taken, as typed (free text keeps its own punctuation)."""
         return self._rest.strip()
+
+    def take_match(self, pattern: "re.Pattern[str]") -> "re.Match[str] | None":
+        """``pattern`` matched at the start of what is left (``第 12 号`` spans tokens), consumed when it matches."""
+        m = pattern.match(self._rest)
+        if m:
+            self._rest = self._rest[m.end():].strip().lstrip(_SEPARATORS).strip()
+        return m
+
+
+class Reasoned(ValueError):
+    """An error whose sentence is a template: ``reason`` names it under templates/ and ``values`` fill it,
+    so the department rewords it without Python. A handler turns it into its usage answer
+    (``UsageError.because(exc)``); an import turns it into a row error."""
+
+    def __init__(self, reason: str, **values: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.values = values
 
 
 def mask_phone(phone: str | None) -> str:

@@ -10,8 +10,9 @@ from bot.config import Config
 from bot.audit import audit
 from bot.console.auth import console_base, end_sessions_of, issue_link
 from bot.identity import STAFF_ROLES, Sender
-from bot.router import Answer, Refusal, Router, UsageError
+from bot.router import Answer, Refusal, Router
 from bot.text import Args
+from handlers.args import nothing_more
 
 router = Router()
 
@@ -19,8 +20,7 @@ router = Router()
 @router.command("后台", "console", roles=STAFF_ROLES, private_only=True, order=85,
                 summary="打开网页后台（组工干部）：发来一次性登录链接", usage="后台", examples=("后台",))
 async def console_link(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
-    if args:
-        raise UsageError("“后台”后面不用写内容", "后台")
+    nothing_more(args)
     base = console_base(config)
     if base is None:
         raise Refusal("console/off")
@@ -33,8 +33,7 @@ async def console_link(sender: Sender, args: Args, session: AsyncSession, clock:
 @router.command("退出", "logout", roles=STAFF_ROLES, private_only=True, order=86,
                 summary="退出网页后台（组工干部）", usage="退出", examples=("退出",))
 async def console_logout(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
-    if args:
-        raise UsageError("“退出”后面不用写内容", "退出")
+    nothing_more(args)
     now = clock.now()
     ended = await end_sessions_of(session, sender.id, now)
     audit(session, now, sender, "console.logout", via="chat", sessions=ended)

@@ -30,7 +30,10 @@ async def show_help(sender: Sender | None, args: Args, commands: Commands) -> An
     if topic := args.take():
         command = commands.find(topic.lower())
         if command and command.allowed(roles):
-            return Answer.of("help/command", command=command)
+            child = command.child(args.rest())  # 帮助 编组 新建: that child alone
+            if child is not None and child[0].allowed(roles):
+                return Answer.of("help/command", command=child[0], children=[])
+            return Answer.of("help/command", command=command, children=command.children_for(roles))
     if sender is None:
         return Answer.of("help/unbound")
     return Answer.of("help/list", sender=sender, commands=commands.visible_to(roles))
@@ -65,9 +68,9 @@ async def bind(
         return Answer.of("people/already_bound", sender=sender)
     name, last4 = args.take(), args.take()
     if not name or not last4:
-        raise UsageError("请写上您的姓名和手机号后四位")
+        raise UsageError("people/usage/bind")
     if not _LAST4.match(last4) or args:
-        raise UsageError("姓名后面请写手机号的后四位数字")
+        raise UsageError("people/usage/bind_last4")
 
     now = clock.now()
     window = dt.timedelta(minutes=config.programme.bind_lock_minutes)

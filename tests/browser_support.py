@@ -62,7 +62,6 @@ class Browser:
     async def click(self, css: str, navigates: bool = True) -> None:
         """Click, and when the click loads a page (a link, a form's button) wait until it has."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
         from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -81,9 +80,23 @@ class Browser:
                         raise
                     self._loaded()
             if navigates:
-                WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(old))
+                WebDriverWait(self.driver, 20).until(lambda _d: gone(old))
                 WebDriverWait(self.driver, 20).until(
                     lambda d: d.execute_script("return document.readyState") == "complete")
+
+        def gone(node) -> bool:
+            """The page the node was on has been left: selenium's staleness_of, and also Chromium's
+            "does not belong to the document" for a node of a document already swapped out (seen in CI
+            with two test workers, where staleness_of raised it instead of answering True)."""
+            try:
+                node.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
 
         await self._run(click)
 

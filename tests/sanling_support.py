@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from conftest import write
+from conftest import DEFAULT_NOW, SEEDS, seeded_with, write
 from handlers.sheets.roster import import_roster
 from handlers.sanling.liaisons import import_liaisons
 from scheduler.outbox import Dispatcher
@@ -28,14 +28,19 @@ EVERYONE = ["u1", "u2", "u3", "u4", "u5", "u6", "u7"]
 STAFF = ["u5", "u7"]
 
 
-@pytest.fixture
-async def sanling(seeded, tmp_path):
-    """The standard roster plus 孙丽 (管理员, u7) and the 三联 links above."""
-    now = seeded.clock.now()
-    r = await import_roster(seeded.db, write(tmp_path, "more.csv", MORE_ROSTER), now=now)
-    links = await import_liaisons(seeded.db, write(tmp_path, "liaisons.csv", LIAISONS_CSV), now=now)
+async def add_sanling(db, directory) -> None:
+    r = await import_roster(db, write(directory, "more.csv", MORE_ROSTER), now=DEFAULT_NOW)
+    links = await import_liaisons(db, write(directory, "liaisons.csv", LIAISONS_CSV), now=DEFAULT_NOW)
     assert r.ok and links.ok, (r.lines(), links.lines())
-    return seeded
+
+
+SEEDS["sanling"] = ("seeded", add_sanling)
+
+
+@pytest.fixture
+async def sanling(seeded, request, tmp_path):
+    """The standard roster plus 孙丽 (管理员, u7) and the 三联 links above."""
+    return await seeded_with("sanling", request, seeded, tmp_path)
 
 
 async def deliver(services, bangdai) -> int:

@@ -164,7 +164,7 @@ async def test_same_broadcast_twice_a_day_needs_confirmation(chat, roster, servi
     ("广播 常青藤    ", "请写上广播的文案"),
     ("广播 青蓝 欢迎报名", "不认识广播对象“青蓝”"),
     ("广播 常青藤 " + "退" * 700, "广播文案太长了"),
-    ("广播 确认 一下", "后面不用再写内容"),
+    ("广播 确认 一下", "“广播 确认”后面不用写内容"),
 ])
 async def test_broadcast_wrong_forms_queue_nothing(chat, roster, services, text, expect):
     reply = await chat.say("s1", text)
@@ -282,7 +282,8 @@ async def test_squad_wrong_forms_and_staff_only(chat, roster, services):
     members_before = await count(services, SquadMember)
     for text in ("编组 调整 李忠兴 招商二组", "编组 新建 三组 破山行动专班", "编组 移出 李忠兴", "编组 列表",
                  "编组 组长 招商二组 李忠兴"):
-        assert "由组织部统一调配" in await chat.say("r1", text), text
+        refused = await chat.say("r1", text)  # the sub-command's declared roles, before it runs
+        assert "仅限" in refused and f"“{' '.join(text.split()[:2])}”" in refused, text
     assert "仅限" in await chat.say("x1", "编组")
     cases = [
         ("编组 调整 李忠兴", "请写上姓名和要去的组名"),
@@ -376,11 +377,11 @@ async def test_achievement_wrong_forms_write_nothing(chat, roster, services):
         ("实绩 系数 #99 1.5", "没有编号为 #99 的实绩"),
         ("实绩 作废 #1", "请写上作废的原因"),
         ("实绩 系数 #1 nan", "应是数字"),
-        ("实绩 系数 #1 1.5 多写", "系数后面不用再写内容"),
+        ("实绩 系数 #1 1.5 多写", "“实绩 系数”后面不用写内容"),
     ]:
         assert expect in await chat.say("s1", text), text
     for text in ("实绩 系数 #1 2", "实绩 作废 #1 不算"):
-        assert "由组织部核定" in await chat.say("r1", text)
+        assert "仅限管理员、组工干部" in await chat.say("r1", text)  # declared on the sub-command
     async with services.db.transaction() as s:
         only = (await s.exec(select(Achievement))).one()
     assert only.coefficient == 1.0 and only.voided_at is None

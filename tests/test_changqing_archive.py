@@ -58,7 +58,7 @@ async def test_person_archive_and_yearly_scores(chat, services):
     ("r1", "实绩 档案 赵建国", "只能查看自己的"),
     ("r1", "实绩 档案 2099", "年份“2099”不对"),
     ("r1", "实绩 档案 2026 多余", "档案后面只写姓名和年份"),
-    ("r1", "实绩 考核", "全县专项考核汇总由组织部查看"),
+    ("r1", "实绩 考核", "“实绩 考核”仅限管理员、组工干部"),
     ("s1", "实绩 考核 明年", "年份“明年”不对"),
 ])
 async def test_archive_wrong_forms(chat, services, user, text, expect):
@@ -85,7 +85,7 @@ async def test_projects_and_follow_ups(chat, services):
 
 
 @pytest.mark.parametrize("user,text,expect", [
-    ("r1", "跟进 关联 招商一组 万洋众创", "由组织部关联"),
+    ("r1", "跟进 关联 招商一组 万洋众创", "“跟进 关联”仅限管理员、组工干部"),
     ("s1", "跟进 关联 招商一组", "请写上组名和重点企业/项目名称"),
     ("s1", "跟进 关联 招商九组 万洋众创", "招商九组"),
     ("x1", "跟进", "仅限"),

@@ -320,3 +320,11 @@ async def test_stats_for_staff_only(chat):
     reply = await chat.say("u5", "统计")
     assert "工作统计" in reply and "在册结对 2 对，已面谈 1 对（50%）" in reply
     assert "仅限管理员、组工干部使用" in await chat.say("u2", "统计")
+
+
+async def test_a_mentor_asked_which_pair_gets_back_what_he_typed_braces_and_all(bot):
+    """The "which pair?" examples repeat the text typed; braces in it are text, not a format field
+    (found by the fuzz: "计划 添加 {% x %}" answered 系统刚才出了点问题)."""
+    asked = await bot.ask("u1", "计划 添加 {% x %} 与 {name}")
+    assert asked.key == "mentoring/which_pair"
+    assert asked.values["examples"] == ["计划 李娜 添加 {% x %} 与 {name}", "计划 赵强 添加 {% x %} 与 {name}"]

@@ -1,6 +1,11 @@
-"""The ``bangdai`` command as operators run it: real processes, a real port, a real SQLite file."""
+"""The ``bangdai`` command as operators run it, on a real SQLite file. Most commands run in process
+(``bot.cli.main`` with the arguments and two streams, as the console script calls it: the same parsing,
+the same exit codes, the same output); ``serve`` and ``chat`` run as real processes on a real port, and
+what a fresh process imports is checked in one."""
 
+import contextlib
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -11,15 +16,17 @@ import threading
 import sys
 import time
 import urllib.request
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from conftest import PAIRS_CSV, PG_URL, ROSTER_CSV, write
 
-# These drive real processes against their own SQLite file whatever the suite's database is, so the
-# PostgreSQL pass of .ci/run would only repeat them.
-pytestmark = pytest.mark.skipif(bool(PG_URL), reason="CLI processes use their own SQLite file; run once")
+# These use their own SQLite file whatever the suite's database is, so the PostgreSQL pass of .ci/run
+# would only repeat them.
+pytestmark = pytest.mark.skipif(bool(PG_URL), reason="the CLI tests use their own SQLite file; run once")
 
 
 def free_port() -> int:
@@ -48,11 +55,30 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def bangdai(*args: str, input: str | None = None, timeout: float = 60, cwd: Path | None = None
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def bangdai(*args: str, cwd: Path | None = None) -> Ran:
+    """``bangdai args`` in this process: no BANGDAI_ settings from the outside, run from ``cwd``."""
+    out, err = io.StringIO(), io.StringIO()
+    outside = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("BANGDAI_")}
+    try:
+        with contextlib.chdir(cwd or Path.cwd()):
+            code = main(list(args), stdout=out, stderr=err)
+    finally:
+        os.environ.update(outside)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def process(*args: str, input: str | None = None, timeout: float = 60, cwd: Path | None = None
             ) -> subprocess.CompletedProcess:
-    env = clean_env()
+    """``bangdai args`` as a real process, as operators start it."""
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
-                          input=input, timeout=timeout, env=env, cwd=cwd)
+                          input=input, timeout=timeout, env=clean_env(), cwd=cwd)
 
 
 def http(url: str, body: dict | None = None) -> dict:
@@ -107,7 +133,7 @@ def test_serve_demo_chat_and_clean_stop(cfg, tmp_path):
         assert health["status"] in ("ok", "degraded") and health["database"]["ok"]
         reply = http(f"{base}/api/local/messages", {"user": "u1", "text": "绑定 张伟 1234"})
         assert "绑定成功" in reply["replies"][0]["text"]
-        chat = bangdai("chat", "--as", "u1", "--config", str(cfg), input="本周\n/quit\n")
+        chat = process("chat", "--as", "u1", "--config", str(cfg), input="本周\n/quit\n")
         assert "本周帮带情况" in chat.stdout, chat.stdout + chat.stderr
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=5)
@@ -332,3 +358,15 @@ def test_outbox_on_an_up_to_date_database_loads_neither_alembic_nor_the_handlers
     assert bangdai("db", "upgrade", "--config", str(fresh)).returncode == 0
     shown = bangdai("outbox", "--config", str(fresh))
     assert shown.returncode == 0 and "排队 0" in shown.stdout, shown.stderr
+
+
+def test_in_process_the_exit_code_and_the_output_come_back_as_from_a_process(tmp_path):
+    """``main`` returns what the process would exit with, and prints only to the streams it is given."""
+    shown = bangdai("--help")
+    assert shown.returncode == 0 and "import" in shown.stdout and shown.stderr == ""
+    wrong = bangdai("import", "nosuch", "x.csv")
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr and wrong.stdout == ""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'x'\n", encoding="utf-8")
+    ran = process("import", "roster", "x.csv", "--config", str(bad))
+    assert (ran.returncode, ran.stdout, ran.stderr) == astuple(bangdai("import", "roster", "x.csv", "--config", str(bad)))

@@ -8,6 +8,7 @@ most reach deep into the handlers rather than stopping at "unknown command".
 
 Run once: nothing here depends on the database kind (PostgreSQL-only inputs — NUL — have their own
 small test in test_security.py, which runs in both passes), and 20,000 messages take most of a minute.
+They go in four parts of 5,000, each on its own programme, so pytest-xdist can run them side by side.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.skipif(bool(PG_URL), reason="the same on every database
 SEED = 20261129
 TOTAL = 20_000
 OVER_HTTP = 3_000  # of which half are raw JSON bodies with \\ud800-style escapes
+PARTS = 4
 USERS = ["u5", "u7", "u1", "u2", "u3", "u4", "l1", "r1", "u6", "stranger", "someone-else"]
 
 HOSTILE = [
@@ -67,8 +69,9 @@ def fuzzed_text(rng: random.Random, bases: list[str]) -> str:
     return text
 
 
-async def test_twenty_thousand_hostile_messages_get_answers(client, everyone, services, caplog):  # noqa: F811
-    rng = random.Random(SEED)
+@pytest.mark.parametrize("part", range(PARTS))
+async def test_twenty_thousand_hostile_messages_get_answers(part, client, everyone, services, caplog):  # noqa: F811
+    rng = random.Random(f"{SEED}/{part}")
     router = services.router
     bases = [e for c in router.commands for e in (c.keyword, c.alias, *c.examples)] + SUB_ACTIONS
     internal = services.renderer.text("errors/internal")
@@ -76,7 +79,7 @@ async def test_twenty_thousand_hostile_messages_get_answers(client, everyone, se
     caplog.set_level(logging.ERROR)
     failures: list[tuple[str, str, str]] = []
 
-    for n in range(TOTAL - OVER_HTTP):
+    for n in range((TOTAL - OVER_HTTP) // PARTS):
         user = rng.choice(USERS)
         text = fuzzed_text(rng, bases)
         msg = InboundMessage(channel=rng.choice(("local", "local", "dingtalk", "wecom")), sender_id=user,
@@ -86,7 +89,7 @@ async def test_twenty_thousand_hostile_messages_get_answers(client, everyone, se
         if not replies or any(r.text == internal for r in replies):
             failures.append(("gateway", user, text))
 
-    for n in range(OVER_HTTP):
+    for n in range(OVER_HTTP // PARTS):
         user = rng.choice(USERS)
         text = fuzzed_text(rng, bases)
         group = rng.random() < 0.3

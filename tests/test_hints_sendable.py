@@ -55,31 +55,23 @@ def test_the_hint_reader_reads_what_people_are_told_to_send():
 
 @pytest.mark.parametrize("user,text", [("u1", "计划 添加 熟悉信访工作流程"), ("u1", "计划 完成 1"),
                                        ("u1", "记录 面谈 讨论工作方法")])
-async def test_a_mentor_with_two_mentees_is_asked_which_with_sendable_examples(chat, services, user, text):
+async def test_a_mentor_with_two_mentees_is_asked_which_with_sendable_examples(bot, services, user, text):
     await load_demo(services)
-    await chat.say("u1", "绑定 张伟 1234")
-    reply = await chat.say(user, text)
-    assert "请写上对方姓名" in reply
-    for line in reply.splitlines()[1:]:
+    await bot.ask("u1", "绑定 张伟 1234")
+    asked = await bot.ask(user, text)
+    assert asked.key == "mentoring/which_pair" and "请写上对方姓名" in asked.text
+    for line in asked.text.splitlines()[1:]:
         example = line.removeprefix("- ").replace("\\", "")
-        assert "请写上对方姓名" not in await chat.say(user, example), example
+        assert (await bot.ask(user, example)).key != "mentoring/which_pair", example
 
 
-async def test_every_hint_in_a_demo_conversation_works_when_sent_back(chat, services):
+async def test_every_hint_in_a_demo_conversation_works_when_sent_back(bot, services):
     assert await load_demo(services)
-    templates: list[str] = []
-    render = services.renderer.reply
-
-    def spy(answer):
-        templates.append(getattr(answer, "template", type(answer).__name__))
-        return render(answer)
-
-    services.renderer.reply = spy
     queue: list[tuple[str, str, str]] = []
     sent: set[tuple[str, str]] = set()
     failures: list[str] = []
     for user, text in SCRIPT:
-        reply = await chat.say(user, text)
+        reply = (await bot.ask(user, text)).text
         queue += [(user, hint, text) for hint in hints(reply)]
     assert len(queue) > 30
     checked = 0
@@ -88,13 +80,12 @@ async def test_every_hint_in_a_demo_conversation_works_when_sent_back(chat, serv
         if (user, hint) in sent:
             continue
         sent.add((user, hint))
-        before = len(templates)
-        reply = await chat.say(user, hint)
-        bad = [t for t in templates[before:] if t in NOT_UNDERSTOOD]
+        said = await bot.ask(user, hint)
+        bad = [t for t in said.keys if t in NOT_UNDERSTOOD]
         if bad:
-            failures.append(f"{user} sent “{hint}” (hinted after “{source}”) → {bad}: {reply[:120]}")
+            failures.append(f"{user} sent “{hint}” (hinted after “{source}”) → {bad}: {said.text[:120]}")
         checked += 1
         assert checked < 400, "hints keep producing new hints"
-        queue += [(user, h, hint) for h in hints(reply)]
+        queue += [(user, h, hint) for h in hints(said.text)]
     assert not failures, "\n".join(failures)
     assert checked >= 25

@@ -2,7 +2,8 @@
 
 Markup goes into every argument of every declared command (and the sub-commands handlers dispatch
 themselves), from every role; every reply, and every notification queued meanwhile, must show it
-escaped. Roster values (a unit's name) are user-supplied too."""
+escaped. Roster values (a unit's name) are user-supplied too. Sent in process (``bot``): the text is
+what the local channel would show; what a channel does to it is tested per channel."""
 
 from __future__ import annotations
 
@@ -51,23 +52,23 @@ def variants(router) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-async def test_markup_in_every_argument_of_every_command_shows_as_text(chat, everyone, services, tmp_path):  # noqa: F811
+async def test_markup_in_every_argument_of_every_command_shows_as_text(bot, everyone, services, tmp_path):  # noqa: F811
     roster = f"姓名,手机,单位,职务,角色,本地ID\n吴昊,13500003333,{MARKUP},{MARKUP},徒弟,m8\n"
     assert (await import_roster(services.db, write(tmp_path, "m.csv", roster), now=services.clock.now())).ok
-    await chat.say("u5", "结对 吴昊 张伟")
+    await bot.say("u5", "结对 吴昊 张伟")
     texts = variants(services.router)
     assert len(texts) > 150
     leaks: list[tuple[str, str, list[str]]] = []
     for text in texts:
         for user in USERS:
-            reply = await chat.say(user, text)
+            reply = await bot.say(user, text)
             if found := unescaped_markup(reply):
                 leaks.append((user, text, found))
     # what was stored is read back: plans, contacts, letters, squads, achievements, the staff's views
     for text in ("本周", "计划", "计划 吴昊", "信箱 查询", "信箱 待办", "信箱 #1", "季评", "考核", "编组", "编组 列表",
                  "实绩", "排行", "承诺", "走访", "统计", "广播 状态"):
         for user in USERS:
-            reply = await chat.say(user, text)
+            reply = await bot.say(user, text)
             if found := unescaped_markup(reply):
                 leaks.append((user, text, found))
     assert leaks == [], leaks[:5]

@@ -43,11 +43,11 @@ async def test_nomination_refused_then_applied_again(chat, services):
 
 
 @pytest.mark.parametrize("user,text,expect", [
-    ("u6", "导师", "导师后面请写 自荐、推荐"),
-    ("u6", "导师 当导师", "导师后面请写 自荐、推荐"),
+    ("u6", "导师", "请在“导师”后面写上要做的事"),
+    ("u6", "导师 当导师", "请在“导师”后面写上要做的事"),
     ("u6", "导师 自荐", "请写上理由"),
-    ("u6", "导师 推荐 李娜 优秀", "“导师 推荐”仅限组工干部使用"),
-    ("u1", "导师 库", "“导师 库”仅限组工干部使用"),
+    ("u6", "导师 推荐 李娜 优秀", "“导师 推荐”仅限管理员、组工干部使用"),
+    ("u1", "导师 库", "“导师 库”仅限管理员、组工干部使用"),
     ("u1", "导师 自荐 我想当", "已经是导师"),
     ("u5", "导师 推荐", "请写上被推荐人的姓名和推荐理由"),
     ("u5", "导师 推荐 王五 很好", "花名册中没有“王五”"),
@@ -109,7 +109,7 @@ async def test_certificate_for_preferred_mentors(chat, services, tmp_path):
     assert len(await rows(services, OutboxMessage, OutboxMessage.source == "certificate")) == 1
     assert "优秀导师 2026" in await chat.say("u5", "导师 库")
     assert "年份“2099”不对" in await chat.say("u5", "导师 证书 2099")
-    assert "仅限组工干部使用" in await chat.say("u3", "导师 证书")
+    assert "仅限管理员、组工干部使用" in await chat.say("u3", "导师 证书")
 
 
 async def test_the_pool_is_handled_in_private_chats_only(chat, services):

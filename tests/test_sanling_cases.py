@@ -273,8 +273,8 @@ async def test_wrong_forms_of_the_staff_commands(chat, services, text, expect):
 async def test_staff_commands_are_refused_to_others(chat, services, text):
     await filled_case(chat)
     await chat.say("u2", "预审 提交")
-    assert "只有组工干部可以用" in await chat.say("u4", text)
-    assert "只有组工干部可以用" in await chat.say("u2", text)
+    assert "仅限管理员、组工干部" in await chat.say("u4", text)
+    assert "仅限管理员、组工干部" in await chat.say("u2", text)
 
 
 async def test_applicants_see_only_their_own_cases(chat, services):

@@ -165,7 +165,7 @@ async def test_report_status_for_staff_and_closing_a_诉求(chat, services):
     ("u7", "汇报 办结 #5 好", "没有找到诉求 #5"),
     ("u7", "汇报 办结 #5 " + "好" * 501, "答复最多 500 字"),
     ("u7", "汇报 11月 内容", "您不是三联联系人"),
-    ("u1", "汇报 情况", "只有组工干部可以用"),
+    ("u1", "汇报 情况", "“汇报 情况”仅限管理员、组工干部"),
     ("u2", "汇报 11月 内容", "仅限"),
 ])
 async def test_wrong_forms_of_汇报(chat, services, user, text, expect):

@@ -68,7 +68,7 @@ async def test_words_that_look_like_subcommands_are_part_of_an_inquiry(chat, ser
     assert inquiry.text == "查询 职级晋升需要什么条件"
     # 待办 with text from someone who is not staff is an inquiry too; 待办 alone is refused.
     assert "编号 **#2**" in await chat.say("u4", "信箱 待办事项太多，希望精简报表")
-    assert "仅限组工干部" in await chat.say("u4", "信箱 待办")
+    assert "仅限管理员、组工干部" in await chat.say("u4", "信箱 待办")
 
 
 @pytest.mark.parametrize("text,expect", [
@@ -232,7 +232,7 @@ async def test_staff_change_the_category_and_it_is_audited(chat, services):
     ("u5", "信箱 分类 #1", "请写上编号和新的类别"),
     ("u5", "信箱 分类 #1 奖金", "类别“奖金”不认识"),
     ("u5", "信箱 分类 #7 待遇", "没有找到来信 #7"),
-    ("u2", "信箱 分类 #1 待遇", "仅限组工干部"),
+    ("u2", "信箱 分类 #1 待遇", "仅限管理员、组工干部"),
 ])
 async def test_category_wrong_forms(chat, services, user, text, expect):
     await chat.say("u2", "信箱 单位停车位太少")
@@ -271,7 +271,7 @@ async def test_close_wrong_forms(chat, services, setup, text, expect):
     reply = await chat.say("u5", text)
     assert expect in reply, reply
     assert await count(services, AuditLog, AuditLog.action == "mailbox.close") == closes
-    assert "仅限组工干部" in await chat.say("u2", "信箱 关闭 #1 不想问了")
+    assert "仅限管理员、组工干部" in await chat.say("u2", "信箱 关闭 #1 不想问了")
 
 
 # --- anonymity everywhere staff look -------------------------------------------------------------------

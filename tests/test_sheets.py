@@ -175,8 +175,10 @@ def test_cell_readers():
     for bad in (7, "2026-02-30", "下周"):
         with pytest.raises(ValueError):
             sheet_date(bad)
-    with pytest.raises(ValueError, match="科学计数法"):
+    with pytest.raises(ValueError) as caught:
         sheet_phone("1.38001E+10")
+    from handlers.sheets.imports import row_reason
+    assert "科学计数法“1.38001E+10”" in row_reason(caught.value)  # the reason as the import report says it
 
 
 # --- hostile files -------------------------------------------------------------------------------------

@@ -42,12 +42,19 @@ def test_parse_day(token, expected):
 
 
 def test_impossible_dates_and_range():
-    with pytest.raises(DateError, match="不存在"):
+    from bot.config import ProgrammeConfig
+    from bot.render import Renderer
+
+    render = Renderer(ProgrammeConfig().templates_dir)
+    with pytest.raises(DateError) as caught:
         parse_day("2026-02-30", TODAY)
-    with pytest.raises(DateError, match="将来"):
+    assert "不存在" in render.text(caught.value.reason, **caught.value.values)
+    with pytest.raises(DateError) as caught:
         check_recent(parse_day("明天", TODAY), TODAY, 30)
-    with pytest.raises(DateError, match="30 天"):
+    assert "将来" in render.text(caught.value.reason, **caught.value.values)
+    with pytest.raises(DateError) as caught:
         check_recent(TODAY - dt.timedelta(days=31), TODAY, 30)
+    assert "已超过 30 天" in render.text(caught.value.reason, **caught.value.values)
     check_recent(TODAY - dt.timedelta(days=30), TODAY, 30)
     assert sheet_date("2026/3/1") == dt.date(2026, 3, 1)
     assert sheet_date(dt.datetime(2026, 3, 1, 0, 0)) == dt.date(2026, 3, 1)

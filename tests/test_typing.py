@@ -52,8 +52,18 @@ def test_read_contact(raw, expected):
     ("2026-02-30 面谈 x", "日期 2026-02-30 不存在"),
 ])
 def test_read_contact_names_what_is_wrong(raw, says):
-    with pytest.raises(PhraseError, match=says):
+    with pytest.raises(PhraseError) as caught:
         read_contact(raw, TODAY, ["赵强", "李娜"], MODE_WORDS)
+    assert says in _said(caught.value)
+
+
+def _said(error) -> str:
+    """The sentence a reason template makes, as a person reads it."""
+    from bot.config import ProgrammeConfig
+    from bot.render import Renderer
+    from bot.text import md_unescape
+
+    return md_unescape(Renderer(ProgrammeConfig().templates_dir).text(error.reason, **error.values))
 
 
 @pytest.mark.usefixtures("seeded")

@@ -27,6 +27,7 @@ from bot.inbound import OutboxWriter, Outgoing
 from storage.models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus, Person
 from storage.models.changqing import SIX_ROLES
 
+from handlers.args import nothing_more
 from handlers.changqing.common import MAX_MESSAGE_BYTES, retired_cadres, utf8_len
 
 router = Router()
@@ -50,7 +51,7 @@ def render_body(renderer: Renderer, text: str) -> str:
     """The message as it goes out: the staff's text plus how to sign up, within every platform's limit."""
     text = text.strip()
     if not text:
-        raise UsageError("请写上广播的文案", "广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结")
+        raise UsageError("changqing/usage/broadcast_text", "广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结")
     body = renderer.text("changqing/broadcast_message", text=text, posts=SIX_ROLES)
     # Measured as WeCom text shows it (the tighter limit): a command mark is longer than its words.
     size = utf8_len(present(body, "plain"))
@@ -161,37 +162,62 @@ async def status(session: AsyncSession, tz: dt.tzinfo, limit: int = STATUS_SHOWN
     return Answer.of("changqing/broadcast_status", items=items)
 
 
-@router.command(
+broadcast_command = router.command(
     "广播", "broadcast", roles=STAFF_ROLES, private_only=True, order=60,
     summary="常青藤招募广播：私信全部退职干部并发到常青藤群",
-    usage="广播 常青藤 文案 | 广播 状态 | 广播 确认 | 广播 取消",
+    usage="广播 常青藤 文案",
     examples=("广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结", "广播 状态"),
 )
-async def broadcast_command(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                            renderer: Renderer, outbox: OutboxWriter) -> Answer:
+
+
+@broadcast_command
+async def broadcast_to_whom(args: Args) -> Answer:
+    """广播 alone, or to someone there is no programme for: say who can be broadcast to."""
     word = args.take()
     if word is None:
-        raise UsageError("请写上广播对象和文案")
-    if word.lower() in ("状态", "status"):
-        return await status(session, clock.tz)
-    if word.lower() in ("确认", "confirm", "取消", "cancel"):
-        if args:
-            raise UsageError(f"“广播 {word}”后面不用再写内容")
-        pending = await _pending(session, sender.id, clock.now())
-        if not pending:
-            raise Refusal("changqing/broadcast_nothing_pending", minutes=CONFIRM_MINUTES)
-        record, *older = pending
-        for old in older:
-            old.status = BroadcastStatus.CANCELLED
-            session.add(old)
-        if word.lower() in ("取消", "cancel"):
-            record.status = BroadcastStatus.CANCELLED
-            session.add(record)
-            return Answer.of("changqing/broadcast_cancelled")
-        body = render_body(renderer, record.text)
-        return Answer.of("changqing/broadcast_queued", r=await queue(session, outbox, clock, config, record, body),
-                         repeat=True)
-    if word.lower() not in PROGRAMMES:
-        raise UsageError(f"不认识广播对象“{word}”，目前可以广播给：常青藤")
+        raise UsageError("changqing/usage/broadcast_what")
+    raise UsageError("changqing/usage/broadcast_target", word=word)
+
+
+@broadcast_command.sub(*PROGRAMMES, usage="广播 常青藤 文案",
+                       examples=("广播 常青藤 “常青藤”行动计划启动，欢迎退出现职领导干部报名集结",))
+async def broadcast_command_changqing(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                                      renderer: Renderer, outbox: OutboxWriter) -> Answer:
     return await broadcast(session, args.rest(), Actor.of(sender), renderer=renderer, outbox=outbox,
                            clock=clock, config=config)
+
+
+@broadcast_command.sub("状态", "status", usage="广播 状态", examples=("广播 状态",))
+async def broadcast_status(args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    nothing_more(args)
+    return await status(session, clock.tz)
+
+
+@broadcast_command.sub("确认", "confirm", usage="广播 确认", examples=("广播 确认",))
+async def broadcast_confirm(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                            renderer: Renderer, outbox: OutboxWriter) -> Answer:
+    record = await _the_pending(sender, args, session, clock)
+    body = render_body(renderer, record.text)
+    return Answer.of("changqing/broadcast_queued", r=await queue(session, outbox, clock, config, record, body),
+                     repeat=True)
+
+
+@broadcast_command.sub("取消", "cancel", usage="广播 取消", examples=("广播 取消",))
+async def broadcast_cancel(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    record = await _the_pending(sender, args, session, clock)
+    record.status = BroadcastStatus.CANCELLED
+    session.add(record)
+    return Answer.of("changqing/broadcast_cancelled")
+
+
+async def _the_pending(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Broadcast:
+    """The sender's latest broadcast awaiting 确认 (older ones are cancelled: one answer settles them all)."""
+    nothing_more(args)
+    pending = await _pending(session, sender.id, clock.now())
+    if not pending:
+        raise Refusal("changqing/broadcast_nothing_pending", minutes=CONFIRM_MINUTES)
+    record, *older = pending
+    for old in older:
+        old.status = BroadcastStatus.CANCELLED
+        session.add(old)
+    return record

@@ -24,13 +24,44 @@ _SPLIT = re.compile(r"[、,，;；/]+")
 MAX_FOLLOW_UP = 1000
 
 
-@router.command(
+follow_command = router.command(
     "跟进", "follow", roles={Role.RETIRED, *STAFF_ROLES}, order=46, private_roles=STAFF_ROLES,
-    private_words=("关联", "link"),
     summary="常青藤重点企业/项目跟进：本组联系的项目和最近跟进，记录一次跟进（组工干部：关联项目）",
-    usage="跟进；跟进 项目名 [内容]；组工干部：跟进 关联 组名 项目、项目、项目",
-    examples=("跟进", "跟进 万洋众创 协调二期厂房验收", "跟进 关联 招商一组 万洋众创、华友钴业、金色阳光"),
+    usage="跟进；跟进 项目名 [内容]",
+    examples=("跟进", "跟进 万洋众创 协调二期厂房验收"),
 )
+
+
+@follow_command.sub("关联", "link", roles=STAFF_ROLES, private_only=True, usage="跟进 关联 组名 项目、项目、项目",
+                    examples=("跟进 关联 招商一组 万洋众创、华友钴业、金色阳光",))
+async def link_projects(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """A group's 重点企业/项目 (staff): a name another group has is refused, not moved."""
+    now = clock.now()
+    squad_name = args.take()
+    names = [n.strip() for n in _SPLIT.split(args.rest()) if n.strip()]
+    if squad_name is None or not names:
+        raise UsageError("changqing/usage/link_projects")
+    if any(len(n) > 100 for n in names):
+        raise UsageError("changqing/usage/project_name_length")
+    squad = await find_squad(session, squad_name)
+    added, taken = [], []
+    for name in dict.fromkeys(names):
+        existing = (await session.exec(select(SquadProject).where(SquadProject.name == name))).first()
+        if existing is not None:
+            if existing.squad_id != squad.id:
+                taken.append(name)
+            continue
+        session.add(SquadProject(squad_id=squad.id, name=name, created_at=now))  # type: ignore[arg-type]
+        added.append(name)
+    if taken:
+        raise Refusal("changqing/project_taken", names=taken)
+    audit(session, now, sender, "changqing.project.link", f"squad:{squad.id}", squad=squad.name, projects=added)
+    await session.flush()
+    return Answer.of("changqing/projects_linked", squad=squad.name, added=added,
+                     views=await projects(session, squad.id))
+
+
+@follow_command
 async def follow(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
     word = args.take()
     now = clock.now()
@@ -40,31 +71,6 @@ async def follow(sender: Sender, args: Args, session: AsyncSession, clock: Clock
             raise Refusal("changqing/squad_none")
         return Answer.of("changqing/projects", views=await projects(session, None if sender.is_staff and my_squad is None
                                                                      else my_squad), staff=sender.is_staff)
-    if word in ("关联", "link"):
-        if not sender.is_staff:
-            raise Refusal("changqing/project_staff_only")
-        squad_name = args.take()
-        names = [n.strip() for n in _SPLIT.split(args.rest()) if n.strip()]
-        if squad_name is None or not names:
-            raise UsageError("请写上组名和重点企业/项目名称，用“、”分隔", "跟进 关联 招商一组 万洋众创、华友钴业、金色阳光")
-        if any(len(n) > 100 for n in names):
-            raise UsageError("项目名称最多 100 字")
-        squad = await find_squad(session, squad_name)
-        added, taken = [], []
-        for name in dict.fromkeys(names):
-            existing = (await session.exec(select(SquadProject).where(SquadProject.name == name))).first()
-            if existing is not None:
-                if existing.squad_id != squad.id:
-                    taken.append(name)
-                continue
-            session.add(SquadProject(squad_id=squad.id, name=name, created_at=now))  # type: ignore[arg-type]
-            added.append(name)
-        if taken:
-            raise Refusal("changqing/project_taken", names=taken)
-        audit(session, now, sender, "changqing.project.link", f"squad:{squad.id}", squad=squad.name, projects=added)
-        await session.flush()
-        return Answer.of("changqing/projects_linked", squad=squad.name, added=added,
-                         views=await projects(session, squad.id))
     project = (await session.exec(select(SquadProject).where(SquadProject.name == word))).first()
     if project is None:
         known = [v.project.name for v in await projects(session, my_squad)] if my_squad or sender.is_staff else []
@@ -79,6 +85,6 @@ async def follow(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     if not sender.is_staff and my_squad != project.squad_id:
         raise Refusal("changqing/project_not_yours", name=project.name)
     if len(text) > MAX_FOLLOW_UP:
-        raise UsageError(f"跟进内容最多 {MAX_FOLLOW_UP} 字，现在是 {len(text)} 字")
+        raise UsageError("changqing/usage/follow_up_too_long", limit=MAX_FOLLOW_UP, length=len(text))
     session.add(ProjectFollowUp(project_id=project.id, author_id=sender.id, text=text, created_at=now))  # type: ignore[arg-type]
     return Answer.of("changqing/follow_up_saved", project=project)

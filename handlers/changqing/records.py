@@ -24,6 +24,7 @@ from bot.text import Args
 from storage.models import Achievement, AchievementMember, Person, Role, Squad, SquadMember, Unit
 from storage.models.changqing import COEFFICIENT_MAX, COEFFICIENT_MIN
 
+from handlers.args import nothing_more, rest, ticket
 from handlers.changqing.common import find_person, month_bounds, previous_month
 from handlers.changqing.queries import participants, person_archive, person_scores
 from handlers.changqing.squads import squad_id_of
@@ -32,7 +33,6 @@ router = Router()
 
 MAX_ACHIEVEMENT_CHARS = 1000
 LIST_LIMIT = 20
-_NUMBER = re.compile(r"^#?([0-9]{1,9})$")
 
 
 @dataclass
@@ -85,13 +85,6 @@ def ranking_picture(renderer: Any, rows: list[RankRow], month: str, county: str)
 
 # --- 实绩 ------------------------------------------------------------------------------------------
 
-def _number(token: str | None) -> int:
-    m = _NUMBER.match(token or "")
-    if not m:
-        raise UsageError("请写上实绩编号，如 #5")
-    return int(m.group(1))
-
-
 async def _achievement(session: AsyncSession, number: int) -> Achievement:
     found = await session.get(Achievement, number)
     if found is None:
@@ -103,63 +96,28 @@ def parse_coefficient(token: str | None) -> float:
     try:
         value = Decimal(token or "")
     except InvalidOperation:
-        raise UsageError("难度系数应是数字，如 1.5") from None
+        raise UsageError("changqing/usage/coefficient_number") from None
     if not value.is_finite():
-        raise UsageError("难度系数应是数字，如 1.5")
+        raise UsageError("changqing/usage/coefficient_number")
     if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise UsageError("难度系数最多两位小数，如 1.25")
+        raise UsageError("changqing/usage/coefficient_decimals")
     if not Decimal(str(COEFFICIENT_MIN)) <= value <= Decimal(str(COEFFICIENT_MAX)):
         raise Refusal("changqing/coefficient_range", value=str(value), low=COEFFICIENT_MIN, high=COEFFICIENT_MAX)
     return float(value)
 
 
-@router.command(
-    "实绩", "achievement", roles={Role.RETIRED, *STAFF_ROLES}, order=44,
-    private_roles=STAFF_ROLES, private_words=("系数", "coefficient", "作废", "void", "档案", "archive", "考核", "scores"),
+achievement_command = router.command(
+    "实绩", "achievement", roles={Role.RETIRED, *STAFF_ROLES}, order=44, private_roles=STAFF_ROLES,
     summary="常青藤实绩：记录本组的一项实绩；不带内容查看本月实绩（组工干部：系数、作废）",
-    usage=("实绩 内容 | 实绩 参与 #编号 姓名、姓名 | 实绩 档案 [姓名] [年份]；"
-           "组工干部：实绩 系数 #编号 系数（0.5–3.0） | 实绩 作废 #编号 原因 | 实绩 考核 [年份]"),
-    examples=("实绩 协调万洋众创项目土地指标", "实绩 参与 #5 李忠兴、赵建国", "实绩 档案", "实绩 系数 #5 1.5",
-              "实绩 作废 #5 重复记录", "实绩 考核 2026"),
+    usage="实绩 [内容]", examples=("实绩 协调万洋众创项目土地指标", "实绩"),
 )
-async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
-    word = (args.peek() or "").lower()
-    now = clock.now()
-    if word in ARCHIVE_ACTIONS:
-        args.take()
-        return await ARCHIVE_ACTIONS[word](sender, args, session, clock)
-    if word in ("系数", "coefficient", "作废", "void"):
-        if not sender.is_staff:
-            raise Refusal("changqing/achievement_staff_only")
-        args.take()
-        record = await _achievement(session, _number(args.take()))
-        squad = await session.get(Squad, record.squad_id)
-        if word in ("系数", "coefficient"):
-            value = parse_coefficient(args.take())
-            if args:
-                raise UsageError("系数后面不用再写内容")
-            if record.voided_at is not None:
-                raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
-            old = record.coefficient
-            record.coefficient = value
-            session.add(record)
-            audit(session, now, sender, "changqing.achievement.coefficient", f"achievement:{record.id}",
-                  old=old, new=value, squad=squad.name if squad else "")
-            return Answer.of("changqing/achievement_coefficient", number=record.id, old=old, new=value,
-                             squad=squad.name if squad else "")
-        reason = args.rest()
-        if not reason:
-            raise UsageError("请写上作废的原因", "实绩 作废 #5 重复记录")
-        if len(reason) > 200:
-            raise UsageError(f"原因最多 200 字，现在是 {len(reason)} 字")
-        if record.voided_at is not None:
-            raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
-        record.voided_at, record.void_reason = now, reason
-        session.add(record)
-        audit(session, now, sender, "changqing.achievement.void", f"achievement:{record.id}", reason=reason,
-              squad=squad.name if squad else "")
-        return Answer.of("changqing/achievement_voided", number=record.id, reason=reason, squad=squad.name if squad else "")
+STAFF_ONLY = dict(roles=STAFF_ROLES, private_only=True)
 
+
+@achievement_command
+async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """实绩 内容 records one for the sender's group; 实绩 alone lists this month's."""
+    now = clock.now()
     text = args.rest()
     squad_id = await squad_id_of(session, sender.id)
     if not text:
@@ -167,7 +125,7 @@ async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: 
     if squad_id is None:
         raise Refusal("changqing/achievement_no_squad", staff=sender.is_staff)
     if len(text) > MAX_ACHIEVEMENT_CHARS:
-        raise UsageError(f"实绩内容最多 {MAX_ACHIEVEMENT_CHARS} 字，现在是 {len(text)} 字")
+        raise UsageError("changqing/usage/achievement_too_long", limit=MAX_ACHIEVEMENT_CHARS, length=len(text))
     record = Achievement(squad_id=squad_id, author_id=sender.id, text=text, created_at=now)
     session.add(record)
     await session.flush()
@@ -180,6 +138,38 @@ async def achievement(sender: Sender, args: Args, session: AsyncSession, clock: 
     )).one()
     return Answer.of("changqing/achievement_saved", number=record.id, squad=squad.name if squad else "", count=count,
                      month=month_label(clock.today()))
+
+
+@achievement_command.sub("系数", "coefficient", **STAFF_ONLY, usage="实绩 系数 #编号 系数（0.5–3.0）",
+                         examples=("实绩 系数 #5 1.5",))
+async def set_coefficient(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    record = await _achievement(session, ticket(args, "changqing/usage/achievement_number"))
+    squad = await session.get(Squad, record.squad_id)
+    value = parse_coefficient(args.take())
+    nothing_more(args)
+    if record.voided_at is not None:
+        raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
+    old = record.coefficient
+    record.coefficient = value
+    session.add(record)
+    audit(session, clock.now(), sender, "changqing.achievement.coefficient", f"achievement:{record.id}",
+          old=old, new=value, squad=squad.name if squad else "")
+    return Answer.of("changqing/achievement_coefficient", number=record.id, old=old, new=value,
+                     squad=squad.name if squad else "")
+
+
+@achievement_command.sub("作废", "void", **STAFF_ONLY, usage="实绩 作废 #编号 原因", examples=("实绩 作废 #5 重复记录",))
+async def void(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    record = await _achievement(session, ticket(args, "changqing/usage/achievement_number"))
+    squad = await session.get(Squad, record.squad_id)
+    reason = rest(args, "changqing/usage/void_reason", limit=200, too_long="changqing/usage/void_reason_long")
+    if record.voided_at is not None:
+        raise Refusal("changqing/achievement_voided_already", number=record.id, reason=record.void_reason)
+    record.voided_at, record.void_reason = clock.now(), reason
+    session.add(record)
+    audit(session, clock.now(), sender, "changqing.achievement.void", f"achievement:{record.id}", reason=reason,
+          squad=squad.name if squad else "")
+    return Answer.of("changqing/achievement_voided", number=record.id, reason=reason, squad=squad.name if squad else "")
 
 
 async def month_achievements(session: AsyncSession, day: dt.date, squad_id: int | None = None,
@@ -220,16 +210,17 @@ def _year(token: str | None, today: dt.date, example: str) -> int | None:
     if token is None:
         return None
     if not re.fullmatch(r"\d{4}年?", token) or not 2000 <= int(token[:4]) <= today.year:
-        raise UsageError(f"年份“{token}”不对", example)
+        raise UsageError("changqing/usage/bad_year", example, year=token)
     return int(token[:4])
 
 
-async def _take_part(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+@achievement_command.sub("参与", "members", usage="实绩 参与 #编号 姓名、姓名", examples=("实绩 参与 #5 李忠兴、赵建国",))
+async def take_part(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
     """实绩 参与 #5 李忠兴、赵建国 — who took part (replaces the list; the author or staff)."""
-    record = await _achievement(session, _number(args.take()))
+    record = await _achievement(session, ticket(args, "changqing/usage/achievement_number"))
     names = [n for n in _SPLIT.split(args.rest()) if n]
     if not names:
-        raise UsageError("请写上参与的组员姓名，用“、”分隔", f"实绩 参与 #{record.id} 李忠兴、赵建国")
+        raise UsageError("changqing/usage/members_names", f"实绩 参与 #{record.id} 李忠兴、赵建国")
     if not sender.is_staff and sender.id != record.author_id:
         raise Refusal("changqing/achievement_members_not_yours", number=record.id)
     if record.voided_at is not None:
@@ -253,7 +244,9 @@ async def _take_part(sender: Sender, args: Args, session: AsyncSession, clock: C
     return Answer.of("changqing/achievement_members", number=record.id, names=[p.name for p in people])
 
 
-async def _archive(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+@achievement_command.sub("档案", "archive", private_only=True, usage="实绩 档案 [姓名] [年份]",
+                         examples=("实绩 档案", "实绩 档案 2026"))
+async def archive(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
     """实绩 档案 [姓名] [年份] — a person's own 实绩 of the year and 专项考核 score (others' for staff)."""
     today = clock.today()
     person: Person = sender.person
@@ -265,7 +258,7 @@ async def _archive(sender: Sender, args: Args, session: AsyncSession, clock: Clo
         person = await find_person(session, token)
         year = _year(args.take(), today, f"实绩 档案 {person.name} 2026")
     if args:
-        raise UsageError("档案后面只写姓名和年份", "实绩 档案 2026")
+        raise UsageError("changqing/usage/archive_extra", "实绩 档案 2026")
     year = year or today.year
     score = next((s for s in await person_scores(session, year) if s.person.id == person.id), None)
     rows = await person_archive(session, person.id, year)  # type: ignore[arg-type]
@@ -274,19 +267,14 @@ async def _archive(sender: Sender, args: Args, session: AsyncSession, clock: Clo
                      me=person.id == sender.id)
 
 
-async def _scores(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+@achievement_command.sub("考核", "scores", **STAFF_ONLY, usage="实绩 考核 [年份]", examples=("实绩 考核 2026", "实绩 考核"))
+async def scores(args: Args, session: AsyncSession, clock: Clock) -> Answer:
     """实绩 考核 [年份] — everyone's 专项考核 score for the year (staff)."""
-    if not sender.is_staff:
-        raise Refusal("changqing/scores_staff_only")
     today = clock.today()
     year = _year(args.take(), today, "实绩 考核 2026") or today.year
     if args:
-        raise UsageError("考核后面只写年份", "实绩 考核 2026")
+        raise UsageError("changqing/usage/scores_extra", "实绩 考核 2026")
     return Answer.of("changqing/scores", year=year, rows=await person_scores(session, year))
-
-
-ARCHIVE_ACTIONS = {"参与": _take_part, "members": _take_part, "档案": _archive, "archive": _archive,
-                   "考核": _scores, "scores": _scores}
 
 
 # --- 排行 ------------------------------------------------------------------------------------------
@@ -302,9 +290,9 @@ async def ranking(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
     if word in ("上月", "last"):
         day = previous_month(day)
     elif word is not None:
-        raise UsageError("只能查看本月或上月", "排行 上月")
+        raise UsageError("changqing/usage/ranking_month", "排行 上月")
     if args:
-        raise UsageError("只能查看本月或上月", "排行 上月")
+        raise UsageError("changqing/usage/ranking_month", "排行 上月")
     rows = await month_ranking(session, day)
     mine = None
     if (squad_id := await squad_id_of(session, sender.id)) is not None:

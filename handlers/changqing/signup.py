@@ -65,7 +65,7 @@ async def signup_counts(session: AsyncSession) -> tuple[int, int]:
 async def sign_up(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
     word = args.take()
     if args:
-        raise UsageError("报名后面只写一个岗位名称即可（发送“岗位”查看六大员）")
+        raise UsageError("changqing/usage/signup_one_role")
     role = resolve_role(word) if word else None
     now = clock.now()
     record = (await session.exec(select(SignUp).where(SignUp.person_id == sender.id))).first()

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.audit import Actor, audit
 from bot.clock import Clock
 from bot.identity import STAFF_ROLES, Sender
+from handlers.args import nothing_more
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.db import Database
@@ -138,78 +139,90 @@ async def _require_retired(session: AsyncSession, person: Person) -> None:
 
 # --- 编组 ------------------------------------------------------------------------------------------
 
-STAFF_ACTIONS = {"新建": "create", "调整": "move", "移出": "remove", "组长": "leader", "列表": "list",
-                 "new": "create", "move": "move", "remove": "remove", "leader": "leader", "list": "list"}
-
-
-@router.command(
-    "编组", "squad", roles=SQUAD_ROLES, order=42, private_roles=STAFF_ROLES, private_words=STAFF_ACTIONS,
+squad_command = router.command(
+    "编组", "squad", roles=SQUAD_ROLES, order=42, private_roles=STAFF_ROLES,
     summary="常青藤编组：我的小组、专班和组员（组工干部：新建、调整）",
-    usage="编组；组工干部：编组 列表 | 编组 新建 组名 专班 [组长] | 编组 调整 姓名 组名 | 编组 移出 姓名 | 编组 组长 组名 姓名",
-    examples=("编组", "编组 新建 招商一组 破山行动专班", "编组 调整 李忠兴 招商一组"),
+    usage="编组；组工干部：编组 组名", examples=("编组",),
 )
+STAFF_ONLY = dict(roles=STAFF_ROLES, private_only=True)
+
+
+@squad_command
 async def squads(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
-    word = args.peek()
-    action = STAFF_ACTIONS.get((word or "").lower())
-    if action is None and word and sender.is_staff:
-        args.take()
-        if args:
-            raise UsageError(f"不认识“{word}”，可用：新建、调整、移出、组长、列表")
-        return Answer.of("changqing/squad", view=await squad_view(session, await find_squad(session, word),
-                                                                 clock.today().year), me=None)
-    if action is None:
-        if word:
-            raise UsageError("查看自己的小组只需发送“编组”")
+    """编组: one's own group; staff may name any group (``编组 招商一组``)."""
+    word = args.take()
+    if word is None:
         return await _my_squad(sender, session, clock)
     if not sender.is_staff:
-        raise Refusal("changqing/squad_staff_only")
-    args.take()
+        raise UsageError("changqing/usage/squad_own_only")
+    if args:
+        raise UsageError("changqing/usage/squad_unknown_action", word=word)
+    return Answer.of("changqing/squad", view=await squad_view(session, await find_squad(session, word),
+                                                             clock.today().year), me=None)
+
+
+@squad_command.sub("列表", "list", **STAFF_ONLY, usage="编组 列表", examples=("编组 列表",))
+async def squad_list(args: Args, session: AsyncSession) -> Answer:
+    nothing_more(args)
+    return await _list(session)
+
+
+@squad_command.sub("新建", "new", **STAFF_ONLY, usage="编组 新建 组名 专班 [组长]",
+           examples=("编组 新建 招商一组 破山行动专班", "编组 新建 招商一组 破山行动专班 李忠兴"))
+async def squad_create(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
     now = clock.now()
-    if action == "list":
-        return await _list(session)
-    if action == "create":
-        name, tf_name, leader_name = args.take(), args.take(), args.take()
-        if not name or not tf_name or args:
-            raise UsageError("请写上组名和所属专班（组长可选）", "编组 新建 招商一组 破山行动专班 李忠兴")
-        if len(name) > 50 or len(tf_name) > 100:
-            raise UsageError("组名最多 50 字、专班名最多 100 字")
-        if (await session.exec(select(Squad).where(Squad.name == name))).first() is not None:
-            raise Refusal("changqing/squad_exists", name=name)
-        leader = await find_person(session, leader_name) if leader_name else None
-        if leader is not None:
-            await _require_retired(session, leader)
-        unit, new_tf = await task_force(session, tf_name)
-        squad = Squad(name=name, task_force_id=unit.id, created_at=now)  # type: ignore[arg-type]
+    name, tf_name, leader_name = args.take(), args.take(), args.take()
+    if not name or not tf_name or args:
+        raise UsageError("changqing/usage/squad_create", "编组 新建 招商一组 破山行动专班 李忠兴")
+    if len(name) > 50 or len(tf_name) > 100:
+        raise UsageError("changqing/usage/squad_name_length")
+    if (await session.exec(select(Squad).where(Squad.name == name))).first() is not None:
+        raise Refusal("changqing/squad_exists", name=name)
+    leader = await find_person(session, leader_name) if leader_name else None
+    if leader is not None:
+        await _require_retired(session, leader)
+    unit, new_tf = await task_force(session, tf_name)
+    squad = Squad(name=name, task_force_id=unit.id, created_at=now)  # type: ignore[arg-type]
+    session.add(squad)
+    await session.flush()
+    audit(session, now, sender, "changqing.squad.create", f"squad:{squad.id}", name=name, task_force=tf_name)
+    moved_from = None
+    if leader is not None:
+        moved_from, _ = await move_member(session, leader, squad, now, sender)
+        squad.leader_id = leader.id
         session.add(squad)
-        await session.flush()
-        audit(session, now, sender, "changqing.squad.create", f"squad:{squad.id}", name=name, task_force=tf_name)
-        moved_from = None
-        if leader is not None:
-            moved_from, _ = await move_member(session, leader, squad, now, sender)
-            squad.leader_id = leader.id
-            session.add(squad)
-        return Answer.of("changqing/squad_created", name=name, task_force=tf_name, new_tf=new_tf,
-                         leader=leader.name if leader else None, moved_from=moved_from)
-    if action == "move":
-        person_name, squad_name = args.take(), args.take()
-        if not person_name or not squad_name or args:
-            raise UsageError("请写上姓名和要去的组名", "编组 调整 李忠兴 招商一组")
-        person = await find_person(session, person_name)
-        await _require_retired(session, person)
-        squad = await find_squad(session, squad_name)
-        old, changed = await move_member(session, person, squad, now, sender)
-        return Answer.of("changqing/squad_moved", name=person.name, squad=squad.name, old=old, changed=changed)
-    if action == "remove":
-        person_name = args.take()
-        if not person_name or args:
-            raise UsageError("请写上要移出小组的人的姓名", "编组 移出 李忠兴")
-        person = await find_person(session, person_name)
-        old, changed = await move_member(session, person, None, now, sender)
-        return Answer.of("changqing/squad_removed", name=person.name, old=old, changed=changed)
-    # leader
+    return Answer.of("changqing/squad_created", name=name, task_force=tf_name, new_tf=new_tf,
+                     leader=leader.name if leader else None, moved_from=moved_from)
+
+
+@squad_command.sub("调整", "move", **STAFF_ONLY, usage="编组 调整 姓名 组名", examples=("编组 调整 李忠兴 招商一组",))
+async def squad_move(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    person_name, squad_name = args.take(), args.take()
+    if not person_name or not squad_name or args:
+        raise UsageError("changqing/usage/squad_move")
+    person = await find_person(session, person_name)
+    await _require_retired(session, person)
+    squad = await find_squad(session, squad_name)
+    old, changed = await move_member(session, person, squad, clock.now(), sender)
+    return Answer.of("changqing/squad_moved", name=person.name, squad=squad.name, old=old, changed=changed)
+
+
+@squad_command.sub("移出", "remove", **STAFF_ONLY, usage="编组 移出 姓名", examples=("编组 移出 李忠兴",))
+async def squad_remove(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    person_name = args.take()
+    if not person_name or args:
+        raise UsageError("changqing/usage/squad_remove")
+    person = await find_person(session, person_name)
+    old, changed = await move_member(session, person, None, clock.now(), sender)
+    return Answer.of("changqing/squad_removed", name=person.name, old=old, changed=changed)
+
+
+@squad_command.sub("组长", "leader", **STAFF_ONLY, usage="编组 组长 组名 姓名", examples=("编组 组长 招商一组 李忠兴",))
+async def squad_leader(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    now = clock.now()
     squad_name, person_name = args.take(), args.take()
     if not squad_name or not person_name or args:
-        raise UsageError("请写上组名和组长姓名", "编组 组长 招商一组 李忠兴")
+        raise UsageError("changqing/usage/squad_leader")
     squad = await find_squad(session, squad_name)
     person = await find_person(session, person_name)
     await _require_retired(session, person)
@@ -274,7 +287,7 @@ async def commitment(sender: Sender, args: Args, session: AsyncSession, clock: C
     if not text:
         return Answer.of("changqing/commitment_show", commitment=current, year=year, in_squad=in_squad)
     if len(text) > MAX_COMMITMENT_CHARS:
-        raise UsageError(f"承诺最多 {MAX_COMMITMENT_CHARS} 字，现在是 {len(text)} 字")
+        raise UsageError("changqing/usage/commitment_too_long", limit=MAX_COMMITMENT_CHARS, length=len(text))
     now = clock.now()
     replaced = current is not None
     if current is None:
@@ -303,10 +316,10 @@ async def _import_person(session: AsyncSession, raw: str) -> Person:
     except Refusal as exc:
         values = exc.answer.values
         if exc.answer.template == "changqing/person_ambiguous":
-            raise RowError(f"花名册中有多名“{values['name']}”，请写成“{values['name']}（单位）”区分") from None
-        raise RowError(f"花名册中没有“{raw}”") from None
+            raise RowError("imports/rows/person_ambiguous", name=values["name"]) from None
+        raise RowError("imports/rows/person_unknown", name=raw) from None
     if not await is_retired(session, person.id):  # type: ignore[arg-type]
-        raise RowError(f"{person.name} 不是退职干部（花名册“角色”列请写 退职干部）")
+        raise RowError("imports/rows/not_retired", name=person.name)
     return person
 
 
@@ -321,23 +334,24 @@ async def import_squads(db: Database, path: str | Path, *, now: dt.datetime, dry
     async def row_fn(session: AsyncSession, line: int, row: dict, sheet: Sheet) -> str:
         name, tf_name = cell_text(row.get("name")), cell_text(row.get("task_force"))
         if not name:
-            raise RowError("组名为空")
+            raise RowError("imports/rows/squad_empty")
         if not tf_name:
-            raise RowError("专班为空")
+            raise RowError("imports/rows/task_force_empty")
         if len(name) > 50 or len(tf_name) > 100:
-            raise RowError("组名最多 50 字、专班名最多 100 字")
+            raise RowError("imports/rows/squad_name_length")
         if name in names_seen:
-            raise RowError(f"组名“{name}”与第 {names_seen[name]} 行重复")
+            raise RowError("imports/rows/squad_twice", name=name, line=names_seen[name])
         leader = await _import_person(session, cell_text(row.get("leader"))) if cell_text(row.get("leader")) else None
         members = [await _import_person(session, w) for w in _names(row.get("members"))]
         if leader is not None and all(m.id != leader.id for m in members):
             members.insert(0, leader)
         ids = [m.id for m in members]
         if len(set(ids)) != len(ids):
-            raise RowError("成员中有人写了两次")
+            raise RowError("imports/rows/member_twice")
         for m in members:
             if m.id in placed:
-                raise RowError(f"{m.name} 已在第 {placed[m.id][0]} 行的“{placed[m.id][1]}”中")  # type: ignore[index]
+                raise RowError("imports/rows/member_placed", name=m.name, line=placed[m.id][0],  # type: ignore[index]
+                               squad=placed[m.id][1])  # type: ignore[index]
         names_seen[name] = line
 
         outcome = "unchanged"

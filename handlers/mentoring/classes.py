@@ -34,14 +34,14 @@ def class_day(value: str, today: dt.date) -> dt.date:
     try:
         day = parse_day(value, dt.date(today.year, 12, 31))
     except DateError as exc:
-        raise UsageError(str(exc), NEW_EXAMPLE) from None
+        raise UsageError.because(exc, NEW_EXAMPLE) from None
     if day is None or value in ("今天", "昨天", "前天"):
         if value == "今天":
             return today
-        raise UsageError("请写上课日期，如 12月5日", NEW_EXAMPLE)
+        raise UsageError("classes/usage/day", NEW_EXAMPLE)
     if day < today:
         if re.match(r"^\d{4}", fold(value)):
-            raise UsageError(f"{day:%Y-%m-%d} 已经过去，课堂只能安排今天或以后", NEW_EXAMPLE)
+            raise UsageError("classes/usage/day_past", NEW_EXAMPLE, day=day)
         day = day.replace(year=day.year + 1)
     return day
 
@@ -49,24 +49,26 @@ def class_day(value: str, today: dt.date) -> dt.date:
 async def _class(session: AsyncSession, token: str | None, example: str) -> OpenClass:
     m = _ID.match(token or "")
     if m is None:
-        raise UsageError("请写上课堂编号，如 #3", example)
+        raise UsageError("classes/usage/number", example)
     found = await session.get(OpenClass, int(m.group(1)))
     if found is None:
         raise Refusal("classes/unknown", id=int(m.group(1)))
     return found
 
 
-@router.command(
+class_command = router.command(
     "课堂", "class", roles=CLASS_ROLES, order=14, private_only=True,  # the check-in code must not reach a group
     summary="开放型课堂：近期课堂、报名、签到（组工干部和导师可新建）",
-    usage="课堂；课堂 #编号；课堂 报名 #编号；课堂 签到 #编号 签到码；组工干部、导师：课堂 新建 日期 时间 地点 主题",
-    examples=("课堂", "课堂 报名 #3", "课堂 签到 #3 4821", NEW_EXAMPLE),
+    usage="课堂 [#编号]",
+    examples=("课堂", "课堂 #3"),
 )
+
+
+@class_command
 async def classes(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
-    now = clock.now()
+    """课堂 alone lists the coming classes; 课堂 #3 shows one."""
     today = clock.today()
-    word = args.peek()
-    if word is None:
+    if not args:
         upcoming = (await session.exec(select(OpenClass).where(col(OpenClass.starts_at) >= day_start(today))
                                        .order_by(OpenClass.starts_at).limit(10))).all()
         mine = {s.class_id for s in (await session.exec(select(ClassSignUp).where(
@@ -76,68 +78,73 @@ async def classes(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
         return Answer.of("classes/list", classes=upcoming, mine=mine, can_create=_can_create(sender),
                          mentee=sender.has(Role.MENTEE), hosts=await _names(session, [c.host_id for c in upcoming]),
                          attended=attended)
-    if word in ("新建", "new"):
-        args.take()
-        if not _can_create(sender):
-            raise Refusal("classes/create_not_allowed")
-        m = _NEW.match(fold(args.rest()))
-        if m is None:
-            raise UsageError("请按 日期 时间 地点 主题 的顺序写", NEW_EXAMPLE)
-        day = class_day(m.group(1), today)
-        hour, minute = int(m.group(2)), int(m.group(3))
-        if hour > 23 or minute > 59:
-            raise UsageError(f"时间 {hour}:{minute:02d} 不对", NEW_EXAMPLE)
-        starts = dt.datetime.combine(day, dt.time(hour, minute), TZ)
-        if starts < now:
-            raise UsageError("这个时间已经过去，课堂只能安排在以后", NEW_EXAMPLE)
-        place, topic = m.group(4).strip(), m.group(5).strip()
-        if len(place) > 100 or len(topic) > 500:
-            raise UsageError("地点最多 100 字、主题最多 500 字", NEW_EXAMPLE)
-        row = OpenClass(host_id=sender.id, starts_at=starts, place=place, topic=topic,
-                        code=f"{secrets.randbelow(10000):04d}", created_at=now)
-        session.add(row)
-        await session.flush()
-        return Answer.of("classes/created", c=row)
-    if word in ("报名", "signup", "签到", "checkin"):
-        args.take()
-        checking_in = word in ("签到", "checkin")
-        if not sender.has(Role.MENTEE):
-            raise Refusal("classes/mentees_only")
-        example = "课堂 签到 #3 4821" if checking_in else "课堂 报名 #3"
-        token = args.take()
-        code = args.take() if checking_in else None
-        if checking_in and (token is None or code is None or args):
-            raise UsageError("请写上课堂编号和老师在课上说的签到码", example)
-        row = await _class(session, token, example)
-        signup = await session.get(ClassSignUp, (row.id, sender.id))
-        if not checking_in:
-            if args:
-                raise UsageError("报名只需写课堂编号", example)
-            if row.starts_at <= now:
-                raise Refusal("classes/started", c=row)
-            if signup is not None:
-                return Answer.of("classes/signed_up", c=row, again=True)
-            session.add(ClassSignUp(class_id=row.id, person_id=sender.id, signed_at=now))  # type: ignore[arg-type]
-            return Answer.of("classes/signed_up", c=row, again=False)
-        local_day = row.starts_at.astimezone(TZ).date()
-        if not (row.starts_at - CHECK_IN_EARLY <= now and today == local_day):
-            raise Refusal("classes/not_now", c=row)
-        if code != row.code:
-            raise Refusal("classes/wrong_code", c=row)
-        if signup is not None and signup.attended_at is not None:
-            return Answer.of("classes/checked_in", c=row, again=True)
-        signup = signup or ClassSignUp(class_id=row.id, person_id=sender.id, signed_at=now)  # type: ignore[arg-type]
-        signup.attended_at = now
-        session.add(signup)
-        return Answer.of("classes/checked_in", c=row, again=False)
     row = await _class(session, args.take(), "课堂 #3")
     if args:
-        raise UsageError("查看课堂只需写编号；报名请发送 课堂 报名 #编号", "课堂 #3")
+        raise UsageError("classes/usage/show_only_number", "课堂 #3")
     signups = (await signups_of(session, [row.id])).get(row.id, [])  # type: ignore[arg-type]
     names = await _names(session, [row.host_id, *(s.person_id for s in signups)])
     return Answer.of("classes/one", c=row, signups=signups, names=names, host=names.get(row.host_id, ""),
                      insider=sender.is_staff or sender.id == row.host_id, mine=any(s.person_id == sender.id for s in signups),
                      mentee=sender.has(Role.MENTEE), past=row.starts_at < day_start(today))
+
+
+@class_command.sub("新建", "new", roles={Role.MENTOR, *STAFF_ROLES}, usage="课堂 新建 日期 时间 地点 主题",
+                   examples=(NEW_EXAMPLE,))
+async def class_new(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    now = clock.now()
+    m = _NEW.match(fold(args.rest()))
+    if m is None:
+        raise UsageError("classes/usage/new_order")
+    day = class_day(m.group(1), clock.today())
+    hour, minute = int(m.group(2)), int(m.group(3))
+    if hour > 23 or minute > 59:
+        raise UsageError("classes/usage/bad_time", hour=hour, minute=f"{minute:02d}")
+    starts = dt.datetime.combine(day, dt.time(hour, minute), TZ)
+    if starts < now:
+        raise UsageError("classes/usage/time_past")
+    place, topic = m.group(4).strip(), m.group(5).strip()
+    if len(place) > 100 or len(topic) > 500:
+        raise UsageError("classes/usage/place_topic_length")
+    row = OpenClass(host_id=sender.id, starts_at=starts, place=place, topic=topic,
+                    code=f"{secrets.randbelow(10000):04d}", created_at=now)
+    session.add(row)
+    await session.flush()
+    return Answer.of("classes/created", c=row)
+
+
+@class_command.sub("报名", "signup", roles={Role.MENTEE}, usage="课堂 报名 #编号", examples=("课堂 报名 #3",))
+async def class_signup(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    now = clock.now()
+    row = await _class(session, args.take(), "课堂 报名 #3")
+    if args:
+        raise UsageError("classes/usage/signup_only_number")
+    if row.starts_at <= now:
+        raise Refusal("classes/started", c=row)
+    if await session.get(ClassSignUp, (row.id, sender.id)) is not None:
+        return Answer.of("classes/signed_up", c=row, again=True)
+    session.add(ClassSignUp(class_id=row.id, person_id=sender.id, signed_at=now))  # type: ignore[arg-type]
+    return Answer.of("classes/signed_up", c=row, again=False)
+
+
+@class_command.sub("签到", "checkin", roles={Role.MENTEE}, usage="课堂 签到 #编号 签到码", examples=("课堂 签到 #3 4821",))
+async def class_check_in(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    now, today = clock.now(), clock.today()
+    token, code = args.take(), args.take()
+    if token is None or code is None or args:
+        raise UsageError("classes/usage/check_in")
+    row = await _class(session, token, "课堂 签到 #3 4821")
+    signup = await session.get(ClassSignUp, (row.id, sender.id))
+    local_day = row.starts_at.astimezone(TZ).date()
+    if not (row.starts_at - CHECK_IN_EARLY <= now and today == local_day):
+        raise Refusal("classes/not_now", c=row)
+    if code != row.code:
+        raise Refusal("classes/wrong_code", c=row)
+    if signup is not None and signup.attended_at is not None:
+        return Answer.of("classes/checked_in", c=row, again=True)
+    signup = signup or ClassSignUp(class_id=row.id, person_id=sender.id, signed_at=now)  # type: ignore[arg-type]
+    signup.attended_at = now
+    session.add(signup)
+    return Answer.of("classes/checked_in", c=row, again=False)
 
 
 def _can_create(sender: Sender) -> bool:

@@ -51,8 +51,7 @@ def _area_of(text: str, example: str) -> tuple[str, str]:
     try:
         return extract_area(text)
     except AreaError as exc:
-        raise UsageError(f"不认识领域标签“{exc}”，请写 {'、'.join('#' + t for t in AREAS)} 之一，且只写一个",
-                         example) from None
+        raise UsageError("mentoring/usage/area_unknown", example, tag=str(exc), areas=AREAS) from None
 
 
 async def choose_pair(
@@ -66,7 +65,9 @@ async def choose_pair(
     if name is None:
         if len(views) == 1:
             return views[0]
-        examples = [example.format(name=v.counterparts(sender.id)[0].name) for v in views]
+        # Not str.format: the example may carry what the person typed ("计划 添加 {x}").
+        head, _, tail = example.partition("{name}")
+        examples = [head + v.counterparts(sender.id)[0].name + tail for v in views]
         raise Refusal("mentoring/which_pair", count=len(views), examples=examples)
     matches = [v for v in views if any(p.name == name for p in v.counterparts(sender.id))]
     if len(matches) == 1:
@@ -90,11 +91,11 @@ async def log_contact(sender: Sender, args: Args, session: AsyncSession, clock: 
     try:
         name, day, mode, note = astuple(read_contact(raw, today, names, MODE_WORDS))
     except PhraseError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError.because(exc) from None
     try:
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError.because(exc) from None
     view = await choose_pair(session, sender, name)
     counterpart = None
     if name is not None and view.mentee.id == sender.id:
@@ -142,57 +143,80 @@ async def this_week(sender: Sender, session: AsyncSession, clock: Clock, config:
     return answers
 
 
-_ADD = {"添加", "增加", "新增", "add"}
-_DONE = {"完成", "done"}
+_ADD = ("添加", "增加", "新增", "add")
+_DONE = ("完成", "done")
 
 
-@router.command(
+plan_command = router.command(
     "计划", "plan", roles=PAIR_ROLES, order=12,
     summary="培养计划：查看、添加（导师）、完成",
     usage="计划 [对方姓名] [添加 内容 | 完成 序号]",
     examples=("计划", "计划 添加 熟悉信访工作流程", "计划 完成 2"),
 )
+
+
+@plan_command.sub(*_ADD, usage="计划 添加 [#领域] 内容", examples=("计划 添加 熟悉信访工作流程", "计划 添加 #群众 熟悉信访工作流程"))
+async def plan_add(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    return await _add(sender, None, args, session, clock)
+
+
+@plan_command.sub(*_DONE, usage="计划 完成 序号", examples=("计划 完成 2",))
+async def plan_done(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    return await _done(sender, None, args, session, clock)
+
+
+@plan_command
 async def plan(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """计划 [对方姓名]: the plan; 计划 赵强 添加 … names the pair first (a mentor of several)."""
     names = {p.name for v in await P.pairs_of(session, sender.id) for p in v.counterparts(sender.id)}
-    args = Args(space_out(args.rest(), names, _ADD | _DONE))  # 计划赵强添加… reads as 计划 赵强 添加 …
-    name = None
-    action = args.take()
-    if action is not None and action.lower() not in _ADD | _DONE:
+    args = Args(space_out(args.rest(), names, (*_ADD, *_DONE)))  # 计划赵强添加… reads as 计划 赵强 添加 …
+    name = action = args.take()
+    if action is not None and action.lower() not in (*_ADD, *_DONE):
         name, action = action, args.take()
-    if action is None:
-        views = [await choose_pair(session, sender, name)] if name else await P.pairs_of(session, sender.id)
-        if not views:
-            raise Refusal("mentoring/no_pair")
-        items = (
-            await session.exec(
-                select(PlanItem).where(PlanItem.pairing_id.in_([v.id for v in views])).order_by(PlanItem.seq)  # type: ignore[attr-defined]
-            )
-        ).all()
-        return Answer.of("mentoring/plan", views=views, items=items, me=sender.id)
-    action = action.lower()
+    else:
+        name = None
+    action = (action or "").lower()
     if action in _ADD:
-        area, text = _area_of(args.rest(), "计划 添加 #群众 熟悉信访工作流程")
-        if not text:
-            raise UsageError("请写上要添加的培养内容", "计划 添加 熟悉信访工作流程")
-        view = await choose_pair(session, sender, name, "计划 {name} 添加 " + text)
-        if not view.is_mentor(sender.id):
-            raise Refusal("mentoring/plan_mentor_only")
-        seq = (await session.exec(select(func.coalesce(func.max(PlanItem.seq), 0)).where(PlanItem.pairing_id == view.id))).one() + 1
-        session.add(PlanItem(pairing_id=view.id, seq=seq, text=text, area=area, created_by=sender.id,
-                             created_at=clock.now()))
-        return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id, area=area, areas=AREAS)
+        return await _add(sender, name, args, session, clock)
     if action in _DONE:
-        token = args.take()
-        seq = ascii_number(token.lstrip("#第").rstrip("项")) if token else None
-        if seq is None or args:
-            raise UsageError("请写上要完成的计划序号", "计划 完成 2")
-        view = await choose_pair(session, sender, name, f"计划 {{name}} 完成 {seq}")
-        item = (await session.exec(select(PlanItem).where(PlanItem.pairing_id == view.id, PlanItem.seq == seq))).first()
-        if item is None:
-            raise Refusal("mentoring/plan_no_item", seq=seq)
-        if item.done_at is not None:
-            raise Refusal("mentoring/plan_already_done", item=item)
-        item.done_at, item.done_by = clock.now(), sender.id
-        session.add(item)
-        return Answer.of("mentoring/plan_done", item=item)
-    raise UsageError("计划后面请写 添加 或 完成")
+        return await _done(sender, name, args, session, clock)
+    if action:
+        raise UsageError("mentoring/usage/plan_action")
+    views = [await choose_pair(session, sender, name)] if name else await P.pairs_of(session, sender.id)
+    if not views:
+        raise Refusal("mentoring/no_pair")
+    items = (
+        await session.exec(
+            select(PlanItem).where(PlanItem.pairing_id.in_([v.id for v in views])).order_by(PlanItem.seq)  # type: ignore[attr-defined]
+        )
+    ).all()
+    return Answer.of("mentoring/plan", views=views, items=items, me=sender.id)
+
+
+async def _add(sender: Sender, name: str | None, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    area, text = _area_of(args.rest(), "计划 添加 #群众 熟悉信访工作流程")
+    if not text:
+        raise UsageError("mentoring/usage/plan_add", "计划 添加 熟悉信访工作流程")
+    view = await choose_pair(session, sender, name, "计划 {name} 添加 " + text)
+    if not view.is_mentor(sender.id):
+        raise Refusal("mentoring/plan_mentor_only")
+    seq = (await session.exec(select(func.coalesce(func.max(PlanItem.seq), 0)).where(PlanItem.pairing_id == view.id))).one() + 1
+    session.add(PlanItem(pairing_id=view.id, seq=seq, text=text, area=area, created_by=sender.id,
+                         created_at=clock.now()))
+    return Answer.of("mentoring/plan_added", seq=seq, text=text, view=view, me=sender.id, area=area, areas=AREAS)
+
+
+async def _done(sender: Sender, name: str | None, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    token = args.take()
+    seq = ascii_number(token.lstrip("#第").rstrip("项")) if token else None
+    if seq is None or args:
+        raise UsageError("mentoring/usage/plan_done", "计划 完成 2")
+    view = await choose_pair(session, sender, name, f"计划 {{name}} 完成 {seq}")
+    item = (await session.exec(select(PlanItem).where(PlanItem.pairing_id == view.id, PlanItem.seq == seq))).first()
+    if item is None:
+        raise Refusal("mentoring/plan_no_item", seq=seq)
+    if item.done_at is not None:
+        raise Refusal("mentoring/plan_already_done", item=item)
+    item.done_at, item.done_by = clock.now(), sender.id
+    session.add(item)
+    return Answer.of("mentoring/plan_done", item=item)

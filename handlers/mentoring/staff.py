@@ -25,6 +25,7 @@ from storage.models import (ANNUAL_GRADES, REPORT_ITEMS, REVIEW_RATINGS, AnnualG
 
 from handlers.mentoring.queries import ReviewStatus, bundled_assessment, has_bangdai_in, quarter_bounds, review_status
 from bot.identity import NotFound, find_person
+from handlers.args import word
 from handlers.mentoring.pairing import MentorChange, active_pair_of, change_mentors, dismiss_mentor, end_pairing
 from handlers.mentoring.pairs import bangdai_of, load_pairs
 from handlers.mentoring.reviews import POOR, report_quarter, reports_of
@@ -44,7 +45,7 @@ async def _person(session: AsyncSession, name: str) -> Person:
     try:
         return await find_person(session, name)
     except NotFound as exc:
-        raise Refusal("staff/not_found", reason=str(exc)) from None
+        raise Refusal("staff/not_found", reason=exc.reason, **exc.values) from None
 
 
 async def tell_change(notify: Notifier, session: AsyncSession, change: MentorChange, now: dt.datetime) -> int:
@@ -64,38 +65,48 @@ async def tell_change(notify: Notifier, session: AsyncSession, change: MentorCha
     return await notify.many(session, notices)
 
 
-@router.command(
+pair_command = router.command(
     "结对", "pair", roles=STAFF_ROLES, private_only=True, order=60,
     summary="建立或调整帮带结对（组工干部）",
-    usage="结对 徒弟 导师[、导师…] [原因]；结束：结对 结束 徒弟 原因；授予导师角色：结对 确认 徒弟 导师 [原因]",
-    examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配", "结对 结束 赵强 调离本县"),
+    usage="结对 徒弟 导师[、导师…] [原因]",
+    examples=("结对 李娜 张伟、王芳", "结对 赵强 王芳 性格类型不匹配"),
 )
-async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
-    first = args.take()
-    if first is None:
-        raise UsageError("请写上徒弟和导师的姓名")
+
+
+@pair_command.sub("结束", "end", usage="结对 结束 徒弟 原因", examples=("结对 结束 赵强 调离本县",))
+async def pair_end(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     now = clock.now()
-    if first in ("结束", "end"):
-        name = args.take()
-        reason = args.rest()
-        if not name or not reason:
-            raise UsageError("结束结对请写上徒弟姓名和原因", "结对 结束 赵强 调离本县")
-        mentee = await _person(session, name)
-        view = await active_pair_of(session, mentee.id)  # type: ignore[arg-type]
-        if view is None:
-            raise Refusal("staff/no_active_pair", name=mentee.name)
-        label = view.as_of(None).label  # before the terms end
-        change = await end_pairing(session, view, clock.today(), reason, _actor(sender), now)
-        await tell_change(notify, session, change, now)
-        return Answer.of("staff/pair_ended", label=label, reason=reason)
-    confirmed = first in ("确认", "confirm")
-    if confirmed:
-        first = args.take()
-        if first is None:
-            raise UsageError("请写上徒弟和导师的姓名", "结对 确认 李娜 张伟")
+    name = args.take()
+    reason = args.rest()
+    if not name or not reason:
+        raise UsageError("staff/usage/pair_end")
+    mentee = await _person(session, name)
+    view = await active_pair_of(session, mentee.id)  # type: ignore[arg-type]
+    if view is None:
+        raise Refusal("staff/no_active_pair", name=mentee.name)
+    label = view.as_of(None).label  # before the terms end
+    change = await end_pairing(session, view, clock.today(), reason, _actor(sender), now)
+    await tell_change(notify, session, change, now)
+    return Answer.of("staff/pair_ended", label=label, reason=reason)
+
+
+@pair_command.sub("确认", "confirm", usage="结对 确认 徒弟 导师 [原因]", examples=("结对 确认 李娜 张伟",))
+async def pair_confirmed(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
+    """结对 after 结对's question: the newcomers named become mentors (granted the role) and pair."""
+    return await _pair(sender, word(args, "staff/usage/pair"), args, session, clock, notify, confirmed=True)
+
+
+@pair_command
+async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
+    return await _pair(sender, word(args, "staff/usage/pair"), args, session, clock, notify, confirmed=False)
+
+
+async def _pair(sender: Sender, first: str, args: Args, session: AsyncSession, clock: Clock, notify: Notifier,
+                confirmed: bool) -> Answer:
+    now = clock.now()
     words = args.take()
     if words is None:
-        raise UsageError("请在徒弟姓名后写上导师姓名，导师团用“、”分隔")
+        raise UsageError("staff/usage/pair_mentors")
     mentee = await _person(session, first)
     mentors: list[Person] = []
     for word in _MENTOR_SPLIT.split(words):
@@ -107,7 +118,7 @@ async def pair(sender: Sender, args: Args, session: AsyncSession, clock: Clock, 
         if all(m.id != person.id for m in mentors):
             mentors.append(person)
     if not mentors:
-        raise UsageError("请在徒弟姓名后写上导师姓名，导师团用“、”分隔")
+        raise UsageError("staff/usage/pair_mentors")
     reason = args.rest()
     view = await bangdai_of(session, mentee.id)  # type: ignore[arg-type]
     current = {m.id for m in view.mentors} if view is not None else set()
@@ -169,22 +180,29 @@ def split_report(text: str) -> dict[str, str]:
     return {k: v for k, v in out.items() if v}
 
 
-@router.command(
+review_command = router.command(
     "季评", "review", roles={*STAFF_ROLES, Role.MENTOR}, private_only=True, order=61,
     summary="帮带季度评议：导师汇报本季度帮带情况；组工干部查看汇报并评议",
-    usage=("导师：季评 汇报 [徒弟] [工作|问题|整改|下步] 内容；组工干部：季评 [季度]；季评 [季度] 徒弟（看汇报）；"
+    usage=("导师：季评（看自己的汇报）；组工干部：季评 [季度]；季评 [季度] 徒弟（看汇报）；"
            "季评 [季度] 徒弟 评价 [评语]（评价：好、较好、一般、差；季度如 2026Q3）"),
-    examples=("季评 汇报 李娜 问题 群众工作经验不足", "季评", "季评 李娜", "季评 李娜 较好 帮带扎实，下季度重点补群众工作",
-              "季评 2026Q3 李娜 好"),
+    examples=("季评", "季评 李娜", "季评 李娜 较好 帮带扎实，下季度重点补群众工作", "季评 2026Q3 李娜 好"),
 )
+
+
+@review_command.sub("汇报", "report", usage="季评 汇报 [季度] [徒弟] [工作|问题|整改|下步] 内容",
+                    examples=("季评 汇报 李娜 问题 群众工作经验不足", "季评 汇报 工作 每周面谈一次，带着跑了三个村"))
+async def review_report(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
+                        config: Config) -> Answer:
+    allowed = reviewable_quarters(clock.today(), config.programme.review_grace_working_days, calendar)
+    return await _report(sender, args, session, clock, allowed)
+
+
+@review_command
 async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
                  config: Config) -> Answer:
     today = clock.today()
     quarter = period_name("quarter", today)
     allowed = reviewable_quarters(today, config.programme.review_grace_working_days, calendar)
-    if args.peek() in ("汇报", "report"):
-        args.take()
-        return await _report(sender, args, session, clock, allowed)
     if not sender.is_staff:
         if args:
             raise Refusal("staff/review_mentor_only", example="季评 汇报 工作 每周面谈一次，带着跑了三个村")
@@ -218,7 +236,7 @@ async def review(sender: Sender, args: Args, session: AsyncSession, clock: Clock
                          reports=(await reports_of(session, quarter, [view.id])).get(view.id, []),
                          names={m.id: m.name for t in view.terms for m in [t.mentor]})
     if rating not in REVIEW_RATINGS:
-        raise UsageError(f"评价请写 {'、'.join(REVIEW_RATINGS)} 之一", "季评 李娜 较好 帮带扎实")
+        raise UsageError("staff/usage/rating", "季评 李娜 较好 帮带扎实", ratings=REVIEW_RATINGS)
     comment = args.rest()
     now = clock.now()
     if existing is None:
@@ -265,9 +283,9 @@ async def _report(sender: Sender, args: Args, session: AsyncSession, clock: Cloc
         args.take()
     text = args.rest()
     if not text:
-        raise UsageError("请写上汇报内容", f"季评 汇报 {view.mentee.name} 问题 群众工作经验不足")
+        raise UsageError("staff/usage/report_text", f"季评 汇报 {view.mentee.name} 问题 群众工作经验不足")
     if len(text) > 2000:
-        raise UsageError("汇报每项最多 2000 字，可分几条发送（工作、问题、整改、下步）",
+        raise UsageError("staff/usage/report_long",
                          f"季评 汇报 {view.mentee.name} 下步 重点补基层治理")
     parts = {item: text} if item else split_report(text)
     row = (await session.exec(select(ReviewReport).where(
@@ -304,7 +322,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     if token is not None and re.fullmatch(r"\d{4}年?", token):
         year = int(token[:4])
         if not 2000 <= year <= clock.today().year:
-            raise UsageError(f"年份 {year} 不对")
+            raise UsageError("staff/usage/bad_year", year=year)
         token = args.take()
     min_months = config.programme.bundle_min_months
     if token is None:
@@ -312,10 +330,10 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
                          verdicts=await bundled_assessment(session, year, min_months))
     level = args.take()
     if level is None or level not in ANNUAL_GRADES:
-        raise UsageError(f"等次请写 {'、'.join(ANNUAL_GRADES)} 之一", "考核 李娜 优秀")
+        raise UsageError("staff/usage/grade_level", "考核 李娜 优秀", grades=ANNUAL_GRADES)
     extra = args.rest()
     if extra not in ("", "表彰"):
-        raise UsageError("等次后面只能写“表彰”（获县委县政府以上表彰时）", "考核 赵强 称职 表彰")
+        raise UsageError("staff/usage/grade_extra", "考核 赵强 称职 表彰")
     mentee = await _person(session, token)
     if not await has_bangdai_in(session, mentee.id, year):  # type: ignore[arg-type]
         raise Refusal("staff/grade_no_pair", name=mentee.name, year=year)
@@ -336,7 +354,7 @@ async def grade(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
 async def dismiss(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
     name, reason = args.take(), args.rest()
     if not name or not reason:
-        raise UsageError("请写上导师姓名和清退原因")
+        raise UsageError("staff/usage/dismiss")
     mentor = await _person(session, name)
     views = await load_pairs(session)
     if not any(v.is_mentor(mentor.id) for v in views):  # type: ignore[arg-type]

@@ -17,8 +17,6 @@ from .areas import AreaError, extract_area
 
 router = Router()
 
-_PLAN_WORDS = {"计划", "plan"}
-
 
 def _area(words: str, example: str) -> str:
     """``#党建``, ``党建`` or the full name ``带基层党建筑堡垒``: one of the five, nothing else."""
@@ -26,25 +24,35 @@ def _area(words: str, example: str) -> str:
     try:
         area, rest = extract_area(text)
     except AreaError as exc:
-        raise UsageError(f"不认识领域标签“{exc}”，请写 {'、'.join('#' + t for t in AREAS)} 之一，且只写一个",
-                         example) from None
+        raise UsageError("mentoring/usage/area_unknown", example, tag=str(exc), areas=AREAS) from None
     if not area:
-        raise UsageError(f"请写上领域标签：{'、'.join('#' + t for t in AREAS)} 之一", example)
+        raise UsageError("mentoring/usage/area_missing", example, areas=AREAS)
     if rest:
-        raise UsageError("标注只写一个领域标签", example)
+        raise UsageError("mentoring/usage/area_one", example)
     return area
 
 
-@router.command(
+tag_command = router.command(
     "标注", "tag", roles=(Role.MENTOR, Role.MENTEE), order=13,
     summary="给刚记录的联系或培养计划标注“五带”领域",
-    usage="标注 #领域（最近一次联系）；标注 计划 #领域（最近添加的培养计划）",
-    examples=("标注 #党建", "标注 计划 #财富"),
+    usage="标注 #领域（最近一次联系）",
+    examples=("标注 #党建",),
 )
+
+
+@tag_command
 async def tag_area(sender: Sender, args: Args, session: AsyncSession) -> Answer:
-    plan = args.peek() in _PLAN_WORDS
-    if plan:
-        args.take()
+    """标注 #党建: the sender's latest contact."""
+    return await _tag(sender, args, session, plan=False)
+
+
+@tag_command.sub("计划", "plan", usage="标注 计划 #领域（最近添加的培养计划）", examples=("标注 计划 #财富",))
+async def tag_plan(sender: Sender, args: Args, session: AsyncSession) -> Answer:
+    """标注 计划 #财富: the sender's latest plan item."""
+    return await _tag(sender, args, session, plan=True)
+
+
+async def _tag(sender: Sender, args: Args, session: AsyncSession, plan: bool) -> Answer:
     example = "标注 计划 #财富" if plan else "标注 #党建"
     area = _area(" ".join(args.rest().split()), example)
     if plan:

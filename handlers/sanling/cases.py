@@ -26,7 +26,7 @@ from bot.audit import audit
 from bot.calendar import calendar_for
 from bot.clock import Clock
 from bot.config import Config
-from bot.identity import Sender, staff_ids
+from bot.identity import STAFF_ROLES, Sender, staff_ids
 from bot.inbound import Attachment, Fetch, FetchError, FileTooLarge, InboundMessage
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
@@ -34,6 +34,7 @@ from bot.notify import Notifier
 from storage.files import FileStore
 from storage.models import CaseStatus, JointPart, ReviewCase, ReviewDecision, ReviewFile, ReviewItem
 
+from handlers.args import nothing_more
 from handlers.sanling.guides import Guide, find_guides, load_guides
 from handlers.sanling.case_ops import (STATUS_LABELS, checklist, due_after, files_of, local, people_labels, queue,
                                staff_views, take_ticket)
@@ -48,30 +49,6 @@ MAX_REASON = 500
 MAX_FILES = 50  # per case: a phone full of photos is not a case file
 
 _SEP = " \t\n:,;：，；、\u3000"
-_WORDS = {
-    "submit": {"提交", "submit"}, "query": {"查询", "我的", "query", "mine"}, "todo": {"待办", "todo"},
-    "approve": {"通过", "同意", "approve"}, "accept": {"受理", "accept"}, "return": {"退回", "return"},
-    "transfer": {"转", "转办", "transfer"}, "item": {"材料", "item"}, "note": {"说明", "note"},
-    "withdraw": {"撤回", "withdraw"},
-}
-STAFF_ONLY = ("todo", "approve", "accept", "return", "transfer")
-
-
-_BY_LENGTH = sorted(((w, v) for v, words in _WORDS.items() for w in words), key=lambda wv: -len(wv[0]))
-_BOUNDARY = re.compile(r"$|[\s#＃0-9０-９:：,，;；、]")
-
-
-def split_verb(raw: str) -> tuple[str | None, str, str]:
-    """(sub-command, the word as typed, the rest): ``通过 #7``, ``通过#7`` and ``通过：#7`` alike. The word
-    must be followed by a space, a number or punctuation, so a guide name is never taken for one
-    (``预审 转正`` is not ``转``)."""
-    folded = fold(raw).lower()
-    for word, verb in _BY_LENGTH:
-        if folded.startswith(word) and _BOUNDARY.match(folded, len(word)):
-            return verb, raw[:len(word)], raw[len(word):].lstrip(_SEP).strip()
-    return None, "", raw
-
-
 def prereviewable(config: Config) -> list[Guide]:
     return [g for g in load_guides(config.programme.guides_dir) if g.prereview]
 
@@ -81,28 +58,23 @@ def hint_name(guide: Guide) -> str:
     return guide.aliases[0] if guide.aliases else guide.title
 
 
-@router.command(
+prereview_command = router.command(
     "预审", "prereview", private_only=True, order=32, attachments=True,
     summary="钉钉预审（零跑腿）：提交材料、查询进度；组工干部审核",
-    usage=("预审 流程名称 | 预审 材料 序号 [内容] | 预审 说明 内容 | 预审 提交 | 预审 查询 [#编号] | 预审 撤回"
-           "（组工干部：预审 待办 | 预审 通过 #编号 | 预审 退回 #编号 原因 | 预审 转 #编号 部门 | 预审 受理 #编号）"),
+    usage="预审 流程名称",
     examples=("预审 借用顶岗", "预审 提交", "预审 查询"),
 )
+
+
+@prereview_command
 async def prereview(sender: Sender, msg: InboundMessage, args: Args, session: AsyncSession, clock: Clock,
-                    config: Config, notify: Notifier, fetch: Fetch | None) -> Answer:
+                    config: Config, fetch: Fetch | None) -> Answer:
+    """预审 alone: one's cases; 预审 流程名称 opens a case; files sent alone go to the open case."""
     if msg.attachments and not args:
         return await _attach(sender, session, clock, config, msg.attachments, fetch)
     if not args:
         return await _overview(sender, session, config)
-    verb, word, tail = split_verb(args.rest())
-    if verb is None:
-        return await _open(sender, session, clock, config, args.rest())
-    if verb in STAFF_ONLY and not sender.is_staff:
-        raise Refusal("sanling/case_staff_only", what=f"预审 {word}")
-    handler, alone = SUBCOMMANDS[verb]
-    if alone:
-        _no_tail(tail, alone)
-    return await handler(Call(sender, session, clock, config, notify, tail, verb))
+    return await _open(sender, session, clock, config, args.rest())
 
 
 @dataclass(frozen=True)
@@ -116,11 +88,6 @@ class Call:
     notify: Notifier
     tail: str
     verb: str
-
-
-def _no_tail(tail: str, command: str) -> None:
-    if tail:
-        raise UsageError(f"“{command}”后面不用写内容", command)
 
 
 async def open_case(session: AsyncSession, person_id: int) -> ReviewCase | None:
@@ -174,12 +141,12 @@ async def _item(c: Call) -> Answer:
     case = await _need_open(session, sender)
     m = re.match(r"^\s*([0-9０-９]{1,3})\s*", tail)
     if not m:
-        raise UsageError("请写上材料序号（见清单），后面可以直接写这项的文字内容", "预审 材料 2 借调事由：招商专班重点项目")
+        raise UsageError("sanling/usage/case_item_number")
     number, text = int(fold(m.group(1))), tail[m.end():].lstrip(_SEP).strip()
     items = await checklist(session, case)
     found = next((i for i in items if i["item"].number == number), None)
     if found is None:
-        raise UsageError(f"清单里没有第 {number} 项（共 {len(items)} 项）", "预审 材料 1")
+        raise UsageError("sanling/usage/case_item_unknown", "预审 材料 1", number=number, count=len(items))
     if len(text) > MAX_TEXT:
         raise Refusal("sanling/case_too_long", length=len(text), limit=MAX_TEXT)
     case.current_item = number
@@ -196,7 +163,7 @@ async def _note(c: Call) -> Answer:
     sender, session, tail = c.sender, c.session, c.tail
     case = await _need_open(session, sender)
     if not tail:
-        raise UsageError("请写上要说明的内容", "预审 说明 借用期限 6 个月，派出单位已同意")
+        raise UsageError("sanling/usage/case_note")
     if len(tail) > MAX_TEXT:
         raise Refusal("sanling/case_too_long", length=len(tail), limit=MAX_TEXT)
     case.note = tail
@@ -294,7 +261,7 @@ async def _query(c: Call) -> Answer:
                          due={c.id: local(c.due_at) for c in mine if c.due_at})
     ticket = take_ticket(tail)
     if ticket is None or ticket[1]:
-        raise UsageError("请写上案件编号，或只写“预审 查询”看自己的全部", "预审 查询 #7")
+        raise UsageError("sanling/usage/case_query", "预审 查询 #7")
     case = await _find(session, sender, ticket[0], readers=True)
     decisions = list((await session.exec(
         select(ReviewDecision).where(ReviewDecision.case_id == case.id).order_by(ReviewDecision.id))).all())
@@ -309,14 +276,16 @@ async def _query(c: Call) -> Answer:
                      due=local(case.due_at) if case.due_at else None)
 
 
-def _ticket_and_text(tail: str, example: str, what: str) -> tuple[int, str]:
+def _ticket_and_text(tail: str, example: str, what: str | None) -> tuple[int, str]:
+    """``#7`` and the text after it; ``what`` (a reason template) when that text is required."""
     ticket = take_ticket(tail)
     if ticket is None:
-        raise UsageError("请写上案件编号", example)
+        raise UsageError("sanling/usage/case_number", example)
     if what and not ticket[1]:
-        raise UsageError(f"请写上{what}", example.replace("#7", f"#{ticket[0]}"))
+        raise UsageError(what, example.replace("#7", f"#{ticket[0]}"))
     if len(ticket[1]) > MAX_REASON:
-        raise UsageError(f"最多 {MAX_REASON} 字（现在 {len(ticket[1])} 字）", example.replace("#7", f"#{ticket[0]}"))
+        raise UsageError("sanling/usage/case_text_long", example.replace("#7", f"#{ticket[0]}"), limit=MAX_REASON,
+                         length=len(ticket[1]))
     return ticket
 
 
@@ -341,7 +310,7 @@ async def _decide(session: AsyncSession, call: Call, sender: Sender, case: Revie
 async def _approve(c: Call) -> Answer:
     sender, session, clock, config, tail, verb = c.sender, c.session, c.clock, c.config, c.tail, c.verb
     example = "预审 受理 #7" if verb == "accept" else "预审 通过 #7"
-    number, opinion = _ticket_and_text(tail, example, "")
+    number, opinion = _ticket_and_text(tail, example, None)
     case = await _waiting(session, sender, number)
     now = clock.now()
     if case.joint:
@@ -351,7 +320,7 @@ async def _approve(c: Call) -> Answer:
         await _decide(session, c, sender, case, now, "受理", opinion, "accepted", parts=parts)
         return Answer.of("sanling/case_accepted", c=case, parts=parts)
     if verb == "accept":
-        raise UsageError("这不是联办单，预审用“通过”", f"预审 通过 #{number}")
+        raise UsageError("sanling/usage/case_not_joint", f"预审 通过 #{number}")
     case.status, case.decided_at = CaseStatus.APPROVED, now
     session.add(case)
     await _decide(session, c, sender, case, now, "通过", opinion, "approved")
@@ -360,7 +329,7 @@ async def _approve(c: Call) -> Answer:
 
 async def _return(c: Call) -> Answer:
     sender, session, clock, tail = c.sender, c.session, c.clock, c.tail
-    number, reason = _ticket_and_text(tail, "预审 退回 #7 缺少借用协议原件", "退回原因（申请人会看到原话，写清要补什么）")
+    number, reason = _ticket_and_text(tail, "预审 退回 #7 缺少借用协议原件", "sanling/usage/case_return_reason")
     case = await _waiting(session, sender, number)
     if await open_case(session, case.submitter_id) is not None:
         # The submitter has started another case meanwhile; two open cases would leave files nowhere to go.
@@ -375,9 +344,9 @@ async def _return(c: Call) -> Answer:
 
 async def _transfer(c: Call) -> Answer:
     sender, session, clock, tail = c.sender, c.session, c.clock, c.tail
-    number, where = _ticket_and_text(tail, "预审 转 #7 人社局", "转去的部门")
+    number, where = _ticket_and_text(tail, "预审 转 #7 人社局", "sanling/usage/case_transfer_to")
     if len(where) > 100:
-        raise UsageError("部门名称最多 100 字", f"预审 转 #{number} 人社局")
+        raise UsageError("sanling/usage/department_length", f"预审 转 #{number} 人社局")
     case = await _waiting(session, sender, number)
     now = clock.now()
     case.status, case.decided_at, case.transferred_to = CaseStatus.TRANSFERRED, now, where
@@ -391,9 +360,29 @@ async def _todo(c: Call) -> Answer:
     return Answer.of("sanling/case_todo", views=views[:30], total=len(views), overdue=sum(v["overdue"] for v in views))
 
 
-# sub-command -> (handler, the command when nothing may follow it)
-SUBCOMMANDS: dict[str, tuple[Callable[[Call], Awaitable[Answer]], str]] = {
-    "submit": (_submit, "预审 提交"), "withdraw": (_withdraw, "预审 撤回"), "query": (_query, ""),
-    "todo": (_todo, "预审 待办"), "item": (_item, ""), "note": (_note, ""), "approve": (_approve, ""),
-    "accept": (_approve, ""), "return": (_return, ""), "transfer": (_transfer, ""),
-}
+def _declare(verb: str, handler: Callable[[Call], Awaitable[Answer]], *words: str, usage: str,
+             examples: tuple[str, ...], staff: bool = False, alone: bool = False) -> None:
+    """One 预审 sub-command: its words and roles declared, the shared :class:`Call` built for it."""
+    async def run(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                  notify: Notifier) -> Answer:
+        if alone:
+            nothing_more(args)
+        return await handler(Call(sender, session, clock, config, notify, args.rest(), verb))
+
+    run.__name__ = run.__qualname__ = f"prereview_{verb}"
+    prereview_command.sub(*words, roles=STAFF_ROLES if staff else None, usage=usage, examples=examples)(run)
+
+
+_declare("item", _item, "材料", "item", usage="预审 材料 序号 [内容]", examples=("预审 材料 2 借调事由：招商专班重点项目",))
+_declare("note", _note, "说明", "note", usage="预审 说明 内容", examples=("预审 说明 借用期限 6 个月，派出单位已同意",))
+_declare("submit", _submit, "提交", "submit", usage="预审 提交", examples=("预审 提交",), alone=True)
+_declare("query", _query, "查询", "我的", "query", "mine", usage="预审 查询 [#编号]", examples=("预审 查询", "预审 查询 #7"))
+_declare("withdraw", _withdraw, "撤回", "withdraw", usage="预审 撤回", examples=("预审 撤回",), alone=True)
+_declare("todo", _todo, "待办", "todo", usage="预审 待办", examples=("预审 待办",), staff=True, alone=True)
+_declare("approve", _approve, "通过", "同意", "approve", usage="预审 通过 #编号 [意见]", examples=("预审 通过 #7",),
+         staff=True)
+_declare("accept", _approve, "受理", "accept", usage="预审 受理 #编号", examples=("预审 受理 #7",), staff=True)
+_declare("return", _return, "退回", "return", usage="预审 退回 #编号 原因", examples=("预审 退回 #7 缺少借用协议原件",),
+         staff=True)
+_declare("transfer", _transfer, "转", "转办", "transfer", usage="预审 转 #编号 部门", examples=("预审 转 #7 人社局",),
+         staff=True)

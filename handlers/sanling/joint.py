@@ -79,7 +79,7 @@ async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
         return await _mine(sender, session)
     ticket = take_ticket(raw)
     if ticket is None:
-        raise UsageError("请写上联办单编号和意见", "联审 #9 同意 编制已核准")
+        raise UsageError("sanling/usage/joint", "联审 #9 同意 编制已核准")
     number, rest = ticket
     case = await session.get(ReviewCase, number)
     parts = [] if case is None else list((await session.exec(
@@ -99,10 +99,10 @@ async def joint(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
     words = rest.lstrip(_SEP).split(maxsplit=1)
     result = RESULTS.get(fold(words[0])) if words else None
     if result is None:
-        raise UsageError("请写“同意”或“不同意”，后面写意见", f"联审 #{number} 同意 材料齐全")
+        raise UsageError("sanling/usage/joint_result", f"联审 #{number} 同意 材料齐全")
     note = words[1].strip() if len(words) > 1 else ""
     if len(note) > 500:
-        raise UsageError(f"意见最多 500 字（现在 {len(note)} 字）", f"联审 #{number} 同意 材料齐全")
+        raise UsageError("sanling/usage/joint_note_long", f"联审 #{number} 同意 材料齐全", limit=500, length=len(note))
     if case.status != CaseStatus.JOINT:
         raise Refusal("sanling/joint_closed", c=case)
     if part.result:

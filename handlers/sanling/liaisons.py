@@ -58,35 +58,36 @@ async def import_liaisons(
 async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen: dict[tuple[int, str], int],
                        kinds: dict[str, tuple[str, int]], line: int, actor: str = "cli") -> str:
     if not cell_text(row.get("person")):
-        raise RowError("联系人为空")
+        raise RowError("imports/rows/liaison_empty")
     unit_name = cell_text(row.get("unit"))
     if not unit_name:
-        raise RowError("单位为空")
+        raise RowError("imports/rows/unit_empty")
     if len(unit_name) > 100:
-        raise RowError("单位名称超过 100 字")
+        raise RowError("imports/rows/unit_too_long")
     kind_word = cell_text(row.get("kind"))
     kind = _KIND_WORDS.get(kind_word.lower()) or _KIND_WORDS.get(kind_word)
     if kind is None:
-        raise RowError(f"类型“{kind_word}”不对，应为 {'、'.join(UNIT_KINDS)} 之一" if kind_word else "类型为空")
+        raise RowError("imports/rows/unit_kind", word=kind_word, kinds=UNIT_KINDS)
     status = cell_text(row.get("status")).lower()
     if status not in _ENDED | _ACTIVE:
-        raise RowError(f"状态“{status}”不认识：留空表示在联，写“撤销”表示解除联系")
+        raise RowError("imports/rows/link_status", status=status)
     active = status not in _ENDED
     try:
         person = await find_person(session, row["person"])
     except NotFound as exc:
-        raise RowError(str(exc)) from None
+        raise RowError(exc.reason, **exc.values) from None
     if unit_name in kinds and kinds[unit_name][0] != kind:
-        raise RowError(f"单位“{unit_name}”在第 {kinds[unit_name][1]} 行是{kinds[unit_name][0]}，本行写成了{kind}")
+        raise RowError("imports/rows/unit_kind_changed", unit=unit_name, line=kinds[unit_name][1], was=kinds[unit_name][0],
+                       kind=kind)
     key = (person.id, unit_name)  # type: ignore[assignment]
     if key in seen:
-        raise RowError(f"与第 {seen[key]} 行重复（{person.name} — {unit_name}）")
+        raise RowError("imports/rows/link_twice", line=seen[key], name=person.name, unit=unit_name)
 
     outcome = "unchanged"
     unit = (await session.exec(select(Unit).where(Unit.name == unit_name))).first()
     if unit is None:
         if not active:
-            raise RowError(f"没有单位“{unit_name}”，无从撤销")
+            raise RowError("imports/rows/unlink_no_unit", unit=unit_name)
         unit = Unit(name=unit_name, kind=kind)
         session.add(unit)
         await session.flush()
@@ -99,7 +100,7 @@ async def _liaison_row(session: AsyncSession, row: dict, now: dt.datetime, seen:
     )).first()
     if link is None:
         if not active:
-            raise RowError(f"{person.name} 与“{unit_name}”没有三联联系，无从撤销")
+            raise RowError("imports/rows/unlink_no_link", name=person.name, unit=unit_name)
         session.add(LiaisonLink(person_id=person.id, unit_id=unit.id, created_at=now))  # type: ignore[arg-type]
         outcome = "created"
     elif link.active != active:

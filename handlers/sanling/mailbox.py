@@ -27,6 +27,7 @@ from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, anonymous_key
 from bot.notify import Notice, Notifier
 from storage.models import Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
 
+from handlers.args import nothing_more, rest
 
 router = Router()
 
@@ -45,11 +46,6 @@ _CATEGORY_WORDS = {"待遇": "待遇", "报名": "报名/专班", "专班": "报
                    "报名专班": "报名/专班", "其他": "其他", "其它": "其他"}
 STATUS_LABELS = {InquiryStatus.OPEN: "待答复", InquiryStatus.ANSWERED: "已答复", InquiryStatus.CLOSED: "已关闭"}
 
-_LIST = {"查询", "我的", "list", "mine", "query"}
-_ANON = {"匿名", "anonymous", "anon"}
-_TODO = {"待办", "todo", "open"}
-_CATEGORY = {"分类", "category"}
-_CLOSE = {"关闭", "close"}
 _TICKET = re.compile(r"^\s*(?:第\s*)?[#＃]?\s*([0-9０-９]{1,9})\s*号?")
 _SEPARATORS = " \t\n:,;：，；、\u3000"
 
@@ -123,51 +119,66 @@ async def find_inquiry(session: AsyncSession, number: int) -> Inquiry:
 
 # --- the command -------------------------------------------------------------------------------------
 
-@router.command(
+mailbox_command = router.command(
     "信箱", "mailbox", private_only=True, order=20,
     summary="三联信箱：向组织部咨询、反映诉求（可匿名），查询答复",
-    usage="信箱 内容 | 信箱 匿名 内容 | 信箱 查询（组工干部：信箱 待办 | 信箱 分类 #编号 类别 | 信箱 关闭 #编号 原因）",
+    usage="信箱 内容",
     examples=("信箱 退出现职后的待遇如何落实？", "信箱 匿名 希望自荐参加招商专班", "信箱 查询"),
 )
+
+
+@mailbox_command
 async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
                   notify: Notifier) -> Answer:
-    raw = args.rest()
-    if not raw:
-        raise UsageError("请写上您要咨询的内容")
-    words = Args(raw)
-    first = (words.take() or "").lower()
-    tail = words.rest()
-    ticket = take_ticket(tail) if tail else None
-    if first in _LIST and (not tail or ticket and not ticket[1]):
-        return await _show(sender, session, clock, ticket[0], config) if ticket else await _list_own(sender, session)
-    if first in _TODO and (sender.is_staff or not tail):
-        _staff_only(sender, "信箱 待办")
-        if tail:
-            raise UsageError("“信箱 待办”后面不用写内容", "信箱 待办")
-        return await _todo(session, clock, config)
-    if first in _CATEGORY:
-        _staff_only(sender, "信箱 分类")
-        return await _recategorize(sender, session, clock, tail)
-    if first in _CLOSE:
-        _staff_only(sender, "信箱 关闭")
-        return await _close(sender, session, clock, notify, tail)
+    """信箱 内容 is a letter; 信箱 #12 shows one's own letter 12."""
+    raw = rest(args, "sanling/usage/mailbox_text")
     own = take_ticket(raw)
     if own is not None and not own[1]:
         return await _show(sender, session, clock, own[0], config)
-    # Anything else is the inquiry itself ("信箱 查询一下职级晋升的条件" included).
-    anonymous = first in _ANON
-    return await _submit(sender, session, clock, config, notify, tail if anonymous else raw, anonymous)
+    return await _submit(sender, session, clock, config, notify, raw, anonymous=False)
 
 
-def _staff_only(sender: Sender, what: str) -> None:
-    if not sender.is_staff:
-        raise Refusal("sanling/mailbox_staff_only", what=what)
+@mailbox_command.sub("匿名", "anonymous", "anon", usage="信箱 匿名 内容", examples=("信箱 匿名 希望自荐参加招商专班",))
+async def mailbox_anonymous(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                            notify: Notifier) -> Answer:
+    text = rest(args, "sanling/usage/mailbox_text")
+    return await _submit(sender, session, clock, config, notify, text, anonymous=True)
+
+
+@mailbox_command.sub("查询", "我的", "list", "mine", "query", usage="信箱 查询 [#编号]", examples=("信箱 查询", "信箱 查询 #12"))
+async def mailbox_mine(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+                       notify: Notifier) -> Answer:
+    """One's own letters, or one of them; "信箱 查询 职级晋升的条件" is a letter like any other text."""
+    tail = args.rest()
+    ticket = take_ticket(tail) if tail else None
+    if not tail:
+        return await _list_own(sender, session)
+    if ticket and not ticket[1]:
+        return await _show(sender, session, clock, ticket[0], config)
+    return await _submit(sender, session, clock, config, notify, args.whole, anonymous=False)
+
+
+@mailbox_command.sub("待办", "todo", "open", roles=STAFF_ROLES, usage="信箱 待办", examples=("信箱 待办",))
+async def mailbox_todo(args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
+    nothing_more(args)
+    return await _todo(session, clock, config)
+
+
+@mailbox_command.sub("分类", "category", roles=STAFF_ROLES, usage="信箱 分类 #编号 类别（待遇、报名/专班、其他）",
+                     examples=("信箱 分类 #12 待遇",))
+async def mailbox_category(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    return await _recategorize(sender, session, clock, args.rest())
+
+
+@mailbox_command.sub("关闭", "close", roles=STAFF_ROLES, usage="信箱 关闭 #编号 原因", examples=("信箱 关闭 #12 已当面答复",))
+async def mailbox_close(sender: Sender, args: Args, session: AsyncSession, clock: Clock, notify: Notifier) -> Answer:
+    return await _close(sender, session, clock, notify, args.rest())
 
 
 async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, notify: Notifier,
                   text: str, anonymous: bool) -> Answer:
     if not text:
-        raise UsageError("请写上您要咨询的内容", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
+        raise UsageError("sanling/usage/mailbox_text", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
     if len(text) > MAX_INQUIRY_CHARS:
         raise Refusal("sanling/mailbox_too_long", length=len(text), limit=MAX_INQUIRY_CHARS)
     now = clock.now()
@@ -242,11 +253,12 @@ async def _todo(session: AsyncSession, clock: Clock, config: Config) -> Answer:
 async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
-        raise UsageError("请写上编号和新的类别（待遇、报名/专班、其他）", "信箱 分类 #12 待遇")
+        raise UsageError("sanling/usage/mailbox_category")
     number, word = ticket
     category = _CATEGORY_WORDS.get(fold(word).strip())
     if category is None:
-        raise UsageError(f"类别“{word}”不认识，可用：{'、'.join(CATEGORIES)}", f"信箱 分类 #{number} 待遇")
+        raise UsageError("sanling/usage/mailbox_category_unknown", f"信箱 分类 #{number} 待遇", word=word,
+                         categories=CATEGORIES)
     inquiry = await find_inquiry(session, number)
     old = inquiry.category
     if old != category:
@@ -259,10 +271,11 @@ async def _recategorize(sender: Sender, session: AsyncSession, clock: Clock, tai
 async def _close(sender: Sender, session: AsyncSession, clock: Clock, notify: Notifier, tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
-        raise UsageError("请写上编号和关闭原因", "信箱 关闭 #12 已当面答复")
+        raise UsageError("sanling/usage/mailbox_close")
     number, reason = ticket
     if len(reason) > 500:
-        raise UsageError(f"关闭原因最多 500 字（现在 {len(reason)} 字）", f"信箱 关闭 #{number} 已当面答复")
+        raise UsageError("sanling/usage/mailbox_close_long", f"信箱 关闭 #{number} 已当面答复", limit=500,
+                         length=len(reason))
     inquiry = await find_inquiry(session, number)
     if inquiry.status != InquiryStatus.OPEN:
         raise Refusal("sanling/mailbox_not_open", q=inquiry, labels=STATUS_LABELS)
@@ -285,7 +298,7 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
                  notify: Notifier, outbox: OutboxWriter) -> Answer:
     ticket = take_ticket(args.rest())
     if ticket is None:
-        raise UsageError("请写上要答复的来信编号")
+        raise UsageError("sanling/usage/reply_number")
     number, text = ticket
     if not text:
         # "答复 #12" alone (a tapped link in 信箱 待办): the inquiry in full, and how to answer it.

@@ -21,6 +21,7 @@ from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
 from storage.models import MonthlyReport, Person, Role
 
+from handlers.args import nothing_more
 from handlers.sanling.liaisons import LinkedUnit, linked_units
 from handlers.sanling.case_ops import local, take_ticket
 
@@ -46,7 +47,7 @@ def parse_month(token: str, today: dt.date) -> dt.date | None:
     else:
         return None
     if not 1 <= month <= 12:
-        raise UsageError(f"没有 {month} 月", EXAMPLE)
+        raise UsageError("sanling/usage/no_such_month", EXAMPLE, month=month)
     if year is None:
         year = today.year if month <= today.month else today.year - 1
     return dt.date(year, month, 1)
@@ -66,45 +67,51 @@ def default_month(today: dt.date) -> dt.date:
     return period_bounds("month", today.replace(day=1) - dt.timedelta(days=1))[0]
 
 
-@router.command(
+report_command = router.command(
     "汇报", "report", roles={Role.LIAISON, *STAFF_ROLES}, private_only=True, order=26,
     summary="一月一汇报：三联联系人报送联系单位的情况、思想动态和诉求；组工干部查看报送情况",
-    usage="汇报 月份 [单位] 内容 [思想动态：…] [诉求：…]（组工干部：汇报 情况 [月份] | 汇报 诉求 | 汇报 办结 #编号 答复）",
-    examples=(EXAMPLE, "汇报 11月 走访 2 个单位，干部队伍稳定", "汇报 情况"),
+    usage="汇报 月份 [单位] 内容 [思想动态：…] [诉求：…]",
+    examples=(EXAMPLE, "汇报 11月 走访 2 个单位，干部队伍稳定", "汇报"),
 )
+
+
+@report_command.sub("情况", "status", roles=STAFF_ROLES, usage="汇报 情况 [月份]", examples=("汇报 情况", "汇报 情况 11月"))
+async def report_status_command(args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    return await _status(session, args.rest(), clock.today())
+
+
+@report_command.sub("诉求", "requests", roles=STAFF_ROLES, usage="汇报 诉求", examples=("汇报 诉求",))
+async def report_requests(args: Args, session: AsyncSession) -> Answer:
+    nothing_more(args)
+    return Answer.of("sanling/report_requests", items=await open_requests(session))
+
+
+@report_command.sub("办结", "close", roles=STAFF_ROLES, usage="汇报 办结 #编号 答复",
+                    examples=("汇报 办结 #3 已协调人社局安排培训",))
+async def report_close(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    return await _close(sender, session, clock, args.rest())
+
+
+@report_command
 async def report(sender: Sender, args: Args, session: AsyncSession, clock: Clock) -> Answer:
+    """汇报 月份 … saves a liaison's report of the month; 汇报 alone lists their last ones."""
     today = clock.today()
-    first = (args.peek() or "").lower()
-    if first in {"情况", "status"}:
-        args.take()
-        _staff_only(sender, "汇报 情况")
-        return await _status(session, args.rest(), today)
-    if first in {"诉求", "requests"}:
-        args.take()
-        _staff_only(sender, "汇报 诉求")
-        if args.rest():
-            raise UsageError("“汇报 诉求”后面不用写内容", "汇报 诉求")
-        return Answer.of("sanling/report_requests", items=await open_requests(session))
-    if first in {"办结", "close"}:
-        args.take()
-        _staff_only(sender, "汇报 办结")
-        return await _close(sender, session, clock, args.rest())
     if not sender.has(Role.LIAISON):
         raise Refusal("sanling/report_not_liaison")
     if not args:
         return await _mine(sender, session, today)
     month = parse_month(args.take() or "", today)
     if month is None:
-        raise UsageError("请先写汇报的月份", EXAMPLE)
+        raise UsageError("sanling/usage/report_month", EXAMPLE)
     if month > today:
-        raise UsageError("还没到这个月份", EXAMPLE)
+        raise UsageError("sanling/usage/report_future", EXAMPLE)
     if (today.year - month.year) * 12 + today.month - month.month > 12:
-        raise UsageError("只能补报一年内的月份", EXAMPLE)
+        raise UsageError("sanling/usage/report_too_old", EXAMPLE)
     units = (await linked_units(session, sender.id)).get(sender.id, [])
     unit, text = _unit_prefix(units, args.rest())
     general, thoughts, requests = split_parts(text)
     if not (general or thoughts or requests):
-        raise UsageError("请写上汇报内容", EXAMPLE)
+        raise UsageError("sanling/usage/report_text", EXAMPLE)
     if max(len(general), len(thoughts), len(requests)) > MAX_TEXT:
         raise Refusal("sanling/case_too_long", length=len(text), limit=MAX_TEXT)
     now = clock.now()
@@ -121,11 +128,6 @@ async def report(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     await session.flush()
     audit(session, now, sender, "report.save", f"report:{row.id}", month=month.isoformat(), replaced=replaced)
     return Answer.of("sanling/report_saved", r=row, unit=unit, month=month, replaced=replaced)
-
-
-def _staff_only(sender: Sender, what: str) -> None:
-    if not sender.is_staff:
-        raise Refusal("sanling/case_staff_only", what=what)
 
 
 def _unit_prefix(units: list[LinkedUnit], raw: str) -> tuple[LinkedUnit | None, str]:
@@ -174,7 +176,7 @@ async def _status(session: AsyncSession, tail: str, today: dt.date) -> Answer:
     if tail:
         month = parse_month(tail, today)  # type: ignore[assignment]
         if month is None:
-            raise UsageError(f"“{tail[:10]}”不是月份", "汇报 情况 11月")
+            raise UsageError("sanling/usage/not_a_month", "汇报 情况 11月", text=tail[:10])
     status = await report_status(session, month)
     return Answer.of("sanling/report_status", **status, requests=len(await open_requests(session)))
 
@@ -182,10 +184,11 @@ async def _status(session: AsyncSession, tail: str, today: dt.date) -> Answer:
 async def _close(sender: Sender, session: AsyncSession, clock: Clock, tail: str) -> Answer:
     ticket = take_ticket(tail)
     if ticket is None or not ticket[1]:
-        raise UsageError("请写上诉求编号（见“汇报 诉求”）和答复", "汇报 办结 #3 已协调人社局安排培训")
+        raise UsageError("sanling/usage/report_close")
     number, answer = ticket
     if len(answer) > 500:
-        raise UsageError(f"答复最多 500 字（现在 {len(answer)} 字）", f"汇报 办结 #{number} 已协调人社局安排培训")
+        raise UsageError("sanling/usage/report_close_long", f"汇报 办结 #{number} 已协调人社局安排培训", limit=500,
+                         length=len(answer))
     row = await session.get(MonthlyReport, number)
     if row is None or not row.requests:
         raise Refusal("sanling/report_unknown", number=number)

@@ -30,7 +30,7 @@ def _maybe_date(args: Args, today: dt.date) -> dt.date | None:
     try:
         day = parse_day(token, today)
     except DateError as exc:
-        raise UsageError(str(exc), "走访 华埠镇 昨天 了解年轻干部思想动态") from None
+        raise UsageError.because(exc, "走访 华埠镇 昨天 了解年轻干部思想动态") from None
     if day is not None:
         args.take()
     return day
@@ -69,21 +69,21 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
         return Answer.of("sanling/visit_month", today=today, status=unit_status(units, visits))
     day = _maybe_date(args, today)
     if not args:
-        raise UsageError("请写上走访的单位和内容", "走访 华埠镇 昨天 了解年轻干部思想动态")
+        raise UsageError("sanling/usage/visit", "走访 华埠镇 昨天 了解年轻干部思想动态")
     unit, rest = await _match_unit(session, units, args.rest())
     words = Args(rest)
     if (later := _maybe_date(words, today)) is not None:
         if day is not None:
-            raise UsageError("日期写一次即可", "走访 华埠镇 昨天 了解年轻干部思想动态")
+            raise UsageError("sanling/usage/visit_two_days", "走访 华埠镇 昨天 了解年轻干部思想动态")
         day = later
     note = words.rest()
     if not note:
-        raise UsageError("请写上这次走访的内容", f"走访 {unit.name} 了解年轻干部思想动态")
+        raise UsageError("sanling/usage/visit_note", f"走访 {unit.name} 了解年轻干部思想动态")
     day = day or today
     try:
         check_recent(day, today, config.programme.log_max_days_back)
     except DateError as exc:
-        raise UsageError(str(exc), f"走访 {unit.name} 了解年轻干部思想动态") from None
+        raise UsageError.because(exc, f"走访 {unit.name} 了解年轻干部思想动态") from None
     session.add(Visit(liaison_id=sender.id, unit_id=unit.id, day=day, note=note, created_at=clock.now()))
     await session.flush()
     first, last = period_bounds("month", day)

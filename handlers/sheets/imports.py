@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.audit import Actor, audit
 from bot.identity import NotFound, find_person
-from bot.text import fold, mask_phone, md_unescape
+from bot.text import Reasoned, fold, mask_phone, md_unescape
 from storage.db import Database
 from storage.models import Person, Role
 
@@ -96,15 +96,16 @@ class ImportReport:
         """What reading the file found: the sheet, empty lines, unusable cells, ignored columns."""
         self.sheet = sheet.name
         self.empty_lines = sheet.empty_lines
-        for line, field_name, reason in sheet.bad_rows:
-            self.errors.append((line, f"{sheet.where(line, field_name)}：{reason}"))
+        for line, field_name, error in sheet.bad_rows:
+            self.errors.append((line, f"{sheet.where(line, field_name)}：{row_reason(error)}"))
         if sheet.ignored_headers:
             self.warnings.append(f"忽略不认识的列：{'、'.join(sheet.ignored_headers)}")
         self.warnings += sheet.notes
 
     def row_error(self, sheet: Sheet, line: int, exc: Exception, row: dict | None = None) -> None:
-        field_name = getattr(exc, "field", None) or _guess_field(str(exc), row or {}, sheet)
-        self.errors.append((line, f"{sheet.where(line, field_name)}：{exc}"))
+        reason = row_reason(exc)
+        field_name = getattr(exc, "field", None) or _guess_field(reason, row or {}, sheet)
+        self.errors.append((line, f"{sheet.where(line, field_name)}：{reason}"))
 
     def lines(self, renderer: Any = None) -> list[str]:
         self.errors.sort(key=lambda e: e[0])
@@ -126,12 +127,20 @@ def _guess_field(reason: str, row: dict, sheet: Sheet) -> str | None:
     return None
 
 
-class RowError(ValueError):
-    """A row that cannot go in; ``field`` names the column when the reason is about one cell."""
+class RowError(Reasoned):
+    """A row that cannot go in: ``reason`` a template under ``templates/imports/rows/`` with ``values``,
+    so the department rewords it without Python; ``field`` names the column when it is about one cell."""
 
-    def __init__(self, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, field: str | None = None, **values: Any) -> None:
+        super().__init__(reason, **values)
         self.field = field
+
+
+def row_reason(exc: Exception, renderer: Any = None) -> str:
+    """What a row error says, as plain text (a report is read in a terminal or on a web page)."""
+    if isinstance(exc, Reasoned):
+        return md_unescape((renderer or _renderer()).text(exc.reason, **exc.values))
+    return str(exc)
 
 
 def cell_text(value: Any) -> str:
@@ -151,7 +160,7 @@ def parse_roles(value: Any) -> set[str]:
             continue
         role = ROLE_WORDS.get(word.lower()) or ROLE_WORDS.get(word)
         if role is None:
-            raise RowError(f"角色“{word}”不认识，可用：{'、'.join(r.value for r in Role)}", field="roles")
+            raise RowError("imports/rows/role_unknown", field="roles", word=word, roles=[r.value for r in Role])
         out.add(str(role))
     return out
 
@@ -264,36 +273,36 @@ async def import_pairs(
 
 async def _pair_row(session: AsyncSession, row: dict, now: dt.datetime, seen: dict[int, int], line: int, actor: str) -> str:
     if not cell_text(row.get("mentee")):
-        raise RowError("徒弟为空")
+        raise RowError("imports/rows/mentee_empty")
     mentor_words = [w for w in re.split(r"[、,，;；]+", cell_text(row.get("mentors"))) if w.strip()]
     if not mentor_words:
-        raise RowError("导师为空")
+        raise RowError("imports/rows/mentor_empty")
     mentee = await find_person(session, row["mentee"], cell_text(row.get("mentee_unit")))
     mentors: list[Person] = []
     for word in mentor_words:
         person = await find_person(session, word.strip())
         if person.id == mentee.id:
-            raise RowError(f"{mentee.name} 不能做自己的导师")
+            raise RowError("imports/rows/self_mentor", name=mentee.name)
         if any(m.id == person.id for m in mentors):
-            raise RowError(f"导师“{person.name}”写了两次")
+            raise RowError("imports/rows/mentor_twice", name=person.name)
         mentors.append(person)
     lead = mentors[0]
     if lead_word := cell_text(row.get("lead")):
         lead_person = await find_person(session, lead_word)
         if not any(m.id == lead_person.id for m in mentors):
-            raise RowError(f"牵头导师“{lead_word}”不在导师名单中")
+            raise RowError("imports/rows/lead_not_listed", name=lead_word)
         lead = lead_person
     try:  # the reader converted the date columns already (FIELD_KINDS); this keeps callers with raw cells right
         start = sheet_date(row.get("start"))
         agreement = sheet_date(row.get("agreement"))
     except CellError as exc:
-        raise RowError(str(exc)) from None
+        raise RowError(exc.reason, **exc.values) from None
     if start is None:
-        raise RowError("开始日期为空")
+        raise RowError("imports/rows/start_empty")
     if agreement is not None and agreement > now.date():
-        raise RowError(f"协议签订日期 {agreement} 在将来")
+        raise RowError("imports/rows/agreement_future", day=agreement)
     if mentee.id in seen:
-        raise RowError(f"徒弟 {mentee.name} 在第 {seen[mentee.id]} 行已有结对")
+        raise RowError("imports/rows/mentee_twice", name=mentee.name, line=seen[mentee.id])
     seen[mentee.id] = line  # type: ignore[index]
 
     return await set_mentors(session, mentee, mentors, lead, start=start, agreement=agreement,

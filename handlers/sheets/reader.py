@@ -22,15 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from bot.text import fold
+from bot.text import Reasoned, fold
 
 
 class SheetError(ValueError):
     """The file as a whole cannot be used (type, size, no header, ambiguous sheet); says why in Chinese."""
 
 
-class CellError(ValueError):
-    """One cell's value cannot be used (a date, a phone); the row is reported, the others still go in."""
+class CellError(Reasoned):
+    """One cell's value cannot be used (a date, a phone); the row is reported, the others still go in.
+    Its reason is a template under ``templates/imports/cells/``."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Sheet:
     columns: dict[str, int]  # field -> column index (0-based)
     headers: dict[str, str]  # field -> the header as written in the file
     rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (line, field -> value)
-    bad_rows: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, reason) of unusable cells
+    bad_rows: list[tuple[int, str, CellError]] = field(default_factory=list)  # (line, field, why) of unusable cells
     empty_lines: int = 0  # empty lines between data lines
     ignored_headers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -141,17 +142,17 @@ def sheet_date(value: Any) -> dt.date | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if float(value).is_integer() and _SERIAL_RANGE[0] <= value <= _SERIAL_RANGE[1]:
             return _EXCEL_EPOCH + dt.timedelta(days=int(value))
-        raise CellError(f"日期“{value:g}”看不懂，请写成 2026-03-01")
+        raise CellError("imports/cells/date_number", value=f"{value:g}")
     text = _TIME_TAIL.sub("", fold(str(value)).strip())
     if text.isascii() and text.isdigit() and len(text) == 5:
         return sheet_date(int(text))
     m = _FULL_DATE.match(text) or _COMPACT_DATE.match(text)
     if not m:
-        raise CellError(f"日期“{text}”看不懂，请写成 2026-03-01 或 2026年3月1日")
+        raise CellError("imports/cells/date_text", value=text)
     try:
         return dt.date(*map(int, m.groups()))
     except ValueError:
-        raise CellError(f"日期“{text}”不存在") from None
+        raise CellError("imports/cells/date_impossible", value=text) from None
 
 
 def sheet_phone(value: Any) -> str | None:
@@ -162,11 +163,11 @@ def sheet_phone(value: Any) -> str | None:
         value = int(value)
     text = re.sub(r"[\s\-()]", "", fold(str(value)))
     if re.fullmatch(r"\d+(\.\d+)?[eE]\+?\d+", text):
-        raise CellError(f"手机号被存成了科学计数法“{text}”，请把该列设为文本后重新填写")
+        raise CellError("imports/cells/phone_scientific", value=text)
     text = re.sub(r"\.0+$", "", text)
     text = re.sub(r"^(\+?86)(?=1\d{10}$)", "", text)
     if not re.fullmatch(r"1\d{10}", text, re.ASCII):
-        raise CellError(f"手机号“{text}”不是 11 位手机号")
+        raise CellError("imports/cells/phone", value=text)
     return text
 
 
@@ -181,7 +182,7 @@ def sheet_year(value: Any) -> int | None:
     text = fold(str(value)).strip()
     if m := re.fullmatch(r"(\d{4})(?:\s*[-/.年]\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}\s*日?)?\s*月?)?", text, re.ASCII):
         return int(m.group(1))
-    raise CellError(f"出生年份“{text}”不对，应为四位年份，如 1985")
+    raise CellError("imports/cells/birth_year", value=text)
 
 
 def sheet_text(value: Any) -> Any:
@@ -417,6 +418,6 @@ def _convert(sheet: Sheet, line: int, values: dict[str, Any], kinds: dict[str, s
         try:
             values[f] = CONVERTERS[kind](values[f])
         except CellError as exc:
-            sheet.bad_rows.append((line, f, str(exc)))
+            sheet.bad_rows.append((line, f, exc))
             return None
     return values

@@ -83,23 +83,23 @@ async def _run(session: AsyncSession, statement: Any, params: Any = None) -> Any
 def _row(line: int, values: dict[str, Any], now: dt.datetime, has_roles: bool) -> _Row:
     name = cell_text(values.get("name"))
     if not name:
-        raise RowError("姓名为空", field="name")
+        raise RowError("imports/rows/name_empty", field="name")
     if len(name) > 50 or any(ch.isdigit() for ch in name):
-        raise RowError(f"姓名“{name}”不像姓名", field="name")
+        raise RowError("imports/rows/name_odd", field="name", name=name)
     birth_year = values.get("birth_year")
     if birth_year is not None and not 1920 <= birth_year <= now.year:
-        raise RowError(f"出生年份“{birth_year}”不对，应为四位年份，如 1985", field="birth_year")
+        raise RowError("imports/rows/birth_year", field="birth_year", year=birth_year)
     unit = cell_text(values.get("unit"))
     if len(unit) > 100:
-        raise RowError("单位名称超过 100 字", field="unit")
+        raise RowError("imports/rows/unit_too_long", field="unit")
     title = cell_text(values.get("title"))
     if len(title) > 100:
-        raise RowError("职务超过 100 字", field="title")
+        raise RowError("imports/rows/title_too_long", field="title")
     ids = {}
     for field_name, channel in IDENTITY_FIELDS.items():
         if platform_id := cell_text(values.get(field_name)):
             if len(platform_id) > 128:
-                raise RowError(f"{ROSTER_COLUMNS[field_name][0]}超过 128 个字符", field=field_name)
+                raise RowError("imports/rows/account_too_long", field=field_name, header=ROSTER_COLUMNS[field_name][0])
             ids[channel] = platform_id
     roles = parse_roles(values.get("roles")) if has_roles else None
     return _Row(line, name, values.get("phone"), unit, title, roles, birth_year, ids, values)
@@ -142,8 +142,8 @@ class _RosterImport:
                 keys.append(("name", r.name, r.unit))
                 for key in keys:
                     if key in self.seen:
-                        why = "手机号相同" if key[0] == "phone" else "姓名和单位相同"
-                        raise RowError(f"与第 {self.seen[key]} 行重复（{why}）", field="phone" if key[0] == "phone" else "name")
+                        raise RowError("imports/rows/person_twice", field="phone" if key[0] == "phone" else "name",
+                                       line=self.seen[key], by_phone=key[0] == "phone")
                 for key in keys:
                     self.seen[key] = line
             except RowError as exc:
@@ -183,7 +183,7 @@ class _RosterImport:
         if r.phone:
             matches = [p for p in matches if p.phone in (None, r.phone)]
         if len(matches) > 1:
-            raise RowError(f"花名册中已有多名“{r.name}”（{r.unit or '无单位'}），请填写手机号区分", field="phone")
+            raise RowError("imports/rows/name_ambiguous", field="phone", name=r.name, unit=r.unit)
         return matches[0] if matches else None
 
     async def _identities(self, session: AsyncSession, rows: list[_Row], people: dict[str, Any]) -> dict[str, Any]:
@@ -232,7 +232,7 @@ class _RosterImport:
         unit_id = unit_ids.get(r.unit) if r.unit else None
         person = self._match(r, people, unit_id)
         if person is not None and person.id in self.claimed:
-            raise RowError(f"与第 {self.claimed[person.id]} 行是花名册中的同一人（{person.name}）", field="name")
+            raise RowError("imports/rows/same_person", field="name", line=self.claimed[person.id], name=person.name)
         pid = person.id if person is not None else None
         plan = _Planned(r, pid, {}, "unchanged")
         # chat accounts the row names
@@ -241,12 +241,13 @@ class _RosterImport:
             header = ROSTER_COLUMNS[field_name][0]
             if (channel, platform_id) in owners:
                 line, name = owners[(channel, platform_id)]
-                raise RowError(f"{header}“{platform_id}”已属于 {name}（第 {line} 行）", field=field_name)
+                raise RowError("imports/rows/account_taken_in_file", field=field_name, header=header, account=platform_id,
+                               name=name, line=line)
             owner = identities["owner"].get((channel, platform_id))
             if owner is not None:
                 if owner.person_id != pid:
-                    raise RowError(f"{header}“{platform_id}”已属于 {identities['names'].get(owner.person_id, '他人')}",
-                                   field=field_name)
+                    raise RowError("imports/rows/account_taken", field=field_name, header=header, account=platform_id,
+                                   name=identities["names"].get(owner.person_id))
                 continue
             current = identities["current"].get((pid, channel)) if pid is not None else None
             if current is not None:
