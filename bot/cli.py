@@ -148,10 +148,10 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
-    from handlers.changqing.squads import import_squads
+    from handlers.sheets.squads import import_squads
     from handlers.sheets.imports import import_pairs
     from handlers.sheets.roster import import_roster
-    from handlers.sanling.liaisons import import_liaisons
+    from handlers.sheets.liaisons import import_liaisons
     from storage.db import Database
 
     from .clock import Clock

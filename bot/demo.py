@@ -26,10 +26,10 @@ DEMO_DIR = REPO_ROOT / "data" / "demo"
 
 async def load_demo(services: Any, directory: Path = DEMO_DIR) -> bool:
     """Load the demo unless the database already has people; True when it was loaded."""
-    from handlers.changqing.squads import import_squads
+    from handlers.sheets.squads import import_squads
     from handlers.sheets.imports import import_pairs
     from handlers.sheets.roster import import_roster
-    from handlers.sanling.liaisons import import_liaisons
+    from handlers.sheets.liaisons import import_liaisons
     from bot.identity import find_person
 
     from .gateway import Gateway

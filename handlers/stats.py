@@ -1,6 +1,6 @@
 """统计: the figures staff report upward, one section per programme.
 
-Each programme writes its section (``async def …(session, clock, config, renderer) -> str``);
+Each programme writes its section (``async def …(session, clock, config, renderer, calendar) -> str``);
 :func:`sections` lists them in the order staff read them. Nothing registers itself by being imported.
 """
 
@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import WorkCalendar
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import STAFF_ROLES
@@ -19,7 +20,7 @@ from bot.router import Answer, Router
 from handlers.mentoring.queries import week_compliance
 
 router = Router()
-Section = Callable[[AsyncSession, Clock, Config, Renderer], Awaitable[str]]
+Section = Callable[[AsyncSession, Clock, Config, Renderer, WorkCalendar], Awaitable[str]]
 
 
 def sections() -> list[Section]:
@@ -32,13 +33,15 @@ def sections() -> list[Section]:
     return [mentoring_figures, mailbox_stats, case_stats, signup_figures, visit_stats]
 
 
-async def mentoring_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+async def mentoring_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
+                            calendar: WorkCalendar) -> str:
     compliance = await week_compliance(session, clock.today(), lapsed_min=config.programme.lapsed_weeks)
     return renderer.text("stats/mentoring", c=compliance)
 
 
 @router.command("统计", "stats", roles=STAFF_ROLES, private_only=True, order=80, summary="工作统计（报名、信箱、周联、走访）",
                 usage="统计", examples=("统计",))
-async def stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> Answer:
-    parts = [await fn(session, clock, config, renderer) for fn in sections()]
+async def stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
+                calendar: WorkCalendar) -> Answer:
+    parts = [await fn(session, clock, config, renderer, calendar) for fn in sections()]
     return Answer.of("stats/all", parts=[p for p in parts if p], today=clock.today())

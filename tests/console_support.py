@@ -9,7 +9,7 @@ import pytest
 
 from conftest import write
 from handlers.sheets.roster import import_roster
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.liaisons import import_liaisons
 
 RETIRED_ROSTER = """\
 姓名,手机,单位,职务,角色,本地ID

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from conftest import DEFAULT_NOW, SEEDS, seeded_with, write
 from handlers.sheets.roster import import_roster
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.liaisons import import_liaisons
 from scheduler.outbox import Dispatcher
 
 # 孙丽 is a second staff member (管理员), so notifications "to every staff member" are seen to reach two.

@@ -431,7 +431,7 @@ async def squad_members(services) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 async def test_import_squads_is_idempotent_and_shows_in_chat(chat, roster, services, tmp_path, fmt):
-    from handlers.changqing.squads import import_squads
+    from handlers.sheets.squads import import_squads
     from test_imports import to_xlsx
 
     path = write(tmp_path, "squads.csv", SQUADS_CSV) if fmt == "csv" else to_xlsx(tmp_path, "squads.xlsx", SQUADS_CSV)
@@ -450,7 +450,7 @@ async def test_import_squads_is_idempotent_and_shows_in_chat(chat, roster, servi
 
 
 async def test_import_squads_moves_and_reports_bad_rows_by_line(roster, services, tmp_path):
-    from handlers.changqing.squads import import_squads
+    from handlers.sheets.squads import import_squads
 
     now = services.clock.now()
     await import_squads(services.db, write(tmp_path, "a.csv", SQUADS_CSV), now=now)
@@ -478,10 +478,10 @@ async def test_import_squads_moves_and_reports_bad_rows_by_line(roster, services
 
 
 async def test_import_squads_refuses_a_file_without_its_columns(roster, services, tmp_path):
-    from handlers.changqing.squads import import_squads
+    from handlers.sheets.squads import import_squads
 
     report = await import_squads(services.db, write(tmp_path, "x.csv", "姓名,单位\n李忠兴,x\n"), now=services.clock.now())
-    assert report.fatal and "组名" in report.fatal and "专班" in report.fatal
+    assert report.fatal and "组名" in report.fatal_text() and "专班" in report.fatal_text()
 
 
 # --- config ----------------------------------------------------------------------------------------

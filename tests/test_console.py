@@ -496,3 +496,19 @@ async def test_wrong_page_and_year_parameters_get_a_clear_page(client, chat, pro
     assert "导师库还是空的" not in await (await client.get("/console/mentors?page=0")).text()
     assert (await client.get("/console/changqing/people/999")).status == 404
     assert (await client.get("/console/changqing/people/99999999999999999999")).status == 404
+
+
+async def test_the_import_page_says_why_a_file_is_refused_and_what_it_ignored(client, chat, programme):
+    """The file-level sentences (a refused file, an ignored column) reach the page as their templates say."""
+    from aiohttp import FormData
+
+    await log_in(client, chat)
+    csrf = await csrf_of(client, "/console/data")
+    form = FormData({"kind": "roster", "csrf": csrf})
+    form.add_field("file", "人员,号码\n张伟,13800001234\n".encode(), filename="r.csv")
+    page = await (await client.post("/console/data/check", data=form)).text()
+    assert "导入失败：表头缺少必填列：姓名（在文件的前 20 行中没有找到）" in page and 'id="confirm"' not in page
+    form = FormData({"kind": "roster", "csrf": csrf})
+    form.add_field("file", "姓名,手机,备注\n张伟,13800001234,x\n".encode(), filename="r.csv")
+    page = await (await client.post("/console/data/check", data=form)).text()
+    assert "提示：忽略不认识的列：备注" in page and 'id="confirm"' in page and "导入失败" not in page

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PG_URL, write
-from handlers.changqing.squads import import_squads
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.squads import import_squads
+from handlers.sheets.liaisons import import_liaisons
 from handlers.sheets.roster import import_roster
 
 REPO = Path(__file__).resolve().parent.parent

@@ -92,11 +92,12 @@ async def test_roster_errors_are_reported_by_line_and_good_rows_kept(services, t
 async def test_wrong_headers_refuse_the_file(services, tmp_path):
     report = await import_roster(services.db, write(tmp_path, "r.csv", "人员,号码\n张伟,13800001234\n"),
                                  now=services.clock.now())
-    assert report.fatal and "姓名" in report.fatal
+    assert report.fatal and "姓名" in report.fatal_text()
+    assert report.lines() == ["导入失败：表头缺少必填列：姓名（在文件的前 20 行中没有找到）"]  # what `bangdai import` prints
     assert await rows(services, Person) == []
     report = await import_pairs(services.db, write(tmp_path, "p.csv", "徒弟,开始日期\n李娜,2026-03-01\n"),
                                 now=services.clock.now())
-    assert "导师" in report.fatal
+    assert "导师" in report.fatal_text()
     for bad in ("x.txt", "missing.csv"):
         if bad.endswith(".txt"):
             write(tmp_path, bad, "姓名\n张伟\n")

@@ -59,7 +59,7 @@ async def test_roles_backed_by_an_active_pairing_stay_and_the_report_says_so(ser
                                  now=services.clock.now())
     assert report.ok
     assert await roles_of(services, "张伟") == {"导师", "组工干部"}
-    assert any("保留其导师角色：张伟" in w for w in report.warnings)
+    assert any("保留其导师角色：张伟" in w for w in report.warning_texts())
 
 
 async def test_without_a_roles_column_nobody_s_roles_change(services, tmp_path):
@@ -97,7 +97,7 @@ async def test_full_import_with_row_errors_deactivates_nobody(services, tmp_path
     body = roster_without(drop=("周敏",)) + "孙丽,1234,县委组织部,,,,\n"
     report = await import_roster(services.db, write(tmp_path, "r.csv", body), now=services.clock.now(), full=True)
     assert len(report.errors) == 1 and report.deactivated == []
-    assert any("没有停用任何人" in w for w in report.warnings)
+    assert any("没有停用任何人" in w for w in report.warning_texts())
     async with services.db.transaction() as s:
         assert (await s.exec(select(func.count()).select_from(Person).where(Person.active == False))).one() == 0  # noqa: E712
 
@@ -157,7 +157,7 @@ def test_cli_full_sheet_and_do_as_follow_the_roster(tmp_path):
 
 
 async def test_a_liaison_import_audits_the_role_it_grants(services, tmp_path):
-    from handlers.sanling.liaisons import import_liaisons
+    from handlers.sheets.liaisons import import_liaisons
 
     path = write(tmp_path, "l.csv", "联系人,单位,类型\n周敏,华埠镇,乡镇\n")
     assert (await import_liaisons(services.db, path, now=services.clock.now())).ok

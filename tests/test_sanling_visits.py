@@ -8,7 +8,7 @@ from openpyxl import Workbook, load_workbook
 
 from conftest import write
 from handlers.sheets.export import export_workbook
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.liaisons import import_liaisons
 from sanling_support import LIAISONS_CSV, count, rows, sanling  # noqa: F401
 from storage.models import AuditLog, LiaisonLink, PersonRole, Unit, Visit
 

@@ -25,7 +25,7 @@ from bot.inbound import InboundMessage
 from conftest import DEFAULT_NOW, SEEDS, seeded_with, write
 from handlers.sheets.export import export_workbook
 from handlers.sheets.roster import import_roster
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.liaisons import import_liaisons
 from storage.models import (BindAttempt, ChatIdentity, ContactLog, Inquiry, OutboxMessage, OutboxStatus, Person,
                             PersonRole)
 

@@ -27,11 +27,12 @@ from sqlmodel import col, func, select
 
 from handlers.changqing.signup import signup_counts
 from handlers.changqing.records import month_achievements, month_label, month_ranking
-from handlers.changqing.squads import import_squads, squad_summaries, squad_view
+from handlers.changqing.squads import squad_summaries, squad_view
+from handlers.sheets.squads import import_squads
 from handlers.sheets.export import export_workbook
 from handlers.sheets.imports import import_pairs
 from handlers.sheets.roster import import_roster
-from handlers.sanling.liaisons import import_liaisons
+from handlers.sheets.liaisons import import_liaisons
 from handlers.sanling.mailbox import (CATEGORIES, OVERDUE_WORKDAYS, STATUS_LABELS, local, open_queue,
                               staff_view)
 from handlers.mentoring.queries import review_status, week_compliance
@@ -439,7 +440,8 @@ class Console:
             audit(session, now, visit.sender, "console.import_check", target=name, kind=kind,
                        errors=len(report.errors), fatal=bool(report.fatal))
         return self.render("import_report.html", visit, report=report, kind=kind, kinds=IMPORT_KINDS, key=key,
-                           name=name, rows=_report_rows(report), dry_run=True)
+                           name=name, rows=_report_rows(report), dry_run=True,
+                           fatal=report.fatal_text(), warnings=report.warning_texts())
 
     @staff_only
     async def data_confirm(self, request: web.Request, visit: StaffVisit) -> web.Response:
@@ -458,7 +460,8 @@ class Console:
             audit(session, now, visit.sender, "console.import", target=upload.path.name, kind=upload.kind,
                        created=report.created, updated=report.updated, errors=len(report.errors))
         return self.render("import_report.html", visit, report=report, kind=upload.kind, kinds=IMPORT_KINDS,
-                           key="", name=upload.path.name, rows=_report_rows(report), dry_run=False)
+                           key="", name=upload.path.name, rows=_report_rows(report), dry_run=False,
+                           fatal=report.fatal_text(), warnings=report.warning_texts())
 
     @staff_only
     async def export(self, request: web.Request, visit: StaffVisit) -> web.StreamResponse:

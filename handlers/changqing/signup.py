@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import WorkCalendar
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import Sender
@@ -91,7 +92,8 @@ async def posts() -> Answer:
     return Answer.of("changqing/posts", roles=SIX_ROLES).as_card()  # WeCom: a 报名 button per post
 
 
-async def signup_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+async def signup_figures(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
+                         calendar: WorkCalendar) -> str:
     """集结: how many of the retired cadres answered, for which roles, and how fast."""
     signed, total = await signup_counts(session)
     by_role = dict((await session.exec(

@@ -1,4 +1,5 @@
-"""预审 cases and 一月一汇报 in 统计 and in the export workbook (registered on import, like the others)."""
+"""预审 cases and 一月一汇报 in 统计 and in the export workbook (listed by ``handlers.stats.sections`` and
+``handlers.sheets.export.other_sheets``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from bot.config import Config
 from bot.render import Renderer
 from storage.models import MonthlyReport, Person, ReviewCase, Unit
 
-from bot.calendar import WorkCalendar, calendar_for
+from bot.calendar import WorkCalendar
 from handlers.sanling.case_ops import STATUS_LABELS, case_figures, is_overdue, local, people_labels
 
 
-async def case_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+async def case_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
+                     calendar: WorkCalendar) -> str:
     now = clock.now()
     today = now.date()
-    year = await case_figures(session, dt.date(today.year, 1, 1), today, now, calendar_for(config))
+    year = await case_figures(session, dt.date(today.year, 1, 1), today, now, calendar)
     if not year:
         return ""
     return renderer.text("sanling/stats_cases", year=year, today=today)

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.audit import audit
-from bot.calendar import calendar_for
+from bot.calendar import WorkCalendar
 from bot.clock import Clock
 from bot.config import Config
 from bot.identity import STAFF_ROLES, Sender, staff_ids
@@ -85,6 +85,7 @@ class Call:
     session: AsyncSession
     clock: Clock
     config: Config
+    calendar: WorkCalendar
     notify: Notifier
     tail: str
     verb: str
@@ -214,12 +215,12 @@ async def _submit(c: Call) -> Answer:
     again = case.status == CaseStatus.RETURNED
     case.status, case.submitted_at = CaseStatus.SUBMITTED, now
     case.first_submitted_at = case.first_submitted_at or now
-    case.due_at = due_after(now, case.limit_days, calendar_for(c.config))
+    case.due_at = due_after(now, case.limit_days, c.calendar)
     session.add(case)
     session.add(ReviewDecision(case_id=case.id, action="提交", actor_id=sender.id, at=now))  # type: ignore[arg-type]
     entry = audit(session, now, sender, "case.submit", f"case:{case.id}", again=again)
     await session.flush()
-    view = (await staff_views(session, [case], now, calendar_for(c.config)))[0]
+    view = (await staff_views(session, [case], now, c.calendar))[0]
     await c.notify.everyone(session, Answer.of("sanling/case_new_staff", v=view, again=again),
                             {pid: f"case-new:{entry.id}:{pid}" for pid in await staff_ids(session) if pid != sender.id},
                             source="case")
@@ -356,7 +357,7 @@ async def _transfer(c: Call) -> Answer:
 
 
 async def _todo(c: Call) -> Answer:
-    views = await staff_views(c.session, await queue(c.session), c.clock.now(), calendar_for(c.config))
+    views = await staff_views(c.session, await queue(c.session), c.clock.now(), c.calendar)
     return Answer.of("sanling/case_todo", views=views[:30], total=len(views), overdue=sum(v["overdue"] for v in views))
 
 
@@ -364,10 +365,10 @@ def _declare(verb: str, handler: Callable[[Call], Awaitable[Answer]], *words: st
              examples: tuple[str, ...], staff: bool = False, alone: bool = False) -> None:
     """One 预审 sub-command: its words and roles declared, the shared :class:`Call` built for it."""
     async def run(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
-                  notify: Notifier) -> Answer:
+                  calendar: WorkCalendar, notify: Notifier) -> Answer:
         if alone:
             nothing_more(args)
-        return await handler(Call(sender, session, clock, config, notify, args.rest(), verb))
+        return await handler(Call(sender, session, clock, config, calendar, notify, args.rest(), verb))
 
     run.__name__ = run.__qualname__ = f"prereview_{verb}"
     prereview_command.sub(*words, roles=STAFF_ROLES if staff else None, usage=usage, examples=examples)(run)

@@ -22,7 +22,7 @@ from bot.config import Config
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args, fold
-from bot.calendar import WorkCalendar, calendar_for
+from bot.calendar import WorkCalendar
 from bot.inbound import ANONYMOUS_SOURCE, OutboxWriter, anonymous_key
 from bot.notify import Notice, Notifier
 from storage.models import Inquiry, InquiryAnswer, InquiryStatus, Person, Unit
@@ -128,25 +128,25 @@ mailbox_command = router.command(
 
 
 @mailbox_command
-async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+async def mailbox(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
                   notify: Notifier) -> Answer:
     """信箱 内容 is a letter; 信箱 #12 shows one's own letter 12."""
     raw = rest(args, "sanling/usage/mailbox_text")
     own = take_ticket(raw)
     if own is not None and not own[1]:
-        return await _show(sender, session, clock, own[0], config)
-    return await _submit(sender, session, clock, config, notify, raw, anonymous=False)
+        return await _show(sender, session, clock, own[0], calendar)
+    return await _submit(sender, session, clock, calendar, notify, raw, anonymous=False)
 
 
 @mailbox_command.sub("匿名", "anonymous", "anon", usage="信箱 匿名 内容", examples=("信箱 匿名 希望自荐参加招商专班",))
-async def mailbox_anonymous(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+async def mailbox_anonymous(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
                             notify: Notifier) -> Answer:
     text = rest(args, "sanling/usage/mailbox_text")
-    return await _submit(sender, session, clock, config, notify, text, anonymous=True)
+    return await _submit(sender, session, clock, calendar, notify, text, anonymous=True)
 
 
 @mailbox_command.sub("查询", "我的", "list", "mine", "query", usage="信箱 查询 [#编号]", examples=("信箱 查询", "信箱 查询 #12"))
-async def mailbox_mine(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+async def mailbox_mine(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
                        notify: Notifier) -> Answer:
     """One's own letters, or one of them; "信箱 查询 职级晋升的条件" is a letter like any other text."""
     tail = args.rest()
@@ -154,14 +154,14 @@ async def mailbox_mine(sender: Sender, args: Args, session: AsyncSession, clock:
     if not tail:
         return await _list_own(sender, session)
     if ticket and not ticket[1]:
-        return await _show(sender, session, clock, ticket[0], config)
-    return await _submit(sender, session, clock, config, notify, args.whole, anonymous=False)
+        return await _show(sender, session, clock, ticket[0], calendar)
+    return await _submit(sender, session, clock, calendar, notify, args.whole, anonymous=False)
 
 
 @mailbox_command.sub("待办", "todo", "open", roles=STAFF_ROLES, usage="信箱 待办", examples=("信箱 待办",))
-async def mailbox_todo(args: Args, session: AsyncSession, clock: Clock, config: Config) -> Answer:
+async def mailbox_todo(args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> Answer:
     nothing_more(args)
-    return await _todo(session, clock, config)
+    return await _todo(session, clock, calendar)
 
 
 @mailbox_command.sub("分类", "category", roles=STAFF_ROLES, usage="信箱 分类 #编号 类别（待遇、报名/专班、其他）",
@@ -175,7 +175,7 @@ async def mailbox_close(sender: Sender, args: Args, session: AsyncSession, clock
     return await _close(sender, session, clock, notify, args.rest())
 
 
-async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: Config, notify: Notifier,
+async def _submit(sender: Sender, session: AsyncSession, clock: Clock, calendar: WorkCalendar, notify: Notifier,
                   text: str, anonymous: bool) -> Answer:
     if not text:
         raise UsageError("sanling/usage/mailbox_text", "信箱 匿名 希望自荐参加招商专班" if anonymous else None)
@@ -192,7 +192,6 @@ async def _submit(sender: Sender, session: AsyncSession, clock: Clock, config: C
     # An anonymous letter goes to every staff member, its writer included: leaving the writer out
     # would single them out to their colleagues (issue 11). A signed letter need not tell its writer.
     staff = [pid for pid in await staff_ids(session) if anonymous or pid != sender.id]
-    calendar = calendar_for(config)
     view = (await staff_view(session, [inquiry], now, calendar))[0]
     await notify.everyone(session, Answer.of("sanling/mailbox_new_staff", v=view),
                           {pid: f"mailbox-new:{inquiry.id}:{pid}" for pid in staff}, source="mailbox")
@@ -220,7 +219,7 @@ async def _latest_answers(session: AsyncSession, ids: list[int]) -> dict[int, In
     return {a.inquiry_id: a for a in rows}
 
 
-async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int, config: Config) -> Answer:
+async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int, calendar: WorkCalendar) -> Answer:
     inquiry = await session.get(Inquiry, number)
     # Someone else's inquiry answers exactly like a missing one: its existence is not theirs to know.
     if inquiry is None or not sender.is_staff and inquiry.submitter_id != sender.id:
@@ -229,7 +228,7 @@ async def _show(sender: Sender, session: AsyncSession, clock: Clock, number: int
         select(InquiryAnswer).where(InquiryAnswer.inquiry_id == inquiry.id).order_by(InquiryAnswer.id)
     )).all()
     as_staff = sender.is_staff and inquiry.submitter_id != sender.id
-    view = (await staff_view(session, [inquiry], clock.now(), calendar_for(config)))[0] if as_staff else None
+    view = (await staff_view(session, [inquiry], clock.now(), calendar))[0] if as_staff else None
     return Answer.of("sanling/mailbox_one", q=inquiry, at=local(inquiry.created_at), staff=view, labels=STATUS_LABELS,
                      answers=[{"text": a.text, "at": local(a.created_at)} for a in answers],
                      closed_at=local(inquiry.closed_at) if inquiry.closed_at else None)
@@ -244,8 +243,8 @@ async def open_queue(session: AsyncSession, now: dt.datetime, calendar: WorkCale
     return await staff_view(session, inquiries, now, calendar)
 
 
-async def _todo(session: AsyncSession, clock: Clock, config: Config) -> Answer:
-    views = await open_queue(session, clock.now(), calendar_for(config))
+async def _todo(session: AsyncSession, clock: Clock, calendar: WorkCalendar) -> Answer:
+    views = await open_queue(session, clock.now(), calendar)
     return Answer.of("sanling/mailbox_todo", views=views[:30], total=len(views),
                      overdue=sum(v["overdue"] for v in views), days=OVERDUE_WORKDAYS).as_card()
 
@@ -294,7 +293,7 @@ async def _close(sender: Sender, session: AsyncSession, clock: Clock, notify: No
     summary="答复三联信箱来信（私信通知提问人）", usage="答复 #编号 内容",
     examples=("答复 #12 已转人社局，本周内回复",),
 )
-async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, config: Config,
+async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock, calendar: WorkCalendar,
                  notify: Notifier, outbox: OutboxWriter) -> Answer:
     ticket = take_ticket(args.rest())
     if ticket is None:
@@ -302,7 +301,7 @@ async def answer(sender: Sender, args: Args, session: AsyncSession, clock: Clock
     number, text = ticket
     if not text:
         # "答复 #12" alone (a tapped link in 信箱 待办): the inquiry in full, and how to answer it.
-        return await _show(sender, session, clock, number, config)
+        return await _show(sender, session, clock, number, calendar)
     if len(text) > MAX_INQUIRY_CHARS:
         raise Refusal("sanling/mailbox_too_long", length=len(text), limit=MAX_INQUIRY_CHARS)
     inquiry = await find_inquiry(session, number)
@@ -364,10 +363,10 @@ async def mailbox_figures(session: AsyncSession, first: dt.date, last: dt.date, 
     return f
 
 
-async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+async def mailbox_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
+                        calendar: WorkCalendar) -> str:
     now = clock.now()
     today = now.date()
-    calendar = calendar_for(config)
     month = await mailbox_figures(session, today.replace(day=1), today, now, calendar)
     year = await mailbox_figures(session, dt.date(today.year, 1, 1), today, now, calendar)
     return renderer.text("sanling/stats_mailbox", month=month, year=year, today=today)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.calendar import WorkCalendar
 from bot.clock import Clock, period_bounds
 from bot.config import Config
 from bot.dates import DateError, check_recent, parse_day
@@ -113,7 +114,8 @@ async def visit_figures(session: AsyncSession, today: dt.date) -> VisitFigures:
                         sum(len(v) for v in visits.values()), idle)
 
 
-async def visit_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer) -> str:
+async def visit_stats(session: AsyncSession, clock: Clock, config: Config, renderer: Renderer,
+                      calendar: WorkCalendar) -> str:
     today = clock.today()
     f = await visit_figures(session, today)
     return renderer.text(

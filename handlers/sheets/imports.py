@@ -80,10 +80,10 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, where and why)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Reasoned] = field(default_factory=list)  # template key + values, rendered where shown
     empty_lines: int = 0
     outcomes: list[tuple[int, str]] = field(default_factory=list)  # (line, created/updated/unchanged), good rows
-    fatal: str | None = None
+    fatal: SheetError | None = None  # why the file as a whole was refused
     sheet: str | None = None
     deactivated: list[str] = field(default_factory=list)  # --full: people no longer on the roster
     preview: list[list[tuple[str, str]]] = field(default_factory=list)  # the first rows as they will be stored
@@ -99,7 +99,7 @@ class ImportReport:
         for line, field_name, error in sheet.bad_rows:
             self.errors.append((line, f"{sheet.where(line, field_name)}：{row_reason(error)}"))
         if sheet.ignored_headers:
-            self.warnings.append(f"忽略不认识的列：{'、'.join(sheet.ignored_headers)}")
+            self.warnings.append(Reasoned("imports/file/ignored_columns", headers=list(sheet.ignored_headers)))
         self.warnings += sheet.notes
 
     def row_error(self, sheet: Sheet, line: int, exc: Exception, row: dict | None = None) -> None:
@@ -107,9 +107,18 @@ class ImportReport:
         field_name = getattr(exc, "field", None) or _guess_field(reason, row or {}, sheet)
         self.errors.append((line, f"{sheet.where(line, field_name)}：{reason}"))
 
+    def fatal_text(self, renderer: Any = None) -> str | None:
+        """Why the file was refused, as plain text (rendered like a row error)."""
+        return None if self.fatal is None else row_reason(self.fatal, renderer)
+
+    def warning_texts(self, renderer: Any = None) -> list[str]:
+        """The report's warnings and notes, as plain text (rendered like a row error)."""
+        return [row_reason(w, renderer) for w in self.warnings]
+
     def lines(self, renderer: Any = None) -> list[str]:
         self.errors.sort(key=lambda e: e[0])
-        text = (renderer or _renderer()).text("imports/report", report=self, what=WHAT.get(self.kind, "表格"))
+        text = (renderer or _renderer()).text("imports/report", report=self, what=WHAT.get(self.kind, "表格"),
+                                              fatal=self.fatal_text(renderer), warnings=self.warning_texts(renderer))
         return md_unescape(text).splitlines()  # the report is plain text (a terminal, a web page), not Markdown
 
 
@@ -205,7 +214,7 @@ async def run_import(
     try:
         sheet = await asyncio.to_thread(read, path, kind, columns, required, sheet_name=sheet_name, limits=limits)
     except SheetError as exc:
-        report.fatal = str(exc)
+        report.fatal = exc
         return report
     report.take_sheet(sheet)
     await _run_rows(db, sheet, report, row, now, actor, path)

@@ -25,8 +25,9 @@ from typing import Any, Iterator
 from bot.text import Reasoned, fold
 
 
-class SheetError(ValueError):
-    """The file as a whole cannot be used (type, size, no header, ambiguous sheet); says why in Chinese."""
+class SheetError(Reasoned):
+    """The file as a whole cannot be used (type, size, no header, ambiguous sheet). Its reason is a
+    template under ``templates/imports/file/``, rendered like a row error (``imports.row_reason``)."""
 
 
 class CellError(Reasoned):
@@ -66,7 +67,7 @@ class Sheet:
     bad_rows: list[tuple[int, str, CellError]] = field(default_factory=list)  # (line, field, why) of unusable cells
     empty_lines: int = 0  # empty lines between data lines
     ignored_headers: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Reasoned] = field(default_factory=list)  # things the report mentions: template key + values
 
     def where(self, line: int, field_name: str | None = None) -> str:
         """``工作表“花名册” 第 5 行 C 列（手机）`` — where an error is, as the person will find it in Excel."""
@@ -208,11 +209,10 @@ def _check_unpacked(path: Path, limits: SheetLimits) -> None:
         with zipfile.ZipFile(path) as archive:
             total = sum(info.file_size for info in archive.infolist())
     except zipfile.BadZipFile:
-        raise SheetError("不是有效的 .xlsx 文件（如果是旧版 .xls，请用 Excel 或 WPS 另存为 .xlsx 再导入）") from None
+        raise SheetError("imports/file/not_xlsx") from None
     # zipfile never reads past a member's declared size (it fails instead), so the declaration bounds the work.
     if total > limits.max_bytes:
-        raise SheetError(f"文件解压后有 {total / 1024 / 1024:,.0f} MB，超过上限 {limits.max_unpacked_mb:g} MB；"
-                         "请删去无关的工作表、图片和格式后另存再导入")
+        raise SheetError("imports/file/unpacked_too_big", mb=total / 1024 / 1024, limit_mb=limits.max_unpacked_mb)
 
 
 def _xlsx_sources(path: Path, limits: SheetLimits) -> tuple[Any, list[_Source], list[str]]:
@@ -222,7 +222,7 @@ def _xlsx_sources(path: Path, limits: SheetLimits) -> tuple[Any, list[_Source], 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file
-        raise SheetError(f"无法打开 Excel 文件：{exc}") from None
+        raise SheetError("imports/file/cannot_open", error=str(exc)) from None
     sources, skipped = [], []
     for ws in wb.worksheets:
         if not hasattr(ws, "iter_rows"):  # a chart sheet
@@ -244,7 +244,7 @@ def _xlsx_sources(path: Path, limits: SheetLimits) -> tuple[Any, list[_Source], 
 def _csv_source(path: Path, limits: SheetLimits) -> _Source:
     size = path.stat().st_size
     if size > limits.max_bytes:
-        raise SheetError(f"文件有 {size / 1024 / 1024:,.0f} MB，超过上限 {limits.max_unpacked_mb:g} MB")
+        raise SheetError("imports/file/csv_too_big", mb=size / 1024 / 1024, limit_mb=limits.max_unpacked_mb)
     data = path.read_bytes()
     for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
         try:
@@ -253,12 +253,12 @@ def _csv_source(path: Path, limits: SheetLimits) -> _Source:
         except UnicodeDecodeError:
             continue
     else:  # pragma: no cover - gb18030 decodes nearly anything
-        raise SheetError("CSV 文件编码无法识别，请另存为 UTF-8")
+        raise SheetError("imports/file/csv_encoding")
 
     def rows(max_columns: int) -> Iterator[tuple]:
         for line, row in enumerate(csv.reader(io.StringIO(text)), start=1):
             if len(row) > max_columns and any(c.strip() for c in row[max_columns:]):
-                raise SheetError(f"第 {line} 行有 {len(row)} 列，超过上限 {max_columns} 列")
+                raise SheetError("imports/file/line_too_wide", line=line, columns=len(row), max_columns=max_columns)
             yield tuple(row[:max_columns])
 
     return _Source(None, rows)
@@ -286,8 +286,8 @@ def _head(source: _Source, limits: SheetLimits) -> list[tuple]:
     return out
 
 
-def _required_names(aliases: dict[str, list[str]], required: set[str]) -> str:
-    return "、".join(aliases[f][0] for f in sorted(required))
+def _required_names(aliases: dict[str, list[str]], required: set[str]) -> list[str]:
+    return [aliases[f][0] for f in sorted(required)]
 
 
 def read_sheet(
@@ -302,7 +302,7 @@ def read_sheet(
     limits = limits or SheetLimits()
     kinds = kinds or {}
     if not path.exists():
-        raise SheetError(f"找不到文件 {path}")
+        raise SheetError("imports/file/not_found", path=str(path))
     suffix = path.suffix.lower()
     matcher = HeaderMatcher(aliases)
     workbook = None
@@ -312,9 +312,9 @@ def read_sheet(
         elif suffix == ".csv":
             sources, skipped = [_csv_source(path, limits)], []
         elif suffix in (".xls", ".et", ".wps"):
-            raise SheetError(f"暂不支持 {suffix} 文件，请用 Excel 或 WPS 另存为 .xlsx 再导入")
+            raise SheetError("imports/file/old_format", suffix=suffix)
         else:
-            raise SheetError(f"只支持 .xlsx 和 .csv 文件，收到的是 {path.suffix or '无扩展名'}")
+            raise SheetError("imports/file/wrong_type", suffix=path.suffix)
         source, head_at, columns = _choose(sources, skipped, matcher, aliases, required, sheet_name, limits, what)
         return _read_rows(source, head_at, columns, matcher, kinds, limits)
     finally:
@@ -330,45 +330,39 @@ def _choose(sources: list[_Source], skipped: list[_Source], matcher: HeaderMatch
         wanted = sheet_name.strip()
         named = [s for s in sources + skipped if s.name == wanted]
         if not named:
-            names = "、".join(f"“{s.name}”" for s in sources + skipped if s.name)
-            raise SheetError(f"没有名为“{wanted}”的工作表" + (f"，文件中有：{names}" if names else ""))
+            raise SheetError("imports/file/no_such_sheet", wanted=wanted,
+                             names=[s.name for s in sources + skipped if s.name])
         found = _find_header(_head(named[0], limits), matcher, required)
         if found is None:
-            raise SheetError(f"工作表“{wanted}”的前 {limits.header_rows} 行中没有找到含 {needed} 的表头")
+            raise SheetError("imports/file/sheet_without_header", wanted=wanted, header_rows=limits.header_rows,
+                             needed=needed)
         return named[0], *found
     fits = [(s, found) for s in sources if (found := _find_header(_head(s, limits), matcher, required))]
     if len(fits) > 1:
-        names = "、".join(f"“{s.name}”" for s, _ in fits)
-        raise SheetError(f"有 {len(fits)} 个工作表都像{what}：{names}。请用 --sheet 指明导入哪一个，例如 --sheet {fits[0][0].name}")
+        raise SheetError("imports/file/several_sheets", what=what, names=[s.name for s, _ in fits])
     if fits:
         return fits[0][0], *fits[0][1]
     if not sources:
-        raise SheetError("文件中没有可导入的工作表（隐藏的工作表和“填表说明”“示例”之类的工作表不会导入）")
-    where = f"工作表“{sources[0].name}”" if sources[0].name else "文件"
-    if len(sources) > 1:
-        where = "任何可见的工作表"
-    hint = ""
-    if any(_find_header(_head(s, limits), matcher, required) for s in skipped):
-        hint = "（隐藏的工作表和“填表说明”“示例”之类的工作表不会导入；如确要导入，请用 --sheet 指明）"
-    raise SheetError(f"表头缺少必填列：{needed}（在{where}的前 {limits.header_rows} 行中没有找到）{hint}")
+        raise SheetError("imports/file/no_sheet")
+    hidden_fits = any(_find_header(_head(s, limits), matcher, required) for s in skipped)
+    raise SheetError("imports/file/header_missing", needed=needed, sheet=sources[0].name, several=len(sources) > 1,
+                     header_rows=limits.header_rows, hidden_fits=hidden_fits)
 
 
 def _read_rows(source: _Source, head_at: int, columns: dict[str, int], matcher: HeaderMatcher,
                kinds: dict[str, str], limits: SheetLimits) -> Sheet:
-    label = f"工作表“{source.name}”" if source.name else "文件"
     if source.declared:
         n_rows, n_cols = source.declared
         if n_rows > limits.max_rows or n_cols > limits.max_columns:
-            raise SheetError(
-                f"{label}的范围是 {n_rows:,} 行 × {n_cols:,} 列，超过上限 {limits.max_rows:,} 行 × {limits.max_columns} 列。"
-                "如果下面或右边只是多余的空行、空列或格式，请在 Excel 中删除后另存再导入")
+            raise SheetError("imports/file/too_large", sheet=source.name, rows=n_rows, columns=n_cols,
+                             max_rows=limits.max_rows, max_columns=limits.max_columns)
     sheet = Sheet(source.name, head_at + 1, columns, {})
     run, run_start = 0, 0
     for line, raw in enumerate(source.rows(limits.max_columns), start=1):
         if line <= head_at:
             continue
         if line == head_at + 1:
-            _check_header(sheet, raw, matcher, label)
+            _check_header(sheet, raw, matcher)
             continue
         values = {f: sheet_text(raw[c]) if c < len(raw) else None for f, c in columns.items()}
         if all(v is None or v == "" for v in values.values()):
@@ -377,12 +371,12 @@ def _read_rows(source: _Source, head_at: int, columns: dict[str, int], matcher: 
             run += 1
             if run >= limits.empty_run:
                 if source.declared and source.declared[0] > line:
-                    sheet.notes.append(f"从第 {run_start} 行起连续 {run:,} 行为空，之后的行没有读取"
-                                       f"（{label}声明有 {source.declared[0]:,} 行）；如后面还有数据，请删去中间的空行")
+                    sheet.notes.append(Reasoned("imports/file/empty_run", start=run_start, run=run, sheet=source.name,
+                                                declared=source.declared[0]))
                 break
             continue
         if line > limits.max_rows:
-            raise SheetError(f"{label}第 {line:,} 行还有内容，超过上限 {limits.max_rows:,} 行")
+            raise SheetError("imports/file/too_many_rows", sheet=source.name, line=line, max_rows=limits.max_rows)
         sheet.empty_lines += run
         run = 0
         converted = _convert(sheet, line, values, kinds)
@@ -391,8 +385,8 @@ def _read_rows(source: _Source, head_at: int, columns: dict[str, int], matcher: 
     return sheet
 
 
-def _check_header(sheet: Sheet, row: tuple, matcher: HeaderMatcher, label: str) -> None:
-    where = f"{label}第 {sheet.header_line} 行"
+def _check_header(sheet: Sheet, row: tuple, matcher: HeaderMatcher) -> None:
+    where = {"sheet": sheet.name, "line": sheet.header_line}
     for idx, cell in enumerate(row):
         text = str(cell).strip() if cell is not None else ""
         if not text:
@@ -401,12 +395,12 @@ def _check_header(sheet: Sheet, row: tuple, matcher: HeaderMatcher, label: str) 
         if f is None:
             like = matcher.looks_like(cell)
             if like is not None:
-                names = "、".join(dict.fromkeys(matcher.aliases[like][:3]))
-                raise SheetError(f"{where} {column_letter(idx)} 列表头“{text}”像是“{matcher.aliases[like][0]}”列但认不出，"
-                                 f"请改成以下写法之一：{names}")
+                raise SheetError("imports/file/header_looks_like", **where, column=column_letter(idx), text=text,
+                                 names=list(dict.fromkeys(matcher.aliases[like][:3])))
             sheet.ignored_headers.append(text)
         elif sheet.columns.get(f) != idx:
-            raise SheetError(f"{where} {column_letter(idx)} 列表头“{text}”与 {column_letter(sheet.columns[f])} 列重复")
+            raise SheetError("imports/file/header_twice", **where, column=column_letter(idx), text=text,
+                             first=column_letter(sheet.columns[f]))
         else:
             sheet.headers[f] = text
 

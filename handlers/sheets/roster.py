@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.text import mask_phone
+from bot.text import Reasoned, mask_phone
 from storage.db import Database
 from storage.models import AuditLog, ChatIdentity, LiaisonLink, Pairing, PairingMentor, Person, PersonRole, Role, Unit
 
@@ -42,7 +42,8 @@ _UNIT = Unit.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditLog.__table__  # type: ignore[attr-defined]
 # Roles another record rests on: dropping them from the roster while the record is active would leave a
 # pair without its mentor's commands. They go with 清退, the end of the pairing or of the 三联 link.
-BACKED = {Role.MENTOR.value: "在帮带结对中", Role.MENTEE.value: "在帮带结对中", Role.LIAISON.value: "有在联的三联单位"}
+# Roles a person keeps though the file leaves them out, and what holds them (templates/imports/notes/roles_kept).
+BACKED = {Role.MENTOR.value: "pairs", Role.MENTEE.value: "pairs", Role.LIAISON.value: "links"}
 MAX_NAMES = 20  # people named in one note of the report; the rest are counted
 
 
@@ -345,9 +346,8 @@ class _RosterImport:
 
     def notes(self) -> None:
         for role, names in self.kept.items():
-            listed = "、".join(names[:MAX_NAMES]) + (f" 等 {len(names)} 人" if len(names) > MAX_NAMES else "")
-            self.report.warnings.append(f"角色列没有写“{role}”，但{BACKED[role]}，保留其{role}角色：{listed}"
-                                        f"（如要取消，请先结束结对或三联联系，或用 清退）")
+            self.report.warnings.append(Reasoned("imports/notes/roles_kept", role=role, backed=BACKED[role],
+                                                 names=list(names), shown=MAX_NAMES))
 
     async def absent(self, session: AsyncSession) -> list[tuple[int, str, set[str]]]:
         """Active people the file does not list: (id, "name（unit）", roles)."""
@@ -389,11 +389,11 @@ async def import_roster(
         sheet = await asyncio.to_thread(read, path, "roster", ROSTER_COLUMNS, {"name"}, sheet_name=sheet_name,
                                         limits=limits)
     except SheetError as exc:
-        report.fatal = str(exc)
+        report.fatal = exc
         return report
     report.take_sheet(sheet)
     if "roles" not in sheet.columns:
-        report.warnings.append("没有“角色”列：各人的角色不变")
+        report.warnings.append(Reasoned("imports/notes/no_roles_column"))
     job = _RosterImport(report, sheet, now, actor, Path(path).name)
     for i in range(0, max(len(sheet.rows), 1), CHUNK_ROWS):
         async with chunk_transaction(db, dry_run) as session:
@@ -406,7 +406,7 @@ async def import_roster(
             absent = await job.absent(session)
             report.deactivated = [label for _, label, _ in absent]
             if report.errors and absent:
-                report.warnings.append(f"有 {len(report.errors)} 行出错，为免误停用，本次没有停用任何人；改正后再用 --full 导入")
+                report.warnings.append(Reasoned("imports/notes/nothing_deactivated", errors=len(report.errors)))
                 report.deactivated = []
                 absent = []
             await job.deactivate(session, absent)
