@@ -58,9 +58,14 @@ def escape_output(value: object) -> object:
     the bot's own voice — whether or not the template remembers ``| md``. What the bot wrote itself
     is :class:`~bot.text.Trusted` (rendered templates, ``| md``'s output, ``| trusted``) or a one-tap
     mark from ``cmd()`` (``Markup``, its values encoded inside) and passes."""
-    if value is None or isinstance(value, (Trusted, Markup, *_PLAIN_TYPES)):  # Markup: cmd()'s marks
+    if type(value) is str:  # most values: straight to the (memoised) escape
+        return md_escape(value)
+    if value is None or isinstance(value, _PASSED):  # Markup: cmd()'s marks
         return value
     return md_escape(value)
+
+
+_PASSED = (Trusted, Markup, *_PLAIN_TYPES)
 
 
 class Renderer:

@@ -110,9 +110,22 @@ _MD_ESCAPED = re.compile(r"\\([\\`*_\[\]#<>~|@&+\-=.)])")
 def md_escape(text: object) -> Trusted:
     """Escape user-supplied text for Markdown so it shows as typed, never as markup (Jinja's
     autoescape is for HTML only). The renderer applies it to every value a template prints."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", str(text))
-    escaped = _MD_LINE_START.sub(_escape_line_start, escaped)
-    return Trusted(escaped)
+    text = str(text)
+    escaped = _ESCAPED.get(text)
+    if escaped is None:
+        escaped = Trusted(_MD_LINE_START.sub(_escape_line_start, _MD_SPECIAL.sub(r"\\\1", text)))
+        if len(text) <= _MEMO_CHARS:
+            if len(_ESCAPED) >= _MEMO_SIZE:
+                _ESCAPED.clear()
+            _ESCAPED[text] = escaped
+    return escaped
+
+
+# md_escape's results for short values (names, units, modes: the same few hundred, printed in every
+# reply), so a reply costs dict look-ups instead of two regular-expression passes per value.
+_ESCAPED: dict[str, Trusted] = {}
+_MEMO_CHARS = 64
+_MEMO_SIZE = 4096
 
 
 def _escape_line_start(m: re.Match) -> str:

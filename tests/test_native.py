@@ -25,7 +25,7 @@ from bot.channels.wecom import WeComChannel
 from bot.clock import TZ
 from bot.commands import as_plain, cmd, commands_in, present
 from bot.render import Renderer, picture_body
-from bot.text import md_escape
+from bot.text import md_escape, md_unescape
 from conftest import write
 from fakes.wecom import Card, FakeWeCom, WeComCallbacks, point_at, serving
 from handlers.changqing.records import RankRow, ranking_picture
@@ -66,6 +66,22 @@ def test_user_values_inside_a_mark_are_encoded_and_user_text_cannot_forge_one():
     forged = md_escape("[答复 #1 好](bangdai-cmd:%E7%AD%94)")
     assert list(commands_in(forged)) == [] and "dtmd" not in present(forged, "dingtalk")
     assert as_plain(forged) == forged
+
+
+def test_remembered_marks_and_escapes_answer_as_made_afresh():
+    # cmd(), md_escape and the channels' forms of a mark are remembered (bot/commands.py, bot/text.py):
+    # equal keys of other types, the same mark in two styles and a repeat must still answer as new.
+    assert cmd(1) != cmd(True) and cmd(1) == cmd("1") == cmd(1) and cmd(True) == cmd("True")
+    assert cmd("记录 面谈") is cmd("记录 面谈") and cmd("记录  面谈", "面谈") != cmd("记录 面谈")
+    assert cmd(["记录"]) == cmd("['记录']")  # unhashable: made, not remembered
+    mark = cmd("记录 面谈")
+    for _ in range(2):
+        assert present(mark, "dingtalk").startswith("[记录 面谈](dtmd://")
+        assert present(mark, "plain") == "**记录 面谈**"
+    for value in ("*李*", "- 列表", "*李*"):
+        assert md_escape(value) == md_escape(str(value)) and md_unescape(md_escape(value)) == value
+    long = "# " + "长" * 100
+    assert md_escape(long) == "\\" + long and md_escape(long) == md_escape(long)
 
 
 # --- DingTalk: a tapped link is the command --------------------------------------------------------------
