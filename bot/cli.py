@@ -496,7 +496,7 @@ async def _serve(config: Config, demo: bool = False) -> None:
         await services.db.close()
         raise SystemExit(f"数据库结构不是最新版本（缺少 {', '.join(sorted(missing))}），请先运行：bangdai db upgrade")
     if demo:
-        from .demo import load_demo
+        from .app import load_demo
 
         await load_demo(services)
     bangdai = Bangdai(services)
@@ -532,7 +532,6 @@ async def _chat(url: str, user: str, token: str, poll_seconds: float = 1.0) -> i
     import aiohttp
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    print(f"以本地用户 {user} 身份连接 {url}。输入消息后回车，输入 /quit 退出。")
     seen_keys: set[str] = set()
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as http:
         try:
@@ -541,6 +540,9 @@ async def _chat(url: str, user: str, token: str, poll_seconds: float = 1.0) -> i
         except aiohttp.ClientError as exc:
             print(f"连不上服务 {url}：{exc}。请先运行 bangdai serve。", file=sys.stderr)
             return 1
+        # Said only once the inbox so far is known: a message pushed after this line is shown, never
+        # taken for an old one (it was, when the line came first and a push beat the first inbox read).
+        print(f"以本地用户 {user} 身份连接 {url}。输入消息后回车，输入 /quit 退出。", flush=True)
 
         async def show_pushed() -> None:
             async with http.get(f"{url}/api/local/inbox/{user}") as resp:

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from bot.demo import load_demo
+from bot.app import load_demo
 
 # What a person sees is Markdown: \# shows as #, **x** as bold x.
 _BOLD = re.compile(r"\*\*(.+?)\*\*")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from bot.config import Config, REPO_ROOT
-from bot.demo import load_demo
+from bot.app import load_demo
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 QUICK = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
