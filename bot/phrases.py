@@ -40,7 +40,8 @@ def _leading(text: str, words: Iterable[str]) -> str | None:
 
 
 def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[str, str]) -> Contact:
-    """``[姓名] [日期] 方式 内容`` with or without spaces between the parts.
+    """``[姓名] [日期] 方式 内容`` with or without spaces between the parts; the date may also come
+    right after the mode (``面谈 昨天 内容``).
 
     ``names`` are the sender's counterparts (a glued name is only split off when it is one of them);
     ``modes`` maps every accepted word (面谈, 电话, face…) to its canonical mode. A token that is neither
@@ -62,6 +63,18 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
             raise PhraseError("errors/phrases/two_days", token=token)
         day = parsed
 
+    def put_day_after_mode(args: Args) -> None:
+        word = args.peek()
+        if word is None:
+            return
+        try:
+            parsed = parse_day(word, today)
+        except DateError:
+            return  # shaped like a date but impossible: left in the note, as before
+        if parsed is not None:
+            args.take()
+            put_day(word)
+
     while True:
         token = args.take()
         if token is None:
@@ -72,6 +85,10 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
             mode_word = _leading(piece, modes)
             if mode_word is not None:
                 rest = piece[len(mode_word):]
+                if day is None and not rest:
+                    # "记录 面谈 昨天 谈了…": a date said right after the mode is the day, not the start
+                    # of the note (people say it in that order; taken as text it was logged as today).
+                    put_day_after_mode(args)
                 # The content is welcome but not required ("记录 面谈" is a one-tap link): 周联 asks
                 # only that the 面谈 happened.
                 note = (rest + (" " if rest and args else "") + args.rest()).strip(" :：,，")

@@ -38,6 +38,14 @@ def test_near_miss(typed, meant):
     ("yesterday phone talked about the plan", (None, dt.date(2026, 11, 18), "电话", "talked about the plan")),
     ("王五 面谈 x", ("王五", TODAY, "面谈", "x")),  # not a counterpart: the pair check says so
     ("赵强 面谈", ("赵强", TODAY, "面谈", "")),  # the content is optional
+    # The date said after the mode is the day (it was logged as today with the date in the note).
+    ("面谈 昨天 谈心", (None, dt.date(2026, 11, 18), "面谈", "谈心")),
+    ("face 2026-11-17 谈心", (None, dt.date(2026, 11, 17), "面谈", "谈心")),
+    ("李娜 电话 上周五 沟通", ("李娜", dt.date(2026, 11, 13), "电话", "沟通")),
+    # Not a date on its own, or a date already given, or impossible: the words stay the note.
+    ("面谈 昨天说好的事已落实", (None, TODAY, "面谈", "昨天说好的事已落实")),
+    ("今天 面谈 昨天 布置的任务", (None, TODAY, "面谈", "昨天 布置的任务")),
+    ("面谈 2026-02-30 x", (None, TODAY, "面谈", "2026-02-30 x")),
 ])
 def test_read_contact(raw, expected):
     c = read_contact(raw, TODAY, ["赵强", "李娜"], MODE_WORDS)
