@@ -277,7 +277,9 @@ class Gateway:
         if not command.allowed(roles):
             if sender is None:
                 raise Refusal("errors/need_bind")
-            raise Refusal("errors/not_allowed", command=command, roles=sorted(command.roles or ()))
+            # A sub-command someone may not use names the siblings they may (导师 推荐 → 导师 自荐).
+            others = [c for c in command.parent.children_for(roles) if c is not command][:3] if command.parent else []
+            raise Refusal("errors/not_allowed", command=command, roles=sorted(command.roles or ()), others=others)
 
     async def _call(
         self, command: Command, session: AsyncSession, msg: InboundMessage, sender: Sender | None, args: Args,

@@ -31,6 +31,8 @@ SCRIPT = [
     ("u6", "帮助"), ("u6", "编组"), ("u6", "排行"), ("u6", "岗位"), ("u6", "实绩"), ("u6", "承诺"),
     ("u7", "帮助"), ("u7", "信箱 查询"), ("u7", "编组"), ("u7", "承诺"),
     ("admin", "帮助"), ("admin", "统计"),
+    # Sub-commands someone may not use: the refusal names the siblings they may, which must work.
+    ("u2", "导师 推荐 周敏 基层经验丰富"), ("u7", "信箱 待办"), ("u7", "预审 待办"),
 ]
 
 
@@ -89,3 +91,14 @@ async def test_every_hint_in_a_demo_conversation_works_when_sent_back(bot, servi
         queue += [(user, h, hint) for h in hints(said.text)]
     assert not failures, "\n".join(failures)
     assert checked >= 25
+
+
+async def test_a_sub_command_someone_may_not_use_names_the_ones_they_may(bot, services):
+    """导师 推荐 is staff's; a mentee who sends it is told about 导师 自荐 (the hint the old hand-written
+    refusal gave), and sending that example back files the application."""
+    assert await load_demo(services)
+    refused = await bot.ask("u2", "导师 推荐 周敏 基层经验丰富")
+    assert refused.key == "errors/not_allowed"
+    assert [c.keyword for c in refused.values["others"]] == ["导师 自荐"]
+    [example] = [h for h in hints(refused.text) if h.startswith("导师")]
+    assert (await bot.ask("u2", example)).key == "mentor/nominated"
