@@ -40,15 +40,16 @@ def ticket(args: Args, reason: str = "errors/usage/need_ticket", **values: objec
     return int(fold(m.group(1)))
 
 
-def day(args: Args, today: dt.date) -> dt.date | None:
-    """A day (今天, 昨天, 11-19, 2026-11-19, 上周五) when the next word is one; None otherwise, nothing taken."""
+def day(args: Args, today: dt.date, example: str | None = None) -> dt.date | None:
+    """A day (今天, 昨天, 11-19, 2026-11-19, 上周五) when the next word is one; None otherwise, nothing taken.
+    A word shaped like a date but impossible is a usage answer (with ``example``, else the command's)."""
     token = args.peek()
     if token is None:
         return None
     try:
         found = parse_day(token, today)
     except DateError as exc:
-        raise UsageError.because(exc) from None
+        raise UsageError.because(exc, example) from None
     if found is not None:
         args.take()
     return found

@@ -11,30 +11,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.calendar import WorkCalendar
 from bot.clock import Clock, period_bounds
 from bot.config import Config
-from bot.dates import DateError, check_recent, parse_day
+from bot.dates import DateError, check_recent
 from bot.identity import Sender
 from bot.render import Renderer
 from bot.router import Answer, Refusal, Router, UsageError
 from bot.text import Args
 from storage.models import Role, Unit, Visit
 
+from handlers.args import day as read_day
 from handlers.sanling.liaisons import LinkedUnit, linked_units, unit_status, visits_between
 
 router = Router()
+EXAMPLE = "走访 华埠镇 昨天 了解年轻干部思想动态"
 _SEPARATORS = " \t\n:,;：，；、\u3000"
-
-
-def _maybe_date(args: Args, today: dt.date) -> dt.date | None:
-    token = args.peek()
-    if token is None:
-        return None
-    try:
-        day = parse_day(token, today)
-    except DateError as exc:
-        raise UsageError.because(exc, "走访 华埠镇 昨天 了解年轻干部思想动态") from None
-    if day is not None:
-        args.take()
-    return day
 
 
 async def _match_unit(session: AsyncSession, units: list[LinkedUnit], raw: str) -> tuple[LinkedUnit, str]:
@@ -68,14 +57,14 @@ async def visit(sender: Sender, args: Args, session: AsyncSession, clock: Clock,
         first, last = period_bounds("month", today)
         visits = (await visits_between(session, first, last, [sender.id])).get(sender.id, [])
         return Answer.of("sanling/visit_month", today=today, status=unit_status(units, visits))
-    day = _maybe_date(args, today)
+    day = read_day(args, today, EXAMPLE)
     if not args:
-        raise UsageError("sanling/usage/visit", "走访 华埠镇 昨天 了解年轻干部思想动态")
+        raise UsageError("sanling/usage/visit", EXAMPLE)
     unit, rest = await _match_unit(session, units, args.rest())
     words = Args(rest)
-    if (later := _maybe_date(words, today)) is not None:
+    if (later := read_day(words, today, EXAMPLE)) is not None:
         if day is not None:
-            raise UsageError("sanling/usage/visit_two_days", "走访 华埠镇 昨天 了解年轻干部思想动态")
+            raise UsageError("sanling/usage/visit_two_days", EXAMPLE)
         day = later
     note = words.rest()
     if not note:
