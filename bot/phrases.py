@@ -64,6 +64,7 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
         day = parsed
 
     def put_day_after_mode(args: Args) -> None:
+        nonlocal day
         word = args.peek()
         if word is None:
             return
@@ -71,9 +72,9 @@ def read_contact(raw: str, today: dt.date, names: Iterable[str], modes: Mapping[
             parsed = parse_day(word, today)
         except DateError:
             return  # shaped like a date but impossible: left in the note, as before
-        if parsed is not None:
+        if parsed is not None:  # only called while no day was given
             args.take()
-            put_day(word)
+            day = parsed
 
     while True:
         token = args.take()
