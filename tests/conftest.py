@@ -120,14 +120,20 @@ async def reset_postgres(snapshot: dict | None = None) -> str:
     return PG_URL
 
 
-async def seed_standard(db: Database, directory: Path) -> None:
-    """The standard test programme (``seeded``), imported as an operator would, at DEFAULT_NOW."""
+async def import_programme(db: Database, directory: Path, roster: str = "", pairs: str = "",
+                           now: dt.datetime = DEFAULT_NOW) -> None:
+    """A roster and pairs file (the standard programme's unless given), imported as an operator would."""
     from handlers.sheets.imports import import_pairs
     from handlers.sheets.roster import import_roster
 
-    r = await import_roster(db, write(directory, "roster.csv", ROSTER_CSV), now=DEFAULT_NOW)
-    p = await import_pairs(db, write(directory, "pairs.csv", PAIRS_CSV), now=DEFAULT_NOW)
+    r = await import_roster(db, write(directory, "roster.csv", roster or ROSTER_CSV), now=now)
+    p = await import_pairs(db, write(directory, "pairs.csv", pairs or PAIRS_CSV), now=now)
     assert r.ok and p.ok, (r.lines(), p.lines())
+
+
+async def seed_standard(db: Database, directory: Path) -> None:
+    """The standard test programme (``seeded``), imported at DEFAULT_NOW."""
+    await import_programme(db, directory)
 
 
 Seed = Callable[[Database, Path], Awaitable[None]]

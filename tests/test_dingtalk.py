@@ -23,7 +23,7 @@ from bot.channels.dingtalk_api import ApiUsage, markdown_title, message_param
 from bot.channels.dingtalk_stream import StreamConnection
 from bot.clock import TZ
 from bot.inbound import Address, InboundMessage, Outgoing
-from conftest import PAIRS_CSV, write
+from conftest import import_programme, write
 from fakes.dingtalk_fixtures import configure_dingtalk
 from scheduler.runner import run_job
 from storage.models import (ChatIdentity, ContactLog, DingTalkApiUsage, OutboxMessage, OutboxStatus, Person,
@@ -44,13 +44,7 @@ GROUP = "cidQingLanGroup01"
 @pytest.fixture
 async def roster(services, tmp_path):
     """The standard programme (see conftest) with DingTalk ids instead of local ones; 周敏 has none."""
-    from handlers.sheets.imports import import_pairs
-    from handlers.sheets.roster import import_roster
-
-    now = services.clock.now()
-    r = await import_roster(services.db, write(tmp_path, "roster.csv", ROSTER), now=now)
-    p = await import_pairs(services.db, write(tmp_path, "pairs.csv", PAIRS_CSV), now=now)
-    assert r.ok and p.ok, (r.lines(), p.lines())
+    await import_programme(services.db, tmp_path, ROSTER, now=services.clock.now())
     return services
 
 

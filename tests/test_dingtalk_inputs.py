@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from conftest import PAIRS_CSV, write
+from conftest import import_programme
 from storage.models import ContactLog
 
 ROSTER = """\
@@ -24,13 +24,7 @@ GROUP = "cidQingLanGroup01"
 
 @pytest.fixture
 async def roster(services, tmp_path):
-    from handlers.sheets.imports import import_pairs
-    from handlers.sheets.roster import import_roster
-
-    now = services.clock.now()
-    r = await import_roster(services.db, write(tmp_path, "roster.csv", ROSTER), now=now)
-    p = await import_pairs(services.db, write(tmp_path, "pairs.csv", PAIRS_CSV), now=now)
-    assert r.ok and p.ok, (r.lines(), p.lines())
+    await import_programme(services.db, tmp_path, ROSTER, now=services.clock.now())
     return services
 
 
