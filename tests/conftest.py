@@ -137,6 +137,19 @@ async def seed_standard(db: Database, directory: Path) -> None:
 
 
 Seed = Callable[[Database, Path], Awaitable[None]]
+
+
+def more_people(roster: str, links: str) -> Seed:
+    """A seed that adds ``roster``'s people and ``links``' 三联 links to a programme (at DEFAULT_NOW)."""
+    async def seed(db: Database, directory: Path) -> None:
+        from handlers.sheets.liaisons import import_liaisons
+        from handlers.sheets.roster import import_roster
+
+        r = await import_roster(db, write(directory, "more.csv", roster), now=DEFAULT_NOW)
+        added = await import_liaisons(db, write(directory, "links.csv", links), now=DEFAULT_NOW)
+        assert r.ok and added.ok, (r.lines(), added.lines())
+
+    return seed
 # The programmes tests start from, by the name of the fixture that gives them: what each adds, to which
 # programme. Imported once per run, then copied (SQLite) or put back (PostgreSQL) for every test that
 # asks for one: the imports themselves are tested in test_imports.py and friends, and most tests need

@@ -6,9 +6,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from conftest import DEFAULT_NOW, SEEDS, seeded_with, write
-from handlers.sheets.roster import import_roster
-from handlers.sheets.liaisons import import_liaisons
+from conftest import SEEDS, more_people, seeded_with
 from scheduler.outbox import Dispatcher
 
 # 孙丽 is a second staff member (管理员), so notifications "to every staff member" are seen to reach two.
@@ -28,13 +26,7 @@ EVERYONE = ["u1", "u2", "u3", "u4", "u5", "u6", "u7"]
 STAFF = ["u5", "u7"]
 
 
-async def add_sanling(db, directory) -> None:
-    r = await import_roster(db, write(directory, "more.csv", MORE_ROSTER), now=DEFAULT_NOW)
-    links = await import_liaisons(db, write(directory, "liaisons.csv", LIAISONS_CSV), now=DEFAULT_NOW)
-    assert r.ok and links.ok, (r.lines(), links.lines())
-
-
-SEEDS["sanling"] = ("seeded", add_sanling)
+SEEDS["sanling"] = ("seeded", more_people(MORE_ROSTER, LIAISONS_CSV))
 
 
 @pytest.fixture

@@ -22,10 +22,9 @@ from bot.cli import main
 from bot.config import Config, Secret
 from bot.gateway import Gateway
 from bot.inbound import InboundMessage
-from conftest import DEFAULT_NOW, SEEDS, seeded_with, write
+from conftest import SEEDS, more_people, seeded_with, write
 from handlers.sheets.export import export_workbook
 from handlers.sheets.roster import import_roster
-from handlers.sheets.liaisons import import_liaisons
 from storage.models import (BindAttempt, ChatIdentity, ContactLog, Inquiry, OutboxMessage, OutboxStatus, Person,
                             PersonRole)
 
@@ -45,13 +44,7 @@ LIAISONS = """\
 """
 
 
-async def add_everyone(db, directory) -> None:
-    r = await import_roster(db, write(directory, "more.csv", MORE_ROSTER), now=DEFAULT_NOW)
-    links = await import_liaisons(db, write(directory, "links.csv", LIAISONS), now=DEFAULT_NOW)
-    assert r.ok and links.ok, (r.lines(), links.lines())
-
-
-SEEDS["everyone"] = ("seeded", add_everyone)
+SEEDS["everyone"] = ("seeded", more_people(MORE_ROSTER, LIAISONS))
 
 
 @pytest.fixture
